@@ -1,0 +1,114 @@
+//! Property tests: both encodings round-trip, and no input makes a decoder panic.
+
+use proptest::prelude::*;
+use weir_contract::{
+    decode_json_as_no_std, widen, Ack, Encoding, Fault, Message, NodeConfig, Quantity, Reading,
+    Sample, Status, Telemetry, Timestamp, MAX_READINGS,
+};
+
+/// A value as a node would send it: an f32 reading, widened the way the receiver widens it.
+fn value(q: Quantity) -> impl Strategy<Value = f64> {
+    let (lo, hi) = q.range();
+    (lo as f32..=hi as f32).prop_map(widen)
+}
+
+fn sample(q: Quantity) -> impl Strategy<Value = Option<Sample>> {
+    prop_oneof![
+        Just(None),
+        value(q).prop_map(|v| Some(Sample::Value(v))),
+        proptest::sample::select(Fault::ALL.to_vec()).prop_map(|f| Some(Sample::Fault(f))),
+    ]
+}
+
+fn telemetry() -> impl Strategy<Value = Telemetry> {
+    let reading = (1u32..86_400, Quantity::ALL.map(sample));
+    (
+        any::<u32>(),
+        any::<u32>(),
+        1_577_836_800i64..2_000_000_000,
+        prop::collection::vec(reading, 1..=MAX_READINGS),
+    )
+        .prop_map(|(boot, seq, start, rs)| {
+            let mut t = Telemetry {
+                boot,
+                seq,
+                readings: Default::default(),
+            };
+            let mut ts = start;
+            for (dt, samples) in rs {
+                ts += i64::from(dt);
+                let mut r = Reading::new(Timestamp::from_unix(ts));
+                for (q, s) in Quantity::ALL.into_iter().zip(samples) {
+                    r.set(q, s);
+                }
+                t.readings.push(r).unwrap();
+            }
+            t
+        })
+}
+
+proptest! {
+    #[test]
+    fn telemetry_round_trips_in_both_encodings(t in telemetry()) {
+        let mut buf = vec![0u8; weir_contract::MAX_PAYLOAD];
+        for enc in [Encoding::Binary, Encoding::Json] {
+            let n = t.encode(enc, &mut buf).unwrap();
+            prop_assert!(n <= weir_contract::MAX_PAYLOAD);
+            prop_assert_eq!(Encoding::detect(&buf[..n]).unwrap(), enc);
+            prop_assert_eq!(&Telemetry::decode(&buf[..n]).unwrap(), &t);
+        }
+    }
+
+    #[test]
+    fn ack_round_trips_in_both_encodings(boot: u32, seq: u32) {
+        let ack = Ack { boot, seq };
+        let mut buf = [0u8; 64];
+        for enc in [Encoding::Binary, Encoding::Json] {
+            let n = ack.encode(enc, &mut buf).unwrap();
+            prop_assert_eq!(Ack::decode(&buf[..n]).unwrap(), ack);
+        }
+    }
+
+    #[test]
+    fn decoding_arbitrary_bytes_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..2048)) {
+        let _ = Telemetry::decode(&bytes);
+        let _ = Ack::decode(&bytes);
+        let _ = Status::decode(&bytes);
+        let _ = NodeConfig::decode(&bytes);
+    }
+
+    #[test]
+    fn decoding_binary_with_a_valid_header_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..2048)) {
+        let mut b = vec![weir_contract::PROTOCOL_VERSION];
+        b.extend_from_slice(&bytes);
+        let _ = Telemetry::decode(&b);
+        let _ = NodeConfig::decode(&b);
+    }
+
+    #[test]
+    fn both_json_parsers_agree_on_valid_and_corrupted_messages(t in telemetry(), pos: usize, byte in 32u8..127) {
+        let mut buf = vec![0u8; weir_contract::MAX_PAYLOAD];
+        let n = t.encode(Encoding::Json, &mut buf).unwrap();
+        prop_assert_eq!(decode_json_as_no_std(&buf[..n]).unwrap(), t);
+        buf[pos % n] = byte;
+        let std = Telemetry::decode(&buf[..n]);
+        let core = decode_json_as_no_std(&buf[..n]);
+        prop_assert_eq!(std.as_ref().ok(), core.as_ref().ok());
+        prop_assert_eq!(std.map_err(|e| e.code()).err(), core.map_err(|e| e.code()).err());
+    }
+
+    #[test]
+    fn decoding_json_like_text_never_panics(text in r#"\{"(boot|seq|readings|ts|flow_m3h|faults|a_field_name_no_version_of_the_contract_has_ever_had)":[\[\]{}"0-9.,:eE+TZ-]{0,200}"#) {
+        let _ = Telemetry::decode(text.as_bytes());
+        let _ = decode_json_as_no_std(text.as_bytes());
+    }
+
+    #[test]
+    fn corrupting_a_valid_binary_message_never_panics(t in telemetry(), pos: usize, byte: u8) {
+        let mut buf = vec![0u8; weir_contract::MAX_PAYLOAD];
+        let n = t.encode(Encoding::Binary, &mut buf).unwrap();
+        buf[1 + pos % (n - 1)] = byte;
+        let _ = Telemetry::decode(&buf[..n]);
+        let _ = Telemetry::decode(&buf[..pos % n]);
+    }
+}
