@@ -74,6 +74,16 @@ impl Telemetry {
         Ok(())
     }
 
+    /// Decodes without the checks of [`Telemetry::validate`], so that a receiver can learn the
+    /// identity (boot, seq) of a message it refuses, and acknowledge it: resending a refused
+    /// message cannot help. Never store what this returns.
+    pub fn decode_unvalidated(bytes: &[u8]) -> Result<Self, Error> {
+        Ok(match Encoding::detect(bytes)? {
+            Encoding::Json => wire::decode_json::<wire::JsonTelemetry>(bytes)?.try_into()?,
+            Encoding::Binary => wire::decode_binary::<wire::BinTelemetry>(bytes)?.try_into()?,
+        })
+    }
+
     /// What a receiver does with a payload: decode, validate, and check the clock at `now`.
     pub fn decode_received(bytes: &[u8], now: Timestamp) -> Result<Self, Error> {
         let t = Self::decode(bytes)?;
@@ -101,11 +111,8 @@ impl Message for Telemetry {
     }
 
     fn decode(bytes: &[u8]) -> Result<Self, Error> {
-        let t = match Encoding::detect(bytes)? {
-            Encoding::Json => wire::decode_json::<wire::JsonTelemetry>(bytes)?.try_into()?,
-            Encoding::Binary => wire::decode_binary::<wire::BinTelemetry>(bytes)?.try_into()?,
-        };
-        Telemetry::validate(&t)?;
+        let t = Telemetry::decode_unvalidated(bytes)?;
+        t.validate()?;
         Ok(t)
     }
 }

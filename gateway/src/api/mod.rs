@@ -1,0 +1,233 @@
+//! The HTTP API (`/api/v1/...`), health and metrics. The dashboard is served beside it.
+//!
+//! Every `/api` route needs a principal: a dashboard session cookie or an
+//! `Authorization: Bearer` token; each handler states the roles it allows. Errors are
+//! `{"error": ..., "detail": ...}` with a fitting status code.
+
+mod readings;
+mod session;
+mod terminals;
+
+use std::sync::Arc;
+
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+use tokio::sync::broadcast;
+
+use crate::config::Config;
+use crate::live::LiveEvent;
+use crate::metrics::Metrics;
+use crate::store::auth::{Principal, Role};
+use crate::store::Store;
+
+/// Name of the dashboard's session cookie.
+pub const SESSION_COOKIE: &str = "weir_session";
+
+/// What every handler can reach.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The database.
+    pub store: Arc<Store>,
+    /// The configuration.
+    pub config: Arc<Config>,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    /// Committed data, live.
+    pub live: broadcast::Sender<LiveEvent>,
+    /// `WEIR_BOOTSTRAP_TOKEN`, accepted as an admin token.
+    pub bootstrap_token: Option<String>,
+    /// The site's time zone, for day steps.
+    pub tz: jiff::tz::TimeZone,
+}
+
+/// An API error: status, a stable code and a sentence for people.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    error: &'static str,
+    detail: String,
+}
+
+impl ApiError {
+    /// 400: the request is wrong; `detail` says what to change.
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            error: "bad_request",
+            detail: detail.into(),
+        }
+    }
+
+    /// 404.
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::NOT_FOUND,
+            error: "not_found",
+            detail: detail.into(),
+        }
+    }
+
+    /// 409.
+    pub fn conflict(detail: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::CONFLICT,
+            error: "conflict",
+            detail: detail.into(),
+        }
+    }
+
+    fn unauthorized() -> Self {
+        ApiError {
+            status: StatusCode::UNAUTHORIZED,
+            error: "unauthorized",
+            detail: "log in, or send Authorization: Bearer <token>".into(),
+        }
+    }
+
+    fn forbidden(role: Role, allowed: &[Role]) -> Self {
+        let allowed: Vec<&str> = allowed.iter().map(|r| r.name()).collect();
+        ApiError {
+            status: StatusCode::FORBIDDEN,
+            error: "forbidden",
+            detail: format!(
+                "the {role} role may not do this; it needs one of: {}",
+                allowed.join(", ")
+            ),
+        }
+    }
+
+    fn internal(e: &anyhow::Error) -> Self {
+        tracing::error!(error = %format!("{e:#}"), "request failed");
+        ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            error: "internal",
+            detail: "the gateway could not complete the request; see its log".into(),
+        }
+    }
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(e: anyhow::Error) -> Self {
+        ApiError::internal(&e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(json!({ "error": self.error, "detail": self.detail })),
+        )
+            .into_response()
+    }
+}
+
+/// The caller, authenticated. Extracting it fails with 401 when there is none.
+#[derive(Clone, Debug)]
+pub struct Caller(pub Principal);
+
+impl Caller {
+    /// Fails with 403 unless the caller has one of `roles` (admins may do everything).
+    pub fn require(&self, roles: &[Role]) -> Result<(), ApiError> {
+        if self.0.role == Role::Admin || roles.contains(&self.0.role) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(self.0.role, roles))
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let bearer = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(|t| t.trim().to_owned());
+        if let Some(token) = bearer {
+            if state
+                .bootstrap_token
+                .as_deref()
+                .is_some_and(|b| !b.is_empty() && b == token)
+            {
+                return Ok(Caller(Principal {
+                    name: "bootstrap".into(),
+                    role: Role::Admin,
+                }));
+            }
+            let found = state
+                .store
+                .run(move |c| crate::store::auth::token(c, &token))
+                .await?;
+            return found.map(Caller).ok_or_else(ApiError::unauthorized);
+        }
+        let Some(session) = cookie(&parts.headers, SESSION_COOKIE) else {
+            return Err(ApiError::unauthorized());
+        };
+        let found = state
+            .store
+            .run(move |c| crate::store::auth::session(c, &session))
+            .await?;
+        found.map(Caller).ok_or_else(ApiError::unauthorized)
+    }
+}
+
+/// The value of cookie `name`.
+pub fn cookie(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+}
+
+/// The whole HTTP application.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/login", post(session::login))
+        .route("/logout", post(session::logout))
+        .route("/me", get(session::me))
+        .route("/terminals", get(terminals::list))
+        .route("/terminals/{id}", get(terminals::one))
+        .route("/terminals/{id}/readings", get(readings::readings))
+        .route("/dead-letters", get(terminals::dead_letters))
+        .fallback(|| async { ApiError::not_found("no such API route") });
+    Router::new()
+        .route(
+            "/healthz",
+            get(|| async { Json(json!({ "status": "ok" })) }),
+        )
+        .route("/metrics", get(metrics))
+        .nest("/api/v1", api)
+        .with_state(state)
+}
+
+async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let path = state.store.path().to_owned();
+    let size = ["", "-wal"]
+        .iter()
+        .filter_map(|suffix| {
+            let mut p = path.clone().into_os_string();
+            p.push(suffix);
+            std::fs::metadata(p).ok()
+        })
+        .map(|m| m.len())
+        .sum::<u64>();
+    let body = state.metrics.render(&[(
+        "weir_store_size_bytes",
+        "Size of the SQLite database and its write-ahead log.",
+        size as f64,
+    )]);
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response())
+}

@@ -1,0 +1,321 @@
+//! `GET /api/v1/terminals/{id}/readings?from=&to=&step=&format=`: a terminal's history as
+//! JSON or CSV, raw or as min/mean/max per step, streamed so that a year of minute data never
+//! sits in memory.
+
+use std::fmt::Write as _;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use serde::Deserialize;
+use tokio::sync::mpsc;
+use weir_contract::{Quantity, Timestamp};
+
+use super::terminals::reading_json;
+use super::{ApiError, AppState, Caller};
+use crate::store::auth::Role;
+use crate::store::readings::{self, StepRow};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    from: Option<String>,
+    to: Option<String>,
+    step: Option<String>,
+    format: Option<String>,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Format {
+    Json,
+    Csv,
+}
+
+/// Parses `5m`, `1h`, `1d`, `90s` into seconds; at least one minute.
+pub fn parse_step(s: &str) -> Result<i64, String> {
+    let bad =
+        || format!("step {s:?} must be a number and a unit (s, m, h, d), such as 5m, 1h or 1d");
+    let (num, unit) = s.split_at(s.len().saturating_sub(1));
+    let n: i64 = num.parse().map_err(|_| bad())?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => return Err(bad()),
+    };
+    if !(60..=366 * 86_400).contains(&secs) {
+        return Err(format!("step {s:?} must be between 1 minute and 366 days"));
+    }
+    Ok(secs)
+}
+
+fn parse_time(name: &str, s: &str) -> Result<i64, ApiError> {
+    Timestamp::parse_rfc3339(s)
+        .map(Timestamp::unix)
+        .map_err(|why| {
+            ApiError::bad_request(format!(
+                "{name}={s:?} is not an RFC 3339 time like 2026-11-22T07:40:00Z ({why})"
+            ))
+        })
+}
+
+/// Chunks of about this size are sent as the scan goes.
+const CHUNK: usize = 64 * 1024;
+
+/// `GET /api/v1/terminals/{id}/readings`.
+pub async fn readings(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    query: Result<Query<Params>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    caller.require(&[Role::Operator, Role::Field, Role::Inspector])?;
+    let Query(p) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let now = crate::store::now();
+    let to =
+        p.to.as_deref()
+            .map(|s| parse_time("to", s))
+            .transpose()?
+            .unwrap_or(now + 1);
+    let from = p
+        .from
+        .as_deref()
+        .map(|s| parse_time("from", s))
+        .transpose()?
+        .unwrap_or(to - 86_400);
+    if from >= to {
+        return Err(ApiError::bad_request("from must be before to"));
+    }
+    let step = p
+        .step
+        .as_deref()
+        .map(parse_step)
+        .transpose()
+        .map_err(ApiError::bad_request)?;
+    let accept_csv = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/csv"));
+    let format = match p.format.as_deref() {
+        None if accept_csv => Format::Csv,
+        None | Some("json") => Format::Json,
+        Some("csv") => Format::Csv,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "format={other:?}: use json or csv"
+            )))
+        }
+    };
+    let wanted = id.clone();
+    let known = state
+        .store
+        .run(move |c| crate::store::terminals::key_of(c, &wanted))
+        .await?;
+    if known.is_none() {
+        return Err(ApiError::not_found(format!("no terminal {id}")));
+    }
+
+    let disposition = format!("attachment; filename=\"{}.csv\"", sanitize(&id));
+    let (tx, rx) = mpsc::channel::<Bytes>(4);
+    let store = state.store.clone();
+    let tz = state.tz.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut out = Output {
+            buf: String::with_capacity(CHUNK * 2),
+            tx,
+            first: true,
+        };
+        out.start(format, &id, from, to, step);
+        let result = store.with(|c| match step {
+            None => readings::scan(c, &id, from, to, |row| out.raw(format, &id, &row)),
+            Some(step) => readings::scan_steps(c, &id, from, to, step, &tz, |row| {
+                out.step(format, &id, &row)
+            }),
+        });
+        if let Err(e) = result {
+            // The status line is gone already; a cut-short body is what the client sees.
+            tracing::error!(error = %e, "reading scan failed mid-stream");
+            return;
+        }
+        out.end(format);
+    });
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|b| (Ok::<_, std::convert::Infallible>(b), rx))
+    });
+    let content_type = match format {
+        Format::Json => "application/json",
+        Format::Csv => "text/csv; charset=utf-8",
+    };
+    let mut response = (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, content_type)],
+        Body::from_stream(stream),
+    )
+        .into_response();
+    if format == Format::Csv {
+        if let Ok(v) = header::HeaderValue::from_str(&disposition) {
+            response
+                .headers_mut()
+                .insert(header::CONTENT_DISPOSITION, v);
+        }
+    }
+    Ok(response)
+}
+
+fn sanitize(s: &str) -> String {
+    s.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect()
+}
+
+/// Writes the body in chunks to the response stream.
+struct Output {
+    buf: String,
+    tx: mpsc::Sender<Bytes>,
+    first: bool,
+}
+
+impl Output {
+    /// Sends a full chunk; false when the client went away (stops the scan).
+    fn flush(&mut self, force: bool) -> bool {
+        if self.buf.len() < CHUNK && !force {
+            return true;
+        }
+        let chunk = Bytes::from(std::mem::take(&mut self.buf));
+        self.buf.reserve(CHUNK * 2);
+        self.tx.blocking_send(chunk).is_ok()
+    }
+
+    fn start(&mut self, format: Format, id: &str, from: i64, to: i64, step: Option<i64>) {
+        let columns: Vec<String> = match step {
+            None => Quantity::ALL.iter().map(|q| q.field().to_owned()).collect(),
+            Some(_) => Quantity::ALL
+                .iter()
+                .flat_map(|q| {
+                    let f = q.field();
+                    [format!("{f}_min"), format!("{f}_mean"), format!("{f}_max")]
+                })
+                .collect(),
+        };
+        match format {
+            Format::Csv => {
+                let extra = if step.is_some() { "n," } else { "" };
+                let tail = if step.is_some() { "" } else { ",faults" };
+                let _ = writeln!(
+                    self.buf,
+                    "terminal,ts_utc,{extra}{}{tail}",
+                    columns.join(",")
+                );
+            }
+            Format::Json => {
+                let _ = write!(
+                    self.buf,
+                    "{{\"terminal\":{},\"from\":\"{}\",\"to\":\"{}\",\"step_s\":{},\"units\":{{{}}},\"readings\":[",
+                    serde_json::json!(id),
+                    Timestamp::from_unix(from),
+                    Timestamp::from_unix(to),
+                    step.map_or("null".into(), |s| s.to_string()),
+                    Quantity::ALL
+                        .iter()
+                        .map(|q| format!("\"{}\":\"{}\"", q.field(), q.unit()))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                );
+            }
+        }
+    }
+
+    fn sep(&mut self) {
+        if !self.first {
+            self.buf.push(',');
+        }
+        self.first = false;
+    }
+
+    fn raw(&mut self, format: Format, id: &str, row: &readings::Row) -> bool {
+        match format {
+            Format::Json => {
+                self.sep();
+                let _ = write!(self.buf, "{}", reading_json(row));
+            }
+            Format::Csv => {
+                let _ = write!(self.buf, "{id},{}", Timestamp::from_unix(row.ts));
+                for v in row.values {
+                    self.buf.push(',');
+                    if let Some(v) = v {
+                        let _ = write!(self.buf, "{v}");
+                    }
+                }
+                self.buf.push(',');
+                if let Some(f) = &row.faults {
+                    // JSON in a CSV field: quote it, doubling inner quotes.
+                    let _ = write!(self.buf, "\"{}\"", f.replace('"', "\"\""));
+                }
+                self.buf.push('\n');
+            }
+        }
+        self.flush(false)
+    }
+
+    fn step(&mut self, format: Format, id: &str, row: &StepRow) -> bool {
+        match format {
+            Format::Json => {
+                self.sep();
+                let mut m = serde_json::Map::new();
+                m.insert("ts".into(), Timestamp::from_unix(row.ts).to_string().into());
+                m.insert("n".into(), row.n.into());
+                for (q, s) in Quantity::ALL.iter().zip(&row.stats) {
+                    if let Some(mean) = s.mean() {
+                        m.insert(
+                            q.field().into(),
+                            serde_json::json!({ "min": s.min, "mean": mean, "max": s.max }),
+                        );
+                    }
+                }
+                let _ = write!(self.buf, "{}", serde_json::Value::Object(m));
+            }
+            Format::Csv => {
+                let _ = write!(self.buf, "{id},{},{}", Timestamp::from_unix(row.ts), row.n);
+                for s in &row.stats {
+                    match s.mean() {
+                        Some(mean) => {
+                            let _ = write!(self.buf, ",{},{mean},{}", s.min, s.max);
+                        }
+                        None => self.buf.push_str(",,,"),
+                    }
+                }
+                self.buf.push('\n');
+            }
+        }
+        self.flush(false)
+    }
+
+    fn end(&mut self, format: Format) {
+        if format == Format::Json {
+            self.buf.push_str("]}");
+        }
+        self.flush(true);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_step;
+
+    #[test]
+    fn steps_are_parsed_with_units_and_bounds() {
+        assert_eq!(parse_step("5m"), Ok(300));
+        assert_eq!(parse_step("1h"), Ok(3600));
+        assert_eq!(parse_step("1d"), Ok(86_400));
+        assert_eq!(parse_step("90s"), Ok(90));
+        assert!(parse_step("30s").unwrap_err().contains("between 1 minute"));
+        assert!(parse_step("5x").unwrap_err().contains("such as 5m"));
+        assert!(parse_step("").is_err());
+    }
+}

@@ -1,0 +1,496 @@
+//! The gateway's configuration: one typed tree, defaults in code, a TOML file, and
+//! environment overrides (`WEIR_` prefix, `__` between levels).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use figment::providers::{Format, Serialized, Toml};
+use figment::value::{Dict, Map, Value};
+use figment::{Figment, Metadata, Profile, Provider};
+use serde::{Deserialize, Serialize};
+
+/// Environment variable whose value is accepted as an admin API token.
+pub const BOOTSTRAP_TOKEN_VAR: &str = "WEIR_BOOTSTRAP_TOKEN";
+
+/// The whole configuration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where the database and other state live.
+    pub data_dir: PathBuf,
+    /// Log filter, in `tracing` syntax (`info`, `weir=debug,info`).
+    pub log: String,
+    /// Site settings shown to users.
+    pub site: SiteConfig,
+    /// The HTTP server (API and dashboard).
+    pub http: HttpConfig,
+    /// MQTT: the embedded broker, or an external one.
+    pub mqtt: MqttConfig,
+    /// The reading store.
+    pub store: StoreConfig,
+    /// Forwarding to InfluxDB.
+    pub influx: InfluxConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("weir-data"),
+            log: "info".into(),
+            site: SiteConfig::default(),
+            http: HttpConfig::default(),
+            mqtt: MqttConfig::default(),
+            store: StoreConfig::default(),
+            influx: InfluxConfig::default(),
+        }
+    }
+}
+
+/// Site settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SiteConfig {
+    /// Name shown in the dashboard's title.
+    pub name: String,
+    /// IANA time zone in which the dashboard shows times.
+    pub timezone: String,
+}
+
+impl Default for SiteConfig {
+    fn default() -> Self {
+        SiteConfig {
+            name: "Weir".into(),
+            timezone: "Asia/Shanghai".into(),
+        }
+    }
+}
+
+/// The HTTP server.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address and port to listen on.
+    pub listen: SocketAddr,
+    /// Mark the session cookie `Secure` (set when the dashboard is served over HTTPS, for
+    /// example behind a reverse proxy).
+    pub secure_cookies: bool,
+    /// Hours a dashboard login lasts.
+    pub session_hours: u32,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: ([127, 0, 0, 1], 8080).into(),
+            secure_cookies: false,
+            session_hours: 12,
+        }
+    }
+}
+
+/// Which broker the gateway uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BrokerMode {
+    /// Run the broker inside the gateway; nodes connect to `mqtt.listen`.
+    Embedded,
+    /// Connect to an existing broker (Mosquitto, EMQX) at `mqtt.host`:`mqtt.port`.
+    External,
+}
+
+/// MQTT.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MqttConfig {
+    /// `embedded` or `external`.
+    pub broker: BrokerMode,
+    /// Embedded broker: address and port nodes connect to.
+    pub listen: SocketAddr,
+    /// External broker: host name or address.
+    pub host: String,
+    /// External broker: port.
+    pub port: u16,
+    /// External broker: the gateway's user name.
+    pub username: String,
+    /// External broker: the gateway's password.
+    pub password: String,
+    /// Client id of the gateway's own MQTT session (persistent: keep it stable).
+    pub client_id: String,
+    /// Topic prefix, `weir` by default.
+    pub topic_prefix: String,
+    /// Keep-alive of the gateway's MQTT session, seconds.
+    pub keep_alive_s: u16,
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        MqttConfig {
+            broker: BrokerMode::Embedded,
+            listen: ([0, 0, 0, 0], 1883).into(),
+            host: "127.0.0.1".into(),
+            port: 1883,
+            username: String::new(),
+            password: String::new(),
+            client_id: "weir-gateway".into(),
+            topic_prefix: weir_contract::topic::DEFAULT_PREFIX.into(),
+            keep_alive_s: 30,
+        }
+    }
+}
+
+/// How hard SQLite works to keep a commit across a power cut.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Synchronous {
+    /// Every commit is flushed to the disk before the node is acked: nothing acked is lost to a
+    /// power cut.
+    Full,
+    /// Commits survive a crash of the gateway but the last ones may be lost to a power cut.
+    Normal,
+}
+
+/// The reading store.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `full` or `normal`, see above.
+    pub synchronous: Synchronous,
+    /// Most messages committed in one transaction. The writer never waits for a batch to
+    /// fill: it commits whatever has arrived, so batches grow only under load.
+    pub batch_max_messages: usize,
+    /// Days of raw readings to keep (hourly and daily rollups are kept); 0 keeps them all.
+    pub raw_retention_days: u32,
+    /// Refused messages kept for inspection; the oldest go first.
+    pub dead_letters_max: u32,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            synchronous: Synchronous::Full,
+            batch_max_messages: 2000,
+            raw_retention_days: 0,
+            dead_letters_max: 10_000,
+        }
+    }
+}
+
+/// Forwarding of every stored reading to InfluxDB 2 (or anything serving its v2 write API).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InfluxConfig {
+    /// Forward at all.
+    pub enabled: bool,
+    /// Base URL, for example `http://influx.example:8086`.
+    pub url: String,
+    /// Organisation.
+    pub org: String,
+    /// Bucket.
+    pub bucket: String,
+    /// API token.
+    pub token: String,
+    /// Measurement name of the points written.
+    pub measurement: String,
+    /// Most readings per write request.
+    pub batch_size: usize,
+    /// Most readings per second while catching up after an outage.
+    pub max_rate: u32,
+    /// Compress request bodies with gzip.
+    pub gzip: bool,
+    /// Longest wait between two retries, seconds.
+    pub max_backoff_s: u64,
+}
+
+impl Default for InfluxConfig {
+    fn default() -> Self {
+        InfluxConfig {
+            enabled: false,
+            url: "http://127.0.0.1:8086".into(),
+            org: "weir".into(),
+            bucket: "weir".into(),
+            token: String::new(),
+            measurement: "weir".into(),
+            batch_size: 5000,
+            max_rate: 20_000,
+            gzip: true,
+            max_backoff_s: 60,
+        }
+    }
+}
+
+impl Config {
+    /// Loads defaults, then `file` (if given), then `WEIR_*` environment variables.
+    /// Unknown keys, from the file or the environment, are errors that name the key.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
+        Self::load_from(file, std::env::vars())
+    }
+
+    /// As [`Config::load`], with the environment given (for tests).
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> anyhow::Result<Config> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            anyhow::ensure!(
+                path.exists(),
+                "the configuration file {} does not exist",
+                path.display()
+            );
+            figment = figment.merge(Toml::file(path));
+        }
+        let vars = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("WEIR_") && k != BOOTSTRAP_TOKEN_VAR)
+            .collect();
+        let config: Config = figment
+            .merge(EnvVars(vars))
+            .extract()
+            .map_err(|e| anyhow::anyhow!(describe(e)))
+            .context("reading the configuration")?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what types cannot.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        weir_contract::topic::check_prefix(&self.mqtt.topic_prefix)
+            .map_err(|e| anyhow::anyhow!("mqtt.topic_prefix: {}", e.reason))?;
+        anyhow::ensure!(
+            self.store.batch_max_messages > 0,
+            "store.batch_max_messages must be at least 1"
+        );
+        anyhow::ensure!(
+            self.http.session_hours > 0,
+            "http.session_hours must be at least 1"
+        );
+        if self.influx.enabled {
+            anyhow::ensure!(
+                self.influx.url.starts_with("http://") || self.influx.url.starts_with("https://"),
+                "influx.url must start with http:// or https://, not {:?}",
+                self.influx.url
+            );
+            anyhow::ensure!(
+                !self.influx.bucket.is_empty(),
+                "influx.bucket must not be empty"
+            );
+            anyhow::ensure!(
+                self.influx.batch_size > 0,
+                "influx.batch_size must be at least 1"
+            );
+            anyhow::ensure!(
+                self.influx.max_rate > 0,
+                "influx.max_rate must be at least 1"
+            );
+        }
+        Ok(())
+    }
+
+    /// Path of the SQLite database.
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("weir.db")
+    }
+}
+
+/// `WEIR_HTTP__LISTEN=...` as `http.listen`; values parsed like TOML scalars ("2" is a number).
+struct EnvVars(Vec<(String, String)>);
+
+impl Provider for EnvVars {
+    fn metadata(&self) -> Metadata {
+        Metadata::named("WEIR_* environment variables")
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        let mut root = Dict::new();
+        for (name, value) in &self.0 {
+            let path: Vec<String> = name["WEIR_".len()..]
+                .split("__")
+                .map(str::to_lowercase)
+                .collect();
+            let value: Value = value.parse().unwrap_or_else(|_| Value::from(value.clone()));
+            insert(&mut root, &path, value);
+        }
+        Ok(Profile::Default.collect(root))
+    }
+}
+
+fn insert(dict: &mut Dict, path: &[String], value: Value) {
+    match path {
+        [] => {}
+        [last] => {
+            dict.insert(last.clone(), value);
+        }
+        [first, rest @ ..] => {
+            let child = dict
+                .entry(first.clone())
+                .or_insert_with(|| Value::from(Dict::new()));
+            if let Value::Dict(_, child) = child {
+                insert(child, rest, value);
+            }
+        }
+    }
+}
+
+/// figment's errors, one line per problem, naming the key and where it came from.
+fn describe(e: figment::Error) -> String {
+    e.into_iter()
+        .map(|e| {
+            let key = e.path.join(".");
+            let source = e
+                .metadata
+                .as_ref()
+                .map(|m| match &m.source {
+                    Some(src) => format!(" (from {} {src})", m.name),
+                    None => format!(" (from {})", m.name),
+                })
+                .unwrap_or_default();
+            if key.is_empty() {
+                format!("{}{source}", e.kind)
+            } else {
+                format!("{key}: {}{source}", e.kind)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The default configuration as a commented TOML file (`weir config`).
+pub const DEFAULT_FILE: &str = r#"# Weir gateway configuration. Every key is optional; this file shows the defaults.
+# Any key can be overridden by an environment variable: WEIR_ + the key in capitals, with __
+# between levels, for example WEIR_HTTP__LISTEN=0.0.0.0:8080 or WEIR_DATA_DIR=/var/lib/weir.
+# WEIR_BOOTSTRAP_TOKEN, if set, is accepted as an admin API token (automation, first start).
+
+# Where the database and other state live.
+data_dir = "weir-data"
+# Log filter: error, warn, info, debug, trace, or per module ("weir_gateway=debug,info").
+log = "info"
+
+[site]
+# Name shown in the dashboard's title.
+name = "Weir"
+# IANA time zone in which the dashboard shows times.
+timezone = "Asia/Shanghai"
+
+[http]
+# Address and port of the API and dashboard.
+listen = "127.0.0.1:8080"
+# Mark the login cookie Secure; set true when users reach Weir over HTTPS (e.g. behind a proxy).
+secure_cookies = false
+# Hours a dashboard login lasts.
+session_hours = 12
+
+[mqtt]
+# "embedded": the gateway runs the broker and nodes connect to it at `listen`.
+# "external": the gateway connects to a broker (Mosquitto, EMQX) at host:port; see
+# docs/operations.md for the broker's password file and ACL.
+broker = "embedded"
+listen = "0.0.0.0:1883"
+host = "127.0.0.1"
+port = 1883
+# The gateway's own credentials on an external broker.
+username = ""
+password = ""
+# The gateway's MQTT session is persistent: keep its client id stable across restarts.
+client_id = "weir-gateway"
+# Topics are {topic_prefix}/terminals/{terminal id}/{telemetry,status,ack,config}.
+topic_prefix = "weir"
+keep_alive_s = 30
+
+[store]
+# "full": each commit reaches the disk before the node is acked (nothing acked is lost to a
+# power cut). "normal": faster; survives a crash of the gateway, not a power cut.
+synchronous = "full"
+# Most messages committed in one transaction. The writer commits whatever has arrived without
+# waiting for more, so batches grow only under load.
+batch_max_messages = 2000
+# Days of raw readings kept; hourly and daily rollups are kept for ever. 0 keeps everything.
+raw_retention_days = 0
+# Refused messages kept for operators to inspect; the oldest are removed first.
+dead_letters_max = 10000
+
+[influx]
+# Forward every stored reading to InfluxDB 2 (or any server of its v2 write API).
+enabled = false
+url = "http://127.0.0.1:8086"
+org = "weir"
+bucket = "weir"
+token = ""
+measurement = "weir"
+# Readings per write request, and at most this many per second while catching up.
+batch_size = 5000
+max_rate = 20000
+gzip = true
+# Longest wait between two retries, seconds (a Retry-After from the server is honoured).
+max_backoff_s = 60
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(vars: &[(&str, &str)]) -> Vec<(String, String)> {
+        vars.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn the_printed_default_file_is_the_default_configuration() {
+        let parsed: Config = toml::from_str(DEFAULT_FILE).unwrap();
+        assert_eq!(parsed, Config::default());
+    }
+
+    #[test]
+    fn environment_variables_override_nested_keys() {
+        let c = Config::load_from(
+            None,
+            env(&[
+                ("WEIR_HTTP__LISTEN", "127.0.0.1:9999"),
+                ("WEIR_DATA_DIR", "/var/lib/weir"),
+                ("WEIR_MQTT__BROKER", "external"),
+                ("WEIR_STORE__BATCH_MAX_MESSAGES", "2"),
+                ("WEIR_BOOTSTRAP_TOKEN", "not-a-config-key"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.http.listen, "127.0.0.1:9999".parse().unwrap());
+        assert_eq!(c.data_dir, PathBuf::from("/var/lib/weir"));
+        assert_eq!(c.mqtt.broker, BrokerMode::External);
+        assert_eq!(c.store.batch_max_messages, 2);
+    }
+
+    #[test]
+    fn an_unknown_key_in_the_file_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("weir.toml");
+        std::fs::write(&path, "[http]\nlisten = \"127.0.0.1:1\"\nlisen = \"x\"\n").unwrap();
+        let e = format!(
+            "{:#}",
+            Config::load_from(Some(&path), env(&[])).unwrap_err()
+        );
+        assert!(e.contains("lisen"), "{e}");
+    }
+
+    #[test]
+    fn an_unknown_environment_key_is_refused_by_name() {
+        let e = Config::load_from(None, env(&[("WEIR_HTTP__LISTN", "x")])).unwrap_err();
+        assert!(format!("{e:#}").contains("listn"), "{e:#}");
+    }
+
+    #[test]
+    fn a_bad_value_names_the_key() {
+        let e =
+            Config::load_from(None, env(&[("WEIR_STORE__SYNCHRONOUS", "sometimes")])).unwrap_err();
+        let e = format!("{e:#}");
+        assert!(e.contains("store.synchronous"), "{e}");
+        let e = Config::load_from(None, env(&[("WEIR_MQTT__TOPIC_PREFIX", "a/#")])).unwrap_err();
+        assert!(format!("{e:#}").contains("mqtt.topic_prefix"), "{e:#}");
+    }
+
+    #[test]
+    fn a_missing_file_is_an_error_naming_it() {
+        let e = Config::load_from(Some(Path::new("/nonexistent/weir.toml")), env(&[])).unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/weir.toml"));
+    }
+}

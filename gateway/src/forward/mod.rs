@@ -1,0 +1,3 @@
+//! Copies stored readings elsewhere, following the store's commit order with a durable cursor.
+
+pub mod influx;

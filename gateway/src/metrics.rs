@@ -1,0 +1,116 @@
+//! Counters for `GET /metrics` (Prometheus text format).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+
+/// The gateway's counters. Cheap to bump from any task.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// MQTT messages received on telemetry and status topics.
+    pub messages_received: AtomicU64,
+    /// Readings newly stored.
+    pub readings_stored: AtomicU64,
+    /// Readings received again and not stored twice.
+    pub duplicate_readings: AtomicU64,
+    /// Telemetry messages received again, by (terminal, boot, seq).
+    pub duplicate_messages: AtomicU64,
+    /// Transactions committed by the writer.
+    pub commits: AtomicU64,
+    /// Refused messages by reason code.
+    rejects: Mutex<BTreeMap<&'static str, u64>>,
+    /// Readings stored but not yet forwarded to InfluxDB (-1: forwarding off).
+    pub forward_lag: AtomicI64,
+    /// Readings forwarded to InfluxDB.
+    pub forwarded: AtomicU64,
+    /// Failed InfluxDB write attempts.
+    pub forward_errors: AtomicU64,
+}
+
+impl Metrics {
+    /// New, all zero, forwarding off.
+    pub fn new() -> Self {
+        let m = Metrics::default();
+        m.forward_lag.store(-1, Relaxed);
+        m
+    }
+
+    /// Counts a refused message.
+    pub fn reject(&self, reason: &'static str) {
+        if let Ok(mut r) = self.rejects.lock() {
+            *r.entry(reason).or_default() += 1;
+        }
+    }
+
+    /// Refusals so far, by reason.
+    pub fn rejects(&self) -> BTreeMap<&'static str, u64> {
+        self.rejects.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    /// Renders the Prometheus text exposition format. `extra` holds gauges read elsewhere
+    /// (store size, broker counters) as (name, help, value).
+    pub fn render(&self, extra: &[(&str, &str, f64)]) -> String {
+        let mut out = String::new();
+        let mut counter = |name: &str, help: &str, v: u64| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+            );
+        };
+        counter(
+            "weir_messages_received_total",
+            "MQTT messages received from nodes.",
+            self.messages_received.load(Relaxed),
+        );
+        counter(
+            "weir_readings_stored_total",
+            "Readings newly stored.",
+            self.readings_stored.load(Relaxed),
+        );
+        counter(
+            "weir_duplicate_readings_total",
+            "Readings received again and stored once.",
+            self.duplicate_readings.load(Relaxed),
+        );
+        counter(
+            "weir_duplicate_messages_total",
+            "Telemetry messages received again.",
+            self.duplicate_messages.load(Relaxed),
+        );
+        counter(
+            "weir_store_commits_total",
+            "Transactions committed by the store writer.",
+            self.commits.load(Relaxed),
+        );
+        counter(
+            "weir_forwarded_readings_total",
+            "Readings written to InfluxDB.",
+            self.forwarded.load(Relaxed),
+        );
+        counter(
+            "weir_forward_errors_total",
+            "Failed InfluxDB write attempts.",
+            self.forward_errors.load(Relaxed),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP weir_rejected_messages_total Messages refused, by reason.\n# TYPE weir_rejected_messages_total counter"
+        );
+        for (reason, n) in self.rejects() {
+            let _ = writeln!(
+                out,
+                "weir_rejected_messages_total{{reason=\"{reason}\"}} {n}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP weir_forward_lag_readings Readings stored but not yet forwarded (-1: forwarding off).\n# TYPE weir_forward_lag_readings gauge\nweir_forward_lag_readings {}",
+            self.forward_lag.load(Relaxed)
+        );
+        for (name, help, v) in extra {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+        }
+        out
+    }
+}

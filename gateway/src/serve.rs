@@ -1,0 +1,166 @@
+//! Starting and stopping the gateway: store, writer, broker, ingest, forwarder, HTTP.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tokio::sync::{broadcast, mpsc};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{self, AppState};
+use crate::config::{BrokerMode, Config, BOOTSTRAP_TOKEN_VAR};
+use crate::ingest::{self, Session};
+use crate::metrics::Metrics;
+use crate::store::writer::{self, WriterSettings};
+use crate::store::Store;
+
+/// A running gateway.
+#[derive(Debug)]
+pub struct Running {
+    /// Where the HTTP server listens.
+    pub http_addr: SocketAddr,
+    /// Where the embedded broker listens (None with an external broker).
+    pub mqtt_addr: Option<SocketAddr>,
+    /// The database.
+    pub store: Arc<Store>,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    /// Cancel to stop; then await `done`.
+    pub cancel: CancellationToken,
+    /// Ends when everything has stopped: the HTTP server, ingest (after committing and
+    /// acknowledging what arrived), the broker and the forwarder.
+    pub done: JoinHandle<anyhow::Result<()>>,
+}
+
+/// Starts every part of the gateway.
+pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
+    let tz = jiff::tz::TimeZone::get(&config.site.timezone).with_context(|| {
+        format!(
+            "site.timezone: {:?} is not an IANA time zone",
+            config.site.timezone
+        )
+    })?;
+    let store = Store::open(&config.database_path(), config.store.synchronous)?;
+    let metrics = Arc::new(Metrics::new());
+    let (live, _) = broadcast::channel(1024);
+    let cancel = CancellationToken::new();
+
+    // The writer thread, fed by ingest.
+    let (jobs_tx, jobs_rx) = mpsc::channel(8192);
+    let (committed_tx, committed_rx) = mpsc::unbounded_channel();
+    let writer_conn = store
+        .connect()
+        .context("opening the store writer's connection")?;
+    let writer = writer::spawn(
+        writer_conn,
+        WriterSettings {
+            batch_max: config.store.batch_max_messages,
+            dead_letters_max: config.store.dead_letters_max,
+        },
+        jobs_rx,
+        committed_tx,
+    )
+    .context("starting the store writer thread")?;
+
+    // The broker, and the gateway's session on it.
+    let (session, mqtt_addr, broker) = match config.mqtt.broker {
+        BrokerMode::External => {
+            let credentials = (!config.mqtt.username.is_empty())
+                .then(|| (config.mqtt.username.clone(), config.mqtt.password.clone()));
+            (
+                Session {
+                    host: config.mqtt.host.clone(),
+                    port: config.mqtt.port,
+                    credentials,
+                    client_id: config.mqtt.client_id.clone(),
+                    prefix: config.mqtt.topic_prefix.clone(),
+                    keep_alive_s: config.mqtt.keep_alive_s,
+                },
+                None,
+                None,
+            )
+        }
+        BrokerMode::Embedded => {
+            let embedded =
+                crate::broker::start(&config, store.clone(), cancel.child_token()).await?;
+            let session = Session {
+                host: "127.0.0.1".into(),
+                port: embedded.addr.port(),
+                credentials: Some(embedded.service_credentials.clone()),
+                client_id: config.mqtt.client_id.clone(),
+                prefix: config.mqtt.topic_prefix.clone(),
+                keep_alive_s: config.mqtt.keep_alive_s,
+            };
+            (session, Some(embedded.addr), Some(embedded))
+        }
+    };
+    let ingest_cancel = CancellationToken::new();
+    let ingest = tokio::spawn(ingest::run(
+        session,
+        jobs_tx,
+        committed_rx,
+        metrics.clone(),
+        live.clone(),
+        ingest_cancel.clone(),
+    ));
+
+    let forwarder = config.influx.enabled.then(|| {
+        tokio::spawn(crate::forward::influx::run(
+            config.influx.clone(),
+            store.clone(),
+            metrics.clone(),
+            cancel.child_token(),
+        ))
+    });
+
+    // HTTP.
+    let listener = tokio::net::TcpListener::bind(config.http.listen)
+        .await
+        .with_context(|| format!("listening for HTTP on {} (http.listen)", config.http.listen))?;
+    let http_addr = listener.local_addr()?;
+    let state = AppState {
+        store: store.clone(),
+        config: config.clone(),
+        metrics: metrics.clone(),
+        live,
+        bootstrap_token: std::env::var(BOOTSTRAP_TOKEN_VAR)
+            .ok()
+            .filter(|t| !t.is_empty()),
+        tz,
+    };
+    let app = api::router(state);
+    let http_cancel = cancel.clone();
+    let http = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { http_cancel.cancelled().await })
+            .await
+    });
+
+    let stop = cancel.clone();
+    let done = tokio::spawn(async move {
+        stop.cancelled().await;
+        // Stop taking messages; commit and acknowledge what arrived; then the rest.
+        ingest_cancel.cancel();
+        let ingest_result = ingest.await.context("the ingest task failed")?;
+        let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+        if let Some(b) = broker {
+            b.stopped().await;
+        }
+        if let Some(f) = forwarder {
+            let _ = f.await;
+        }
+        http.await
+            .context("the HTTP task failed")?
+            .context("serving HTTP")?;
+        ingest_result
+    });
+    Ok(Running {
+        http_addr,
+        mqtt_addr,
+        store,
+        metrics,
+        cancel,
+        done,
+    })
+}

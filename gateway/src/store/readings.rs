@@ -1,0 +1,241 @@
+//! Reading queries: raw ranges, min/mean/max per step, the latest reading.
+//!
+//! Scans call back once per row so that a caller can stream a year of minute data without
+//! holding it in memory.
+
+use rusqlite::{params, Connection, OptionalExtension};
+use weir_contract::Quantity;
+
+use super::schema::value_columns;
+
+/// A stored reading.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Row {
+    /// Unix seconds.
+    pub ts: i64,
+    /// Values in `Quantity::ALL` order.
+    pub values: [Option<f64>; Quantity::COUNT],
+    /// `{"turbidity_ntu":"no_response"}` or None.
+    pub faults: Option<String>,
+}
+
+/// Min/mean/max of one quantity over a step.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Stat {
+    /// Readings with a value.
+    pub n: i64,
+    /// Lowest value.
+    pub min: f64,
+    /// Highest value.
+    pub max: f64,
+    /// Sum of values (mean = sum / n).
+    pub sum: f64,
+}
+
+impl Stat {
+    /// The mean, if any value was seen.
+    pub fn mean(&self) -> Option<f64> {
+        (self.n > 0).then(|| self.sum / self.n as f64)
+    }
+
+    fn merge(&mut self, other: &Stat) {
+        if other.n == 0 {
+            return;
+        }
+        if self.n == 0 {
+            *self = *other;
+            return;
+        }
+        self.n += other.n;
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+        self.sum += other.sum;
+    }
+}
+
+/// One step of an aggregated range.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepRow {
+    /// Start of the step, Unix seconds.
+    pub ts: i64,
+    /// Readings in the step.
+    pub n: i64,
+    /// Per quantity, in `Quantity::ALL` order.
+    pub stats: [Stat; Quantity::COUNT],
+}
+
+fn terminal_key(conn: &Connection, id: &str) -> rusqlite::Result<Option<i64>> {
+    super::terminals::key_of(conn, id)
+}
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+    let mut values = [None; Quantity::COUNT];
+    for (i, v) in values.iter_mut().enumerate() {
+        *v = r.get(1 + i)?;
+    }
+    Ok(Row {
+        ts: r.get(0)?,
+        values,
+        faults: r.get(1 + Quantity::COUNT)?,
+    })
+}
+
+/// Calls `each` for every reading of `terminal` with `from <= ts < to`, oldest first.
+/// Returns false if the terminal is unknown.
+pub fn scan(
+    conn: &Connection,
+    terminal: &str,
+    from: i64,
+    to: i64,
+    mut each: impl FnMut(Row) -> bool,
+) -> rusqlite::Result<bool> {
+    let Some(key) = terminal_key(conn, terminal)? else {
+        return Ok(false);
+    };
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT ts, {}, faults FROM readings WHERE terminal = ?1 AND ts >= ?2 AND ts < ?3 ORDER BY ts",
+        value_columns()
+    ))?;
+    let mut rows = stmt.query(params![key, from, to])?;
+    while let Some(r) = rows.next()? {
+        if !each(row(r)?) {
+            break;
+        }
+    }
+    Ok(true)
+}
+
+/// Number of readings of `terminal` with `from <= ts < to`.
+pub fn count(conn: &Connection, terminal: &str, from: i64, to: i64) -> rusqlite::Result<i64> {
+    conn.prepare_cached(
+        "SELECT count(*) FROM readings r JOIN terminals t ON t.key = r.terminal
+         WHERE t.id = ?1 AND r.ts >= ?2 AND r.ts < ?3",
+    )?
+    .query_row(params![terminal, from, to], |r| r.get(0))
+}
+
+/// The newest reading of `terminal`.
+pub fn latest(conn: &Connection, terminal: &str) -> rusqlite::Result<Option<Row>> {
+    let Some(key) = terminal_key(conn, terminal)? else {
+        return Ok(None);
+    };
+    conn.prepare_cached(&format!(
+        "SELECT ts, {}, faults FROM readings WHERE terminal = ?1 ORDER BY ts DESC LIMIT 1",
+        value_columns()
+    ))?
+    .query_row([key], row)
+    .optional()
+}
+
+/// Where a step starts, for a reading or rollup bucket at `ts`: steps of whole hours are
+/// aligned to local time in `tz` (a day step is a local calendar day), shorter steps to UTC.
+pub fn step_start(ts: i64, step: i64, tz: &jiff::tz::TimeZone) -> i64 {
+    if step % 3600 != 0 {
+        return ts.div_euclid(step) * step;
+    }
+    let offset = jiff::Timestamp::from_second(ts)
+        .map(|t| i64::from(tz.to_offset(t).seconds()))
+        .unwrap_or(0);
+    (ts + offset).div_euclid(step) * step - offset
+}
+
+/// Calls `each` for every step of `step` seconds with readings of `terminal` in
+/// `from <= ts < to`, oldest first. Whole-hour steps are read from the hourly rollups (so a
+/// year costs 8760 rows per terminal); shorter steps from the raw readings.
+/// Returns false if the terminal is unknown.
+pub fn scan_steps(
+    conn: &Connection,
+    terminal: &str,
+    from: i64,
+    to: i64,
+    step: i64,
+    tz: &jiff::tz::TimeZone,
+    mut each: impl FnMut(StepRow) -> bool,
+) -> rusqlite::Result<bool> {
+    let Some(key) = terminal_key(conn, terminal)? else {
+        return Ok(false);
+    };
+    let mut current: Option<StepRow> = None;
+    let mut emit = |bucket: i64, n: i64, stats: [Stat; Quantity::COUNT]| -> bool {
+        let start = step_start(bucket, step, tz);
+        match &mut current {
+            Some(c) if c.ts == start => {
+                c.n += n;
+                for (a, b) in c.stats.iter_mut().zip(&stats) {
+                    a.merge(b);
+                }
+                true
+            }
+            _ => {
+                let done = current.replace(StepRow {
+                    ts: start,
+                    n,
+                    stats,
+                });
+                done.is_none_or(&mut each)
+            }
+        }
+    };
+    let stat_cols: String = Quantity::ALL
+        .iter()
+        .map(|q| {
+            let f = q.field();
+            format!(", {f}_n, {f}_min, {f}_max, {f}_sum")
+        })
+        .collect();
+    let (sql, lo, hi) = if step % 3600 == 0 {
+        // Hour buckets wholly inside the range; `from`/`to` are rounded to hours by the caller.
+        (
+            format!(
+                "SELECT bucket, n{stat_cols} FROM rollup_hour
+                 WHERE terminal = ?1 AND bucket >= ?2 AND bucket < ?3 ORDER BY bucket"
+            ),
+            from,
+            to,
+        )
+    } else {
+        let agg: String = Quantity::ALL
+            .iter()
+            .map(|q| {
+                let f = q.field();
+                format!(", count({f}), min({f}), max({f}), sum({f})")
+            })
+            .collect();
+        (
+            format!(
+                "SELECT (ts / {step}) * {step} AS b, count(*){agg} FROM readings
+                 WHERE terminal = ?1 AND ts >= ?2 AND ts < ?3 GROUP BY b ORDER BY b"
+            ),
+            from,
+            to,
+        )
+    };
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query(params![key, lo, hi])?;
+    let mut going = true;
+    while let Some(r) = rows.next()? {
+        let mut stats = [Stat::default(); Quantity::COUNT];
+        for (i, s) in stats.iter_mut().enumerate() {
+            let c = 2 + i * 4;
+            let n: i64 = r.get(c)?;
+            if n > 0 {
+                *s = Stat {
+                    n,
+                    min: r.get(c + 1)?,
+                    max: r.get(c + 2)?,
+                    sum: r.get(c + 3)?,
+                };
+            }
+        }
+        if !emit(r.get(0)?, r.get(1)?, stats) {
+            going = false;
+            break;
+        }
+    }
+    if going {
+        if let Some(last) = current {
+            each(last);
+        }
+    }
+    Ok(true)
+}

@@ -1,0 +1,474 @@
+//! The only writer of telemetry: one thread, batched transactions.
+//!
+//! Ingest hands it jobs; it takes whatever has arrived (up to `batch_max_messages`), commits
+//! it in one transaction, and only then reports the outcome of every job, in order. Ingest
+//! acknowledges to the broker and the node on that report, never before.
+
+use std::collections::HashMap;
+
+use rusqlite::{params, Connection, Transaction};
+use tokio::sync::mpsc;
+use weir_contract::{Quantity, Reading, Sample, Status, Telemetry, TerminalId};
+
+use super::schema::value_columns;
+
+/// What ingest asks the writer to persist.
+#[derive(Debug)]
+pub enum Item {
+    /// A valid telemetry message.
+    Telemetry {
+        /// From the topic.
+        terminal: TerminalId,
+        /// The decoded, validated message (boxed: it holds up to 64 readings inline).
+        telemetry: Box<Telemetry>,
+        /// The payload as received, kept if the message must be refused after all.
+        raw: bytes::Bytes,
+    },
+    /// A refused message, kept as a dead letter.
+    Refused {
+        /// Terminal from the topic, if the topic named one.
+        terminal: Option<String>,
+        /// The topic it came on.
+        topic: String,
+        /// The raw payload.
+        payload: Vec<u8>,
+        /// Stable reason code (`above_max`, `bad_json`, `unknown_terminal`, ...).
+        reason: &'static str,
+        /// The full reason for people.
+        detail: String,
+    },
+    /// A node's status.
+    Status {
+        /// From the topic.
+        terminal: TerminalId,
+        /// The decoded status.
+        status: Status,
+    },
+}
+
+/// An item with the caller's token (for example what it needs to acknowledge the message).
+#[derive(Debug)]
+pub struct Job<T> {
+    /// What to persist.
+    pub item: Item,
+    /// Returned untouched with the outcome.
+    pub token: T,
+    /// When the gateway received it, Unix seconds.
+    pub received_at: i64,
+}
+
+/// What became of a job, once committed.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// A telemetry message was stored (possibly only partly new).
+    Stored {
+        /// Its terminal.
+        terminal: TerminalId,
+        /// Its boot counter.
+        boot: u32,
+        /// Its sequence number.
+        seq: u32,
+        /// Readings newly stored.
+        new_readings: usize,
+        /// Readings already stored before (replays).
+        duplicate_readings: usize,
+    },
+    /// The same (terminal, boot, seq) was stored before; nothing changed.
+    DuplicateMessage {
+        /// Its terminal.
+        terminal: TerminalId,
+        /// Its boot counter.
+        boot: u32,
+        /// Its sequence number.
+        seq: u32,
+    },
+    /// Telemetry from a terminal that is not in the registry: kept as a dead letter.
+    UnknownTerminal,
+    /// Kept as a dead letter.
+    DeadLettered,
+    /// Status saved.
+    StatusSaved,
+}
+
+/// A reading as committed, with its commit-order id.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredReading {
+    /// Commit order (the `readings` rowid).
+    pub id: i64,
+    /// Its terminal.
+    pub terminal: TerminalId,
+    /// The reading.
+    pub reading: Reading,
+}
+
+/// One committed transaction: the outcome of each job in arrival order, and the readings
+/// it added, in commit order.
+#[derive(Debug)]
+pub struct Committed<T> {
+    /// Per job, in order.
+    pub outcomes: Vec<(T, Outcome)>,
+    /// New readings.
+    pub readings: Vec<StoredReading>,
+    /// Status items saved, for the live view.
+    pub statuses: Vec<(TerminalId, Status)>,
+}
+
+/// Settings of the writer.
+#[derive(Clone, Copy, Debug)]
+pub struct WriterSettings {
+    /// Most jobs in one transaction.
+    pub batch_max: usize,
+    /// Dead letters kept.
+    pub dead_letters_max: u32,
+}
+
+/// Starts the writer thread. It ends when every sender of `jobs` is dropped and the last
+/// batch is committed, which is how the gateway flushes on shutdown.
+pub fn spawn<T: Send + 'static>(
+    conn: Connection,
+    settings: WriterSettings,
+    mut jobs: mpsc::Receiver<Job<T>>,
+    committed: mpsc::UnboundedSender<Committed<T>>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("weir-store-writer".into())
+        .spawn(move || {
+            let mut writer = Writer {
+                conn,
+                settings,
+                terminals: HashMap::new(),
+            };
+            while let Some(first) = jobs.blocking_recv() {
+                let mut batch = vec![first];
+                while batch.len() < settings.batch_max {
+                    match jobs.try_recv() {
+                        Ok(job) => batch.push(job),
+                        Err(_) => break,
+                    }
+                }
+                let done = writer.commit_until_it_succeeds(batch);
+                if committed.send(done).is_err() {
+                    tracing::warn!("nobody is waiting for commits any more; stopping the writer");
+                    break;
+                }
+            }
+            tracing::debug!("store writer stopped");
+        })
+}
+
+struct Writer {
+    conn: Connection,
+    settings: WriterSettings,
+    /// Terminal id -> key; misses are looked up again (a terminal may be added at any time).
+    terminals: HashMap<String, i64>,
+}
+
+/// Running min/max/sum of one quantity in one hour.
+#[derive(Clone, Copy, Default)]
+struct Stat {
+    n: i64,
+    min: f64,
+    max: f64,
+    sum: f64,
+}
+
+#[derive(Default)]
+struct HourAgg {
+    n: i64,
+    stats: [Stat; Quantity::COUNT],
+}
+
+impl Writer {
+    /// A failed commit (disk full, I/O error) acknowledges nothing; the batch is retried so
+    /// that nothing is lost and back-pressure reaches the broker.
+    fn commit_until_it_succeeds<T>(&mut self, batch: Vec<Job<T>>) -> Committed<T> {
+        let mut delay = std::time::Duration::from_millis(100);
+        loop {
+            match self.commit(&batch) {
+                Ok((outcomes, readings, statuses)) => {
+                    let outcomes = batch.into_iter().map(|j| j.token).zip(outcomes).collect();
+                    return Committed {
+                        outcomes,
+                        readings,
+                        statuses,
+                    };
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, jobs = batch.len(), "committing a batch failed; retrying");
+                    self.terminals.clear();
+                    std::thread::sleep(delay);
+                    delay = (delay * 2).min(std::time::Duration::from_secs(10));
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn commit<T>(
+        &mut self,
+        batch: &[Job<T>],
+    ) -> rusqlite::Result<(Vec<Outcome>, Vec<StoredReading>, Vec<(TerminalId, Status)>)> {
+        let tx = self.conn.transaction()?;
+        let mut outcomes = Vec::with_capacity(batch.len());
+        let mut readings = Vec::new();
+        let mut statuses = Vec::new();
+        let mut hours: HashMap<(i64, i64), HourAgg> = HashMap::new();
+        let mut dead_letters = false;
+        let mut last_seen: HashMap<i64, i64> = HashMap::new();
+        for job in batch {
+            let outcome = match &job.item {
+                Item::Telemetry {
+                    terminal,
+                    telemetry,
+                    raw,
+                } => match lookup(&tx, &mut self.terminals, terminal.as_str())? {
+                    Some(key) => {
+                        last_seen.insert(key, job.received_at);
+                        store_telemetry(
+                            &tx,
+                            key,
+                            terminal,
+                            telemetry,
+                            job.received_at,
+                            &mut readings,
+                            &mut hours,
+                        )?
+                    }
+                    None => {
+                        insert_dead_letter(
+                            &tx,
+                            job.received_at,
+                            Some(terminal.as_str()),
+                            "",
+                            "unknown_terminal",
+                            &format!("terminal {terminal} is not registered"),
+                            raw,
+                        )?;
+                        dead_letters = true;
+                        Outcome::UnknownTerminal
+                    }
+                },
+                Item::Refused {
+                    terminal,
+                    topic,
+                    payload,
+                    reason,
+                    detail,
+                } => {
+                    insert_dead_letter(
+                        &tx,
+                        job.received_at,
+                        terminal.as_deref(),
+                        topic,
+                        reason,
+                        detail,
+                        payload,
+                    )?;
+                    dead_letters = true;
+                    Outcome::DeadLettered
+                }
+                Item::Status { terminal, status } => {
+                    if let Some(key) = lookup(&tx, &mut self.terminals, terminal.as_str())? {
+                        super::status::upsert(&tx, key, status, job.received_at)?;
+                        statuses.push((terminal.clone(), status.clone()));
+                    }
+                    Outcome::StatusSaved
+                }
+            };
+            outcomes.push(outcome);
+        }
+        write_rollups(&tx, &hours)?;
+        let mut seen = tx.prepare_cached(
+            "UPDATE terminals SET last_seen = max(coalesce(last_seen, 0), ?2) WHERE key = ?1",
+        )?;
+        for (key, at) in last_seen {
+            seen.execute(params![key, at])?;
+        }
+        drop(seen);
+        if dead_letters {
+            tx.execute(
+                "DELETE FROM dead_letters WHERE id <= (SELECT max(id) FROM dead_letters) - ?1",
+                [self.settings.dead_letters_max],
+            )?;
+        }
+        tx.commit()?;
+        Ok((outcomes, readings, statuses))
+    }
+}
+
+fn lookup(
+    tx: &Transaction<'_>,
+    cache: &mut HashMap<String, i64>,
+    id: &str,
+) -> rusqlite::Result<Option<i64>> {
+    if let Some(key) = cache.get(id) {
+        return Ok(Some(*key));
+    }
+    let key = super::terminals::key_of(tx, id)?;
+    if let Some(key) = key {
+        cache.insert(id.to_owned(), key);
+    }
+    Ok(key)
+}
+
+fn store_telemetry(
+    tx: &Transaction<'_>,
+    key: i64,
+    terminal: &TerminalId,
+    t: &Telemetry,
+    received_at: i64,
+    stored: &mut Vec<StoredReading>,
+    hours: &mut HashMap<(i64, i64), HourAgg>,
+) -> rusqlite::Result<Outcome> {
+    let new_message = tx
+        .prepare_cached(
+            "INSERT INTO messages (terminal, boot, seq, received_at, readings)
+             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+        )?
+        .execute(params![
+            key,
+            t.boot,
+            t.seq,
+            received_at,
+            t.readings.len() as i64
+        ])?;
+    if new_message == 0 {
+        return Ok(Outcome::DuplicateMessage {
+            terminal: terminal.clone(),
+            boot: t.boot,
+            seq: t.seq,
+        });
+    }
+    let placeholders: String = (0..Quantity::COUNT)
+        .map(|i| format!(", ?{}", i + 3))
+        .collect();
+    let sql = format!(
+        "INSERT INTO readings (terminal, ts, {}, faults) VALUES (?1, ?2{placeholders}, ?{})
+         ON CONFLICT (terminal, ts) DO NOTHING",
+        value_columns(),
+        Quantity::COUNT + 3
+    );
+    let mut insert = tx.prepare_cached(&sql)?;
+    let (mut new_readings, mut duplicate_readings) = (0, 0);
+    for r in &t.readings {
+        let values = Quantity::ALL.map(|q| r.value(q));
+        let faults = faults_json(r);
+        let ts = r.ts.unix();
+        let mut args: Vec<&dyn rusqlite::ToSql> = vec![&key, &ts];
+        args.extend(values.iter().map(|v| v as &dyn rusqlite::ToSql));
+        args.push(&faults);
+        if insert.execute(args.as_slice())? == 0 {
+            duplicate_readings += 1;
+            continue;
+        }
+        new_readings += 1;
+        stored.push(StoredReading {
+            id: tx.last_insert_rowid(),
+            terminal: terminal.clone(),
+            reading: *r,
+        });
+        let agg = hours
+            .entry((key, r.ts.unix().div_euclid(3600) * 3600))
+            .or_default();
+        agg.n += 1;
+        for (q, v) in Quantity::ALL.iter().zip(values) {
+            if let Some(v) = v {
+                let s = &mut agg.stats[q.index()];
+                if s.n == 0 {
+                    (s.min, s.max) = (v, v);
+                } else {
+                    s.min = s.min.min(v);
+                    s.max = s.max.max(v);
+                }
+                s.n += 1;
+                s.sum += v;
+            }
+        }
+    }
+    Ok(Outcome::Stored {
+        terminal: terminal.clone(),
+        boot: t.boot,
+        seq: t.seq,
+        new_readings,
+        duplicate_readings,
+    })
+}
+
+/// `{"turbidity_ntu":"no_response"}`, or NULL when no sensor failed.
+pub fn faults_json(r: &Reading) -> Option<String> {
+    let faults: Vec<String> = r
+        .samples()
+        .filter_map(|(q, s)| match s {
+            Sample::Fault(f) => Some(format!("\"{}\":\"{}\"", q.field(), f.code())),
+            Sample::Value(_) => None,
+        })
+        .collect();
+    (!faults.is_empty()).then(|| format!("{{{}}}", faults.join(",")))
+}
+
+fn write_rollups(
+    tx: &Transaction<'_>,
+    hours: &HashMap<(i64, i64), HourAgg>,
+) -> rusqlite::Result<()> {
+    if hours.is_empty() {
+        return Ok(());
+    }
+    let mut cols = String::from("terminal, bucket, n");
+    let mut vals = String::from("?1, ?2, ?3");
+    let mut sets = String::from("n = n + excluded.n");
+    for (i, q) in Quantity::ALL.iter().enumerate() {
+        let f = q.field();
+        let p = 4 + i * 4;
+        cols += &format!(", {f}_n, {f}_min, {f}_max, {f}_sum");
+        vals += &format!(", ?{}, ?{}, ?{}, ?{}", p, p + 1, p + 2, p + 3);
+        sets += &format!(
+            ", {f}_n = {f}_n + excluded.{f}_n,
+             {f}_min = min(coalesce({f}_min, excluded.{f}_min), coalesce(excluded.{f}_min, {f}_min)),
+             {f}_max = max(coalesce({f}_max, excluded.{f}_max), coalesce(excluded.{f}_max, {f}_max)),
+             {f}_sum = CASE WHEN excluded.{f}_sum IS NULL THEN {f}_sum
+                            ELSE coalesce({f}_sum, 0) + excluded.{f}_sum END"
+        );
+    }
+    let sql = format!(
+        "INSERT INTO rollup_hour ({cols}) VALUES ({vals})
+         ON CONFLICT (terminal, bucket) DO UPDATE SET {sets}"
+    );
+    let mut upsert = tx.prepare_cached(&sql)?;
+    for ((terminal, bucket), agg) in hours {
+        let mut args: Vec<Box<dyn rusqlite::ToSql>> =
+            vec![Box::new(*terminal), Box::new(*bucket), Box::new(agg.n)];
+        for s in &agg.stats {
+            let some = s.n > 0;
+            args.push(Box::new(s.n));
+            args.push(Box::new(some.then_some(s.min)));
+            args.push(Box::new(some.then_some(s.max)));
+            args.push(Box::new(some.then_some(s.sum)));
+        }
+        upsert.execute(rusqlite::params_from_iter(args.iter().map(|b| b.as_ref())))?;
+    }
+    Ok(())
+}
+
+fn insert_dead_letter(
+    tx: &Transaction<'_>,
+    received_at: i64,
+    terminal: Option<&str>,
+    topic: &str,
+    reason: &str,
+    detail: &str,
+    payload: &[u8],
+) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO dead_letters (received_at, terminal, topic, reason, detail, payload)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        received_at,
+        terminal,
+        topic,
+        reason,
+        detail,
+        payload
+    ])?;
+    Ok(())
+}
