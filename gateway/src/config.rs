@@ -31,6 +31,8 @@ pub struct Config {
     pub store: StoreConfig,
     /// Forwarding to InfluxDB.
     pub influx: InfluxConfig,
+    /// Alert rules, escalation, service-time targets, crews and notifications.
+    pub alerts: crate::alerts::AlertsConfig,
 }
 
 impl Default for Config {
@@ -43,6 +45,7 @@ impl Default for Config {
             mqtt: MqttConfig::default(),
             store: StoreConfig::default(),
             influx: InfluxConfig::default(),
+            alerts: crate::alerts::AlertsConfig::default(),
         }
     }
 }
@@ -355,8 +358,13 @@ fn describe(e: figment::Error) -> String {
         .join("; ")
 }
 
-/// The default configuration as a commented TOML file (`weir config`).
-pub const DEFAULT_FILE: &str = r#"# Weir gateway configuration. Every key is optional; this file shows the defaults.
+/// The default configuration as a commented TOML file (`weir config`): the core keys, then
+/// each domain's section.
+pub fn default_file() -> String {
+    format!("{CORE_FILE}{}", crate::alerts::DEFAULT_CONFIG)
+}
+
+const CORE_FILE: &str = r#"# Weir gateway configuration. Every key is optional; this file shows the defaults.
 # Any key can be overridden by an environment variable: WEIR_ + the key in capitals, with __
 # between levels, for example WEIR_HTTP__LISTEN=0.0.0.0:8080 or WEIR_DATA_DIR=/var/lib/weir.
 # WEIR_BOOTSTRAP_TOKEN, if set, is accepted as an admin API token (automation, first start).
@@ -437,7 +445,7 @@ mod tests {
 
     #[test]
     fn the_printed_default_file_is_the_default_configuration() {
-        let parsed: Config = toml::from_str(DEFAULT_FILE).unwrap();
+        let parsed: Config = toml::from_str(&default_file()).unwrap();
         assert_eq!(parsed, Config::default());
     }
 

@@ -3,6 +3,7 @@
 //! Cut by domain: `ingest/` takes messages from the broker, `store/` owns the database,
 //! `forward/` copies readings to InfluxDB, `api/` serves HTTP, `broker` embeds the MQTT broker.
 
+pub mod alerts;
 pub mod api;
 pub mod broker;
 pub mod config;

@@ -123,7 +123,7 @@ fn main() -> std::process::ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::Config = cli.command {
-        print!("{}", weir_gateway::config::DEFAULT_FILE);
+        print!("{}", weir_gateway::config::default_file());
         return Ok(());
     }
     let config = Config::load(cli.config.as_deref())?;

@@ -114,6 +114,14 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
         ))
     });
 
+    let alerts = crate::alerts::start(
+        config.clone(),
+        store.clone(),
+        live.subscribe(),
+        cancel.child_token(),
+    )
+    .await?;
+
     // HTTP.
     let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await
@@ -128,6 +136,7 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
             .ok()
             .filter(|t| !t.is_empty()),
         tz,
+        alerts: alerts.clone(),
     };
     let app = api::router(state);
     let http_cancel = cancel.clone();
@@ -150,6 +159,7 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
         if let Some(f) = forwarder {
             let _ = f.await;
         }
+        alerts.stopped().await;
         http.await
             .context("the HTTP task failed")?
             .context("serving HTTP")?;

@@ -43,6 +43,8 @@ pub struct AppState {
     pub bootstrap_token: Option<String>,
     /// The site's time zone, for day steps.
     pub tz: jiff::tz::TimeZone,
+    /// The alert engine.
+    pub alerts: crate::alerts::Alerts,
 }
 
 /// An API error: status, a stable code and a sentence for people.
@@ -202,6 +204,7 @@ pub fn router(state: AppState) -> Router {
         .route("/terminals/{id}", get(terminals::one))
         .route("/terminals/{id}/readings", get(readings::readings))
         .route("/dead-letters", get(terminals::dead_letters))
+        .merge(crate::alerts::routes())
         .fallback(|| async { ApiError::not_found("no such API route") });
     Router::new()
         .route(

@@ -4,8 +4,8 @@
 use rusqlite::Connection;
 use weir_contract::Quantity;
 
-/// Migrations, applied in order; `PRAGMA user_version` records how many ran.
-fn migrations() -> Vec<String> {
+/// The store's own migrations, by name, in order.
+fn core_migrations() -> Vec<(&'static str, String)> {
     let values: String = Quantity::ALL
         .iter()
         .map(|q| format!(", {} REAL", q.field()))
@@ -17,7 +17,7 @@ fn migrations() -> Vec<String> {
             format!(", {f}_n INTEGER NOT NULL DEFAULT 0, {f}_min REAL, {f}_max REAL, {f}_sum REAL")
         })
         .collect();
-    vec![format!(
+    vec![("core_0001", format!(
         "
         CREATE TABLE terminals (
             key INTEGER PRIMARY KEY,
@@ -109,16 +109,35 @@ fn migrations() -> Vec<String> {
             detail TEXT NOT NULL
         );
         "
-    )]
+    ))]
 }
 
-/// Brings the database to the newest schema, in one transaction per migration.
+/// Every migration: the store's, then each domain module's (alerts keep their own tables).
+/// Each runs once, in its own transaction, recorded by name in `schema_migrations`.
+pub fn migrations() -> Vec<(&'static str, String)> {
+    let mut all = core_migrations();
+    all.extend(crate::alerts::migrations());
+    all
+}
+
+/// Brings the database to the newest schema.
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
-    let done: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    for (i, sql) in migrations().iter().enumerate().skip(done as usize) {
+    conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)")?;
+    for (name, sql) in migrations() {
+        let done: bool = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE name = ?1)",
+            [name],
+            |r| r.get(0),
+        )?;
+        if done {
+            continue;
+        }
         let tx = conn.transaction()?;
-        tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", i as i64 + 1)?;
+        tx.execute_batch(&sql)?;
+        tx.execute(
+            "INSERT INTO schema_migrations (name, applied_at) VALUES (?1, ?2)",
+            rusqlite::params![name, super::now()],
+        )?;
         tx.commit()?;
     }
     Ok(())
