@@ -12,6 +12,8 @@ use crate::store::writer::StoredReading;
 pub enum LiveEvent {
     /// One transaction: new readings in commit order, and node statuses.
     Committed {
+        /// Telemetry messages newly stored: (terminal, boot, seq), in commit order.
+        messages: Arc<Vec<(TerminalId, u32, u32)>>,
         /// New readings.
         readings: Arc<Vec<StoredReading>>,
         /// Statuses saved.

@@ -200,6 +200,7 @@ pub fn router(state: AppState) -> Router {
         .route("/login", post(session::login))
         .route("/logout", post(session::logout))
         .route("/me", get(session::me))
+        .route("/site", get(site))
         .route("/terminals", get(terminals::list))
         .route("/terminals/{id}", get(terminals::one))
         .route("/terminals/{id}/readings", get(readings::readings))
@@ -214,6 +215,14 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .nest("/api/v1", api)
         .with_state(state)
+}
+
+/// `GET /api/v1/site`: what the dashboard shows about the site (any caller).
+async fn site(State(state): State<AppState>, _caller: Caller) -> Json<serde_json::Value> {
+    let s = &state.config.site;
+    Json(
+        json!({ "name": s.name, "timezone": s.timezone, "topic_prefix": state.config.mqtt.topic_prefix }),
+    )
 }
 
 async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {

@@ -219,13 +219,17 @@ async fn acknowledge(
         metrics.commits.fetch_add(1, Relaxed);
         // Per (terminal, boot): the highest seq committed in this batch.
         let mut node_acks: BTreeMap<(TerminalId, u32), (u32, Encoding)> = BTreeMap::new();
+        let mut messages = Vec::new();
         for (token, outcome) in &batch.outcomes {
             match outcome {
                 Outcome::Stored {
+                    terminal,
+                    boot,
+                    seq,
                     new_readings,
                     duplicate_readings,
-                    ..
                 } => {
+                    messages.push((terminal.clone(), *boot, *seq));
                     metrics
                         .readings_stored
                         .fetch_add(*new_readings as u64, Relaxed);
@@ -273,8 +277,9 @@ async fn acknowledge(
                 tracing::warn!(error = %e, %terminal, "could not publish the node's ack");
             }
         }
-        if !batch.readings.is_empty() || !batch.statuses.is_empty() {
+        if !messages.is_empty() || !batch.statuses.is_empty() {
             let _ = live.send(LiveEvent::Committed {
+                messages: Arc::new(messages),
                 readings: Arc::new(batch.readings),
                 statuses: Arc::new(batch.statuses),
             });

@@ -17,8 +17,10 @@ fn core_migrations() -> Vec<(&'static str, String)> {
             format!(", {f}_n INTEGER NOT NULL DEFAULT 0, {f}_min REAL, {f}_max REAL, {f}_sum REAL")
         })
         .collect();
-    vec![("core_0001", format!(
-        "
+    vec![(
+        "core_0001",
+        format!(
+            "
         CREATE TABLE terminals (
             key INTEGER PRIMARY KEY,
             id TEXT NOT NULL UNIQUE,
@@ -109,7 +111,8 @@ fn core_migrations() -> Vec<(&'static str, String)> {
             detail TEXT NOT NULL
         );
         "
-    ))]
+        ),
+    )]
 }
 
 /// Every migration: the store's, then each domain module's (alerts keep their own tables).
