@@ -124,6 +124,11 @@ pub struct MqttConfig {
     pub topic_prefix: String,
     /// Keep-alive of the gateway's MQTT session, seconds.
     pub keep_alive_s: u16,
+    /// Embedded broker: most unacknowledged QoS 1 messages in flight to one client. The
+    /// gateway acknowledges after commit, so this bounds its batches.
+    pub max_inflight: u16,
+    /// Embedded broker: most messages queued for one session while its client is away.
+    pub max_queued: usize,
 }
 
 impl Default for MqttConfig {
@@ -138,6 +143,8 @@ impl Default for MqttConfig {
             client_id: "weir-gateway".into(),
             topic_prefix: weir_contract::topic::DEFAULT_PREFIX.into(),
             keep_alive_s: 30,
+            max_inflight: 1000,
+            max_queued: 250_000,
         }
     }
 }
@@ -404,6 +411,11 @@ client_id = "weir-gateway"
 # Topics are {topic_prefix}/terminals/{terminal id}/{telemetry,status,ack,config}.
 topic_prefix = "weir"
 keep_alive_s = 30
+# Embedded broker: most unacknowledged messages in flight to one client (the gateway
+# acknowledges after commit, so this bounds its batches), and most messages queued for one
+# session while its client is away (the oldest are dropped beyond it).
+max_inflight = 1000
+max_queued = 250000
 
 [store]
 # "full": each commit reaches the disk before the node is acked (nothing acked is lost to a

@@ -26,6 +26,8 @@ pub struct Metrics {
     pub forwarded: AtomicU64,
     /// Failed InfluxDB write attempts.
     pub forward_errors: AtomicU64,
+    /// The embedded broker's counters, when it runs.
+    pub broker: std::sync::OnceLock<std::sync::Arc<weir_broker::Stats>>,
 }
 
 impl Metrics {
@@ -108,6 +110,48 @@ impl Metrics {
             "# HELP weir_forward_lag_readings Readings stored but not yet forwarded (-1: forwarding off).\n# TYPE weir_forward_lag_readings gauge\nweir_forward_lag_readings {}",
             self.forward_lag.load(Relaxed)
         );
+        if let Some(b) = self.broker.get() {
+            let s = b.snapshot();
+            for (name, help, v) in [
+                (
+                    "weir_broker_connections",
+                    "Clients connected to the embedded broker.",
+                    s.connections_current,
+                ),
+                (
+                    "weir_broker_connections_total",
+                    "Clients accepted since start.",
+                    s.connections_total,
+                ),
+                (
+                    "weir_broker_connects_refused_total",
+                    "Connections refused (credentials, ACL, protocol).",
+                    s.connects_refused,
+                ),
+                (
+                    "weir_broker_messages_in_total",
+                    "PUBLISH packets received.",
+                    s.messages_in,
+                ),
+                (
+                    "weir_broker_messages_out_total",
+                    "PUBLISH packets sent.",
+                    s.messages_out,
+                ),
+                (
+                    "weir_broker_acl_denied_total",
+                    "Publishes and subscriptions refused by the ACL.",
+                    s.acl_denied,
+                ),
+                (
+                    "weir_broker_queued_dropped_total",
+                    "Messages dropped from full session queues.",
+                    s.queued_dropped,
+                ),
+            ] {
+                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+            }
+        }
         for (name, help, v) in extra {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
         }

@@ -82,8 +82,7 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
             )
         }
         BrokerMode::Embedded => {
-            let embedded =
-                crate::broker::start(&config, store.clone(), cancel.child_token()).await?;
+            let embedded = crate::broker::start(&config, store.clone(), &metrics).await?;
             let session = Session {
                 host: "127.0.0.1".into(),
                 port: embedded.addr.port(),

@@ -45,10 +45,12 @@ fn binary(path: &str, package: &str) -> PathBuf {
     p
 }
 
-/// A server process, killed when dropped.
+/// A server process, killed when dropped. If the test is failing, the tail of the server's
+/// log is printed.
 pub struct Server {
     pub child: Child,
     pub port: u16,
+    log: Option<PathBuf>,
     _dir: tempfile::TempDir,
 }
 
@@ -56,6 +58,14 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let (true, Some(log)) = (std::thread::panicking(), &self.log) {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            eprintln!("--- last lines of {}:", log.display());
+            for l in &lines[lines.len().saturating_sub(60)..] {
+                eprintln!("{l}");
+            }
+        }
     }
 }
 
@@ -63,10 +73,15 @@ impl Drop for Server {
 pub fn mosquitto(extra: &str) -> Server {
     let bin = binary("/usr/sbin/mosquitto", "mosquitto");
     let dir = tempfile::tempdir().unwrap();
+    // Started as root, mosquitto runs as the `mosquitto` user: let it write its log here.
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
     let port = free_port();
     let conf = dir.path().join("mosquitto.conf");
+    let log = dir.path().join("mosquitto.log");
     let body = format!(
-        "listener {port} 127.0.0.1\npersistence false\nmax_queued_messages 0\nmax_inflight_messages 1000\n{extra}\n"
+        "listener {port} 127.0.0.1\npersistence false\nmax_queued_messages 0\nmax_inflight_messages 1000\nlog_dest file {}\nlog_type all\n{extra}\n",
+        log.display()
     );
     let body = if extra.contains("allow_anonymous") {
         body
@@ -85,6 +100,7 @@ pub fn mosquitto(extra: &str) -> Server {
     Server {
         child,
         port,
+        log: Some(log),
         _dir: dir,
     }
 }
@@ -106,13 +122,17 @@ pub fn victoria_metrics(port: Option<u16>) -> Server {
     Server {
         child,
         port,
+        log: None,
         _dir: dir,
     }
 }
 
 /// A gateway configuration for tests: data in `dir`, HTTP on a free port, the given broker.
 pub fn config(dir: &Path, broker: Option<u16>) -> Config {
-    let mut c = Config { data_dir: dir.to_owned(), ..Config::default() };
+    let mut c = Config {
+        data_dir: dir.to_owned(),
+        ..Config::default()
+    };
     c.http.listen = "127.0.0.1:0".parse().unwrap();
     c.store.synchronous = weir_gateway::config::Synchronous::Normal;
     match broker {

@@ -1,0 +1,159 @@
+//! The broker's settings: one typed tree with defaults in code.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Settings of the embedded broker, the `[broker]` table of the gateway's config file.
+///
+/// Every key has a default; an unknown key is an error, so a typo is not silently ignored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BrokerConfig {
+    /// Address and port the broker listens on. Default `0.0.0.0:1883`.
+    pub listen: SocketAddr,
+    /// Largest packet a client may send, in bytes of remaining length (everything after the
+    /// fixed header). A client that sends a larger one is disconnected. Default 65536.
+    pub max_packet_size: usize,
+    /// Most QoS 1 messages sent to one client and not yet acknowledged; further messages wait
+    /// in its session queue. Default 100, at most 65535.
+    pub max_inflight: u16,
+    /// Most messages waiting in one session's queue (online or offline); when it is full the
+    /// oldest is dropped and counted. Default 250000.
+    pub max_queued: usize,
+    /// Longest keep alive the broker honours, in seconds. A client asking for more, or for 0
+    /// (no keep alive), is held to this, so a dead link is noticed. A client is disconnected
+    /// after 1.5 times its keep alive without a packet. Default 3600.
+    pub max_keep_alive_s: u16,
+    /// Seconds a new connection has to send its CONNECT. Default 10.
+    pub connect_timeout_s: u16,
+    /// Most clients connected at once; further connections are closed at once and counted as
+    /// refused. Default 10000.
+    pub max_connections: usize,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            listen: SocketAddr::from((Ipv4Addr::UNSPECIFIED, 1883)),
+            max_packet_size: 64 * 1024,
+            max_inflight: 100,
+            max_queued: 250_000,
+            max_keep_alive_s: 3600,
+            connect_timeout_s: 10,
+            max_connections: 10_000,
+        }
+    }
+}
+
+/// A setting that cannot work.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A key is zero where at least one is needed.
+    #[error("broker.{0} must be at least 1")]
+    Zero(&'static str),
+    /// `max_packet_size` is below what a CONNECT with credentials needs.
+    #[error("broker.max_packet_size must be at least {min} bytes, not {got}")]
+    PacketSizeTooSmall {
+        /// The smallest accepted value.
+        min: usize,
+        /// The configured value.
+        got: usize,
+    },
+}
+
+impl BrokerConfig {
+    /// Smallest accepted `max_packet_size`: room for a CONNECT with an id, credentials and a will.
+    pub const MIN_PACKET_SIZE: usize = 1024;
+
+    /// Checks the settings before the broker starts.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_packet_size < Self::MIN_PACKET_SIZE {
+            return Err(ConfigError::PacketSizeTooSmall {
+                min: Self::MIN_PACKET_SIZE,
+                got: self.max_packet_size,
+            });
+        }
+        let non_zero = [
+            ("max_inflight", self.max_inflight as usize),
+            ("max_queued", self.max_queued),
+            ("max_keep_alive_s", self.max_keep_alive_s as usize),
+            ("connect_timeout_s", self.connect_timeout_s as usize),
+            ("max_connections", self.max_connections),
+        ];
+        match non_zero.into_iter().find(|(_, v)| *v == 0) {
+            Some((key, _)) => Err(ConfigError::Zero(key)),
+            None => Ok(()),
+        }
+    }
+
+    /// How long a client asking for `requested` seconds of keep alive may stay silent.
+    pub fn keep_alive_timeout(&self, requested: u16) -> Duration {
+        let k = match requested {
+            0 => self.max_keep_alive_s,
+            k => k.min(self.max_keep_alive_s),
+        };
+        // 1.5 times the keep alive, MQTT-3.1.2-24.
+        Duration::from_millis(u64::from(k) * 1500)
+    }
+
+    /// How long a new connection has to send its CONNECT.
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_secs(self.connect_timeout_s.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_table_gives_the_defaults_and_they_are_valid() {
+        let c: BrokerConfig = toml::from_str("").unwrap();
+        assert_eq!(c, BrokerConfig::default());
+        assert_eq!(c.listen.port(), 1883);
+        assert_eq!(c.max_packet_size, 65536);
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn keys_override_defaults_and_unknown_keys_are_refused() {
+        let c: BrokerConfig =
+            toml::from_str("listen = \"127.0.0.1:1884\"\nmax_inflight = 20\n").unwrap();
+        assert_eq!(c.listen, "127.0.0.1:1884".parse().unwrap());
+        assert_eq!(c.max_inflight, 20);
+        assert_eq!(c.max_queued, BrokerConfig::default().max_queued);
+        let err = toml::from_str::<BrokerConfig>("max_inflite = 20").unwrap_err();
+        assert!(err.to_string().contains("max_inflite"), "{err}");
+    }
+
+    #[test]
+    fn zero_limits_and_tiny_packets_are_refused_by_name() {
+        let c = BrokerConfig {
+            max_queued: 0,
+            ..BrokerConfig::default()
+        };
+        assert_eq!(c.validate(), Err(ConfigError::Zero("max_queued")));
+        let c = BrokerConfig {
+            max_packet_size: 100,
+            ..BrokerConfig::default()
+        };
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::PacketSizeTooSmall { got: 100, .. })
+        ));
+    }
+
+    #[test]
+    fn keep_alive_is_one_and_a_half_times_the_requested_value_capped_by_the_maximum() {
+        let c = BrokerConfig {
+            max_keep_alive_s: 100,
+            ..BrokerConfig::default()
+        };
+        assert_eq!(c.keep_alive_timeout(10), Duration::from_secs(15));
+        assert_eq!(c.keep_alive_timeout(1), Duration::from_millis(1500));
+        assert_eq!(c.keep_alive_timeout(500), Duration::from_secs(150));
+        assert_eq!(c.keep_alive_timeout(0), Duration::from_secs(150));
+    }
+}

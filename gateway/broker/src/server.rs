@@ -1,0 +1,172 @@
+//! The broker handle, its TCP listener and graceful shutdown.
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, ToSocketAddrs};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{BrokerConfig, ConfigError};
+use crate::connection;
+use crate::policy::Policy;
+use crate::router::Router;
+use crate::stats::Stats;
+
+/// What every connection of one broker shares.
+pub(crate) struct Shared {
+    pub config: BrokerConfig,
+    pub policy: Arc<dyn Policy>,
+    pub stats: Arc<Stats>,
+    pub router: Router,
+    /// Source of connection ids and of generated client ids.
+    pub next_id: AtomicU64,
+}
+
+/// An embedded MQTT 3.1.1 broker. Cheap to clone; clones share sessions and counters.
+///
+/// ```no_run
+/// # use std::sync::Arc;
+/// # use weir_broker::{Broker, BrokerConfig, WeirPolicy};
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let policy = WeirPolicy::new("weir", "weir-gateway", b"secret", |_id, _pw| false)?;
+/// let config = BrokerConfig::default();
+/// let broker = Broker::new(config.clone(), Arc::new(policy))?;
+/// let listener = broker.bind(config.listen).await?;
+/// let shutdown = tokio_util::sync::CancellationToken::new();
+/// listener.run(shutdown).await;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Broker {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for Broker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Broker")
+            .field("config", &self.shared.config)
+            .field("stats", &self.shared.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Broker {
+    /// A broker with `config` that admits clients and checks topics with `policy`.
+    pub fn new(config: BrokerConfig, policy: Arc<dyn Policy>) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let stats = Arc::new(Stats::default());
+        let router = Router::new(
+            policy.clone(),
+            stats.clone(),
+            config.max_queued,
+            config.max_inflight.into(),
+        );
+        Ok(Broker {
+            shared: Arc::new(Shared {
+                config,
+                policy,
+                stats,
+                router,
+                next_id: AtomicU64::new(1),
+            }),
+        })
+    }
+
+    /// The settings the broker runs with.
+    pub fn config(&self) -> &BrokerConfig {
+        &self.shared.config
+    }
+
+    /// The broker's counters.
+    pub fn stats(&self) -> Arc<Stats> {
+        self.shared.stats.clone()
+    }
+
+    /// Whether a session is kept for `client_id`, connected or not.
+    pub fn has_session(&self, client_id: &str) -> bool {
+        self.shared.router.has_session(client_id)
+    }
+
+    /// Binds a TCP listener; [`Listener::run`] then accepts clients on it.
+    pub async fn bind(&self, addr: impl ToSocketAddrs) -> io::Result<Listener> {
+        let listener = TcpListener::bind(addr).await?;
+        let local_addr = listener.local_addr()?;
+        Ok(Listener {
+            broker: self.clone(),
+            listener,
+            local_addr,
+        })
+    }
+
+    /// Serves one client on an already accepted stream (a TLS stream the caller terminated,
+    /// an in-process pipe), until the client leaves or `shutdown` is cancelled.
+    pub async fn serve_connection<S>(&self, stream: S, shutdown: CancellationToken)
+    where
+        S: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        connection::serve(self.shared.clone(), stream, shutdown).await;
+    }
+}
+
+/// A bound TCP listener of a [`Broker`].
+#[derive(Debug)]
+pub struct Listener {
+    broker: Broker,
+    listener: TcpListener,
+    local_addr: SocketAddr,
+}
+
+impl Listener {
+    /// The address the broker listens on (with the real port if bound to port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Accepts and serves clients until `shutdown` is cancelled, then stops accepting, closes
+    /// every connection and returns when all are closed. Sessions stay in the [`Broker`].
+    pub async fn run(self, shutdown: CancellationToken) {
+        let tracker = TaskTracker::new();
+        let max_connections = self.broker.shared.config.max_connections;
+        tracing::info!(addr = %self.local_addr, "MQTT broker listening");
+        loop {
+            let accepted = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                accepted = self.listener.accept() => accepted,
+            };
+            let (socket, peer) = match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors, most likely: wait rather than spin.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(Duration::from_millis(100)) => continue,
+                    }
+                }
+            };
+            if tracker.len() >= max_connections {
+                tracing::warn!(%peer, max_connections, "too many connections: closing a new one");
+                self.broker.shared.stats.refused();
+                continue;
+            }
+            // Small packets (acks) must not wait for Nagle's algorithm.
+            let _ = socket.set_nodelay(true);
+            let shared = self.broker.shared.clone();
+            let shutdown = shutdown.clone();
+            tracker.spawn(async move {
+                tracing::debug!(%peer, "connection accepted");
+                connection::serve(shared, socket, shutdown).await;
+            });
+        }
+        drop(self.listener);
+        tracker.close();
+        tracker.wait().await;
+        tracing::info!("MQTT broker stopped");
+    }
+}
