@@ -1,0 +1,261 @@
+//! The `weir` binary as an operator runs it.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use support::*;
+use weir_contract::Message as _;
+
+const WEIR: &str = env!("CARGO_BIN_EXE_weir");
+
+fn weir(dir: &Path, broker_port: u16) -> Command {
+    let mut c = Command::new(WEIR);
+    c.env("WEIR_DATA_DIR", dir)
+        .env("WEIR_MQTT__BROKER", "external")
+        .env("WEIR_MQTT__PORT", broker_port.to_string())
+        .env("WEIR_MQTT__CLIENT_ID", "weir-gateway-kill-test")
+        .env("WEIR_HTTP__LISTEN", "127.0.0.1:0")
+        .env("WEIR_LOG", "warn");
+    c
+}
+
+fn output(mut c: Command) -> String {
+    let out = c.output().expect("running weir");
+    assert!(
+        out.status.success(),
+        "weir failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Starts `weir serve`; returns the process and its HTTP address, read from its stderr.
+fn serve(dir: &Path, broker_port: u16) -> (Child, String) {
+    let mut child = weir(dir, broker_port)
+        .arg("serve")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("weir serve printed its address")
+            .unwrap();
+        if let Some(addr) = line.strip_prefix("weir: listening on ") {
+            break addr.to_owned();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    (child, addr)
+}
+
+async fn stored(addr: &str, token: &str, from: i64, to: i64) -> Option<BTreeSet<i64>> {
+    let url = format!(
+        "{addr}/api/v1/terminals/HY-009/readings?from={}&to={}",
+        rfc3339(from),
+        rfc3339(to)
+    );
+    let (status, body) = get(&url, Some(token)).await;
+    if status != 200 {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+    let ts = v["readings"].as_array()?.iter().map(|r| {
+        weir_contract::Timestamp::parse_rfc3339(r["ts"].as_str().unwrap())
+            .unwrap()
+            .unix()
+    });
+    Some(ts.collect())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_stream_and_a_restart_lose_no_acknowledged_reading() {
+    let broker = mosquitto("");
+    let dir = tempfile::tempdir().unwrap();
+    output({
+        let mut c = weir(dir.path(), broker.port);
+        c.args(["terminal", "add", "HY-009", "--name", "Kill test"]);
+        c
+    });
+    let token = output({
+        let mut c = weir(dir.path(), broker.port);
+        c.args(["token", "create", "--role", "inspector"]);
+        c
+    })
+    .trim()
+    .to_owned();
+    let (mut gateway, addr) = serve(dir.path(), broker.port);
+
+    // A node publishing 3000 readings and recording the acks: an ack covers every message of
+    // its boot up to its seq.
+    let acked = Arc::new(Mutex::new(None::<u32>));
+    let mut opts = MqttOptions::new("kill-test-node", "127.0.0.1", broker.port);
+    opts.set_keep_alive(Duration::from_secs(30))
+        .set_inflight(50);
+    let (client, mut events) = AsyncClient::new(opts, 100);
+    client
+        .subscribe("weir/terminals/HY-009/ack", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    let seen = acked.clone();
+    tokio::spawn(async move {
+        while let Ok(ev) = events.poll().await {
+            if let Event::Incoming(Packet::Publish(p)) = ev {
+                if let Ok(a) = weir_contract::Ack::decode(&p.payload) {
+                    let mut seen = seen.lock().unwrap();
+                    *seen = Some(seen.map_or(a.seq, |s| s.max(a.seq)));
+                }
+            }
+        }
+    });
+    let total = 3000u32;
+    let start = weir_gateway::store::now() - i64::from(total) * 10 - 60;
+    let ts_of = move |seq: u32| start + i64::from(seq) * 10;
+    let publisher = tokio::spawn(async move {
+        for seq in 0..total {
+            let payload = format!(
+                r#"{{"boot":1,"seq":{seq},"readings":[{{"ts":"{}","flow_m3h":1.25}}]}}"#,
+                rfc3339(ts_of(seq))
+            );
+            client
+                .publish(
+                    "weir/terminals/HY-009/telemetry",
+                    QoS::AtLeastOnce,
+                    false,
+                    payload,
+                )
+                .await
+                .unwrap();
+            if seq % 100 == 0 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        client
+    });
+
+    // Kill the gateway once a third of the readings are acknowledged.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while acked.lock().unwrap().unwrap_or(0) < 1000 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no acks: is the gateway storing?"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    gateway.kill().unwrap(); // SIGKILL
+    gateway.wait().unwrap();
+    let acked_before_kill = acked.lock().unwrap().unwrap();
+    assert!(
+        acked_before_kill < total - 1,
+        "the kill came too late to mean anything"
+    );
+
+    let (mut gateway, addr2) = serve(dir.path(), broker.port);
+    let _client = publisher.await.unwrap();
+    let all: BTreeSet<i64> = (0..total).map(ts_of).collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    let got = loop {
+        if let Some(got) = stored(&addr2, &token, start, start + i64::from(total) * 10 + 1).await {
+            if got == all {
+                break got;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not every reading arrived after the restart"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    for seq in 0..=acked_before_kill {
+        assert!(
+            got.contains(&ts_of(seq)),
+            "reading {seq} was acknowledged, then lost"
+        );
+    }
+    assert_eq!(got.len(), total as usize);
+    let _ = addr;
+
+    // SIGTERM: a graceful stop exits 0.
+    let pid = gateway.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = gateway.wait().unwrap();
+    assert!(
+        status.success(),
+        "weir serve exited with {status} after SIGTERM"
+    );
+}
+
+#[test]
+fn a_bad_configuration_key_stops_the_start_with_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(WEIR)
+        .env("WEIR_DATA_DIR", dir.path())
+        .env("WEIR_HTTP__LISTN", "127.0.0.1:1")
+        .arg("serve")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("listn"), "{err}");
+}
+
+#[test]
+fn weir_config_prints_a_file_that_weir_accepts() {
+    let out = Command::new(WEIR).arg("config").output().unwrap();
+    assert!(out.status.success());
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("weir.toml");
+    std::fs::write(&file, &out.stdout).unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("[mqtt]") && text.contains("# "), "{text}");
+    let listed = Command::new(WEIR)
+        .env("WEIR_DATA_DIR", dir.path())
+        .arg("--config")
+        .arg(&file)
+        .args(["terminal", "list"])
+        .output()
+        .unwrap();
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+}
+
+#[test]
+fn terminal_add_refuses_a_bad_id_and_a_duplicate_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let add = |id: &str| {
+        Command::new(WEIR)
+            .env("WEIR_DATA_DIR", dir.path())
+            .args(["terminal", "add", id, "--name", "x"])
+            .output()
+            .unwrap()
+    };
+    let ok = add("HY-001");
+    assert!(ok.status.success());
+    let printed = String::from_utf8_lossy(&ok.stdout);
+    assert!(
+        printed.contains("node MQTT user name: HY-001") && printed.contains("password"),
+        "{printed}"
+    );
+    let dup = add("HY-001");
+    assert!(String::from_utf8_lossy(&dup.stderr).contains("already registered"));
+    let bad = add("HY 001");
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("only letters"));
+}
