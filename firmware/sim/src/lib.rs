@@ -1,1 +1,28 @@
-//! Placeholder: this crate is being written.
+//! Simulated Weir sensor nodes: the real node core (`weir-node`) on simulated sensors, a
+//! file-backed flash and a `rumqttc` uplink, in a fleet of terminals that behave like the
+//! county's: diurnal flow, rain, sludge building up, and scripted faults for the alert rules.
+//!
+//! * [`Fleet`] runs a fleet against any broker ([`FleetConfig`]); the `weir-fleet` binary and
+//!   the gateway's `weir demo` use it.
+//! * [`Scenario`] says what each terminal measures and which fault it gets, from a seed.
+//! * [`Timeline`] and [`SimClock`]: simulated time that starts in the past, runs faster than
+//!   the wall clock until it catches up, and never gets ahead of it.
+//! * [`FileFlash`]: NOR flash in a file, so a killed simulator keeps its queues.
+//! * [`MqttUplink`]: the node's MQTT connection.
+
+#![deny(missing_docs)]
+
+mod flash;
+mod fleet;
+pub mod scenario;
+pub mod signals;
+mod timeline;
+mod uplink;
+
+pub use flash::{FileFlash, FileFlashError, PAGE};
+pub use fleet::{
+    Credentials, Fleet, FleetConfig, PasswordLookup, SimSensors, QUEUE_PAGES, SAMPLE_LOG,
+};
+pub use scenario::{Scenario, ScriptedFault, TerminalPlan};
+pub use timeline::{wall_now_ms, SimClock, Timeline};
+pub use uplink::{Gate, MqttUplink, UplinkConfig, UplinkError};

@@ -1,0 +1,413 @@
+//! A test rig for the node: RAM flash that can lose power at any write, a hand-driven clock,
+//! scripted sensors and a recording uplink. Every part keeps its state in shared cells, so a
+//! test can drop a node (a power cut) and start another on the same flash.
+// Each test binary that includes this module uses only part of it.
+#![allow(dead_code)]
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::rc::Rc;
+
+use embedded_storage_async::nor_flash::{
+    ErrorType, MultiwriteNorFlash, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash,
+};
+use futures::executor::block_on;
+use weir_contract::topic::Channel;
+use weir_contract::{Ack, Message, NodeConfig, Status, Telemetry, Timestamp};
+use weir_node::{Clock, Event, Node, Partitions, RawReading, Sensors, Settings, Uplink};
+
+pub const PAGE: usize = 4096;
+/// 2026-09-21T13:46:40Z: the rig's UTC at monotonic time 0.
+pub const T0: i64 = 1_790_000_000;
+
+// ---------------------------------------------------------------------------------------
+// Flash
+
+/// Operations (writes and erases) left before the power fails; `None`: no cut planned.
+pub type Power = Rc<Cell<Option<u32>>>;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TestFlashError {
+    PowerCut,
+    OutOfBounds,
+}
+
+impl NorFlashError for TestFlashError {
+    fn kind(&self) -> NorFlashErrorKind {
+        match self {
+            TestFlashError::PowerCut => NorFlashErrorKind::Other,
+            TestFlashError::OutOfBounds => NorFlashErrorKind::OutOfBounds,
+        }
+    }
+}
+
+/// NOR flash in a shared buffer. When the power budget runs out, the operation that ran it
+/// out is done by half (as a real write or erase cut short) and fails, and so does every
+/// operation after it.
+#[derive(Debug)]
+pub struct TestFlash {
+    bytes: Rc<RefCell<Vec<u8>>>,
+    power: Power,
+}
+
+impl TestFlash {
+    fn spend(&self) -> Result<bool, TestFlashError> {
+        match self.power.get() {
+            None => Ok(true),
+            Some(0) => Err(TestFlashError::PowerCut),
+            Some(n) => {
+                self.power.set(Some(n - 1));
+                Ok(n > 1)
+            }
+        }
+    }
+}
+
+impl ErrorType for TestFlash {
+    type Error = TestFlashError;
+}
+
+impl ReadNorFlash for TestFlash {
+    const READ_SIZE: usize = 1;
+
+    async fn read(&mut self, offset: u32, out: &mut [u8]) -> Result<(), Self::Error> {
+        if self.power.get() == Some(0) {
+            return Err(TestFlashError::PowerCut);
+        }
+        let bytes = self.bytes.borrow();
+        let start = offset as usize;
+        let src = bytes
+            .get(start..start + out.len())
+            .ok_or(TestFlashError::OutOfBounds)?;
+        out.copy_from_slice(src);
+        Ok(())
+    }
+
+    fn capacity(&self) -> usize {
+        self.bytes.borrow().len()
+    }
+}
+
+impl NorFlash for TestFlash {
+    const WRITE_SIZE: usize = 4;
+    const ERASE_SIZE: usize = PAGE;
+
+    async fn erase(&mut self, from: u32, to: u32) -> Result<(), Self::Error> {
+        let whole = self.spend()?;
+        let mut bytes = self.bytes.borrow_mut();
+        let (from, to) = (from as usize, to as usize);
+        if to > bytes.len() || !from.is_multiple_of(PAGE) || !to.is_multiple_of(PAGE) {
+            return Err(TestFlashError::OutOfBounds);
+        }
+        let end = if whole { to } else { from + (to - from) / 2 };
+        bytes[from..end].fill(0xFF);
+        if whole {
+            Ok(())
+        } else {
+            Err(TestFlashError::PowerCut)
+        }
+    }
+
+    async fn write(&mut self, offset: u32, data: &[u8]) -> Result<(), Self::Error> {
+        let whole = self.spend()?;
+        let mut bytes = self.bytes.borrow_mut();
+        let start = offset as usize;
+        if start + data.len() > bytes.len()
+            || !start.is_multiple_of(4)
+            || !data.len().is_multiple_of(4)
+        {
+            return Err(TestFlashError::OutOfBounds);
+        }
+        let len = if whole {
+            data.len()
+        } else {
+            (data.len() / 2) & !3
+        };
+        for (cell, b) in bytes[start..start + len].iter_mut().zip(data) {
+            *cell &= *b;
+        }
+        if whole {
+            Ok(())
+        } else {
+            Err(TestFlashError::PowerCut)
+        }
+    }
+}
+
+impl MultiwriteNorFlash for TestFlash {}
+
+// ---------------------------------------------------------------------------------------
+// Clock, sensors, uplink
+
+pub struct TestClock {
+    now_ms: Rc<Cell<u64>>,
+    utc_known: Rc<Cell<bool>>,
+}
+
+impl Clock for TestClock {
+    fn utc(&mut self) -> Option<Timestamp> {
+        self.utc_known
+            .get()
+            .then(|| Timestamp::from_unix(T0 + (self.now_ms.get() / 1000) as i64))
+    }
+
+    fn now_ms(&mut self) -> u64 {
+        self.now_ms.get()
+    }
+
+    /// Time jumps to the deadline: the tests run hours in milliseconds.
+    async fn sleep_until(&mut self, at_ms: u64) {
+        if at_ms > self.now_ms.get() {
+            self.now_ms.set(at_ms);
+        }
+    }
+}
+
+pub struct TestSensors {
+    raw: Rc<RefCell<RawReading>>,
+}
+
+impl Sensors for TestSensors {
+    async fn sample(&mut self) -> RawReading {
+        *self.raw.borrow()
+    }
+}
+
+#[derive(Debug)]
+pub enum LinkEvent {
+    Connected,
+    Disconnected,
+    Message(Channel, Vec<u8>),
+}
+
+#[derive(Debug, Default)]
+pub struct Link {
+    /// Publications fail while down.
+    pub up: bool,
+    /// If set, publications succeed this many more times, then fail (a busy link).
+    pub publishes_left: Option<usize>,
+    pub sent: Vec<(Channel, Vec<u8>, bool)>,
+    pub events: VecDeque<LinkEvent>,
+}
+
+pub struct TestUplink {
+    link: Rc<RefCell<Link>>,
+    current: Vec<u8>,
+}
+
+impl Uplink for TestUplink {
+    type Error = ();
+
+    async fn publish(&mut self, channel: Channel, payload: &[u8], retain: bool) -> Result<(), ()> {
+        let mut link = self.link.borrow_mut();
+        if !link.up || link.publishes_left == Some(0) {
+            return Err(());
+        }
+        if let Some(left) = &mut link.publishes_left {
+            *left -= 1;
+        }
+        link.sent.push((channel, payload.to_vec(), retain));
+        Ok(())
+    }
+
+    async fn next_event(&mut self) -> Event<'_> {
+        let next = self.link.borrow_mut().events.pop_front();
+        match next {
+            None => core::future::pending().await,
+            Some(LinkEvent::Connected) => Event::Connected,
+            Some(LinkEvent::Disconnected) => Event::Disconnected,
+            Some(LinkEvent::Message(channel, payload)) => {
+                self.current = payload;
+                Event::Message {
+                    channel,
+                    payload: &self.current,
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The rig
+
+pub type TestNode = Node<TestSensors, TestClock, TestUplink, TestFlash>;
+
+/// Everything a node is built from, kept across node lifetimes.
+pub struct Rig {
+    pub settings_flash: Rc<RefCell<Vec<u8>>>,
+    pub pending_flash: Rc<RefCell<Vec<u8>>>,
+    pub queue_flash: Rc<RefCell<Vec<u8>>>,
+    pub power: Power,
+    pub now_ms: Rc<Cell<u64>>,
+    pub utc_known: Rc<Cell<bool>>,
+    pub raw: Rc<RefCell<RawReading>>,
+    pub link: Rc<RefCell<Link>>,
+    pub factory: NodeConfig,
+}
+
+impl Rig {
+    /// A rig with a `queue_pages`-page message queue and two pages for the rest.
+    pub fn new(queue_pages: usize) -> Self {
+        let erased = |pages: usize| Rc::new(RefCell::new(vec![0xFF; pages * PAGE]));
+        Rig {
+            settings_flash: erased(2),
+            pending_flash: erased(2),
+            queue_flash: erased(queue_pages),
+            power: Rc::new(Cell::new(None)),
+            now_ms: Rc::new(Cell::new(0)),
+            utc_known: Rc::new(Cell::new(true)),
+            raw: Rc::new(RefCell::new(RawReading::new())),
+            link: Rc::new(RefCell::new(Link::default())),
+            factory: NodeConfig::default(),
+        }
+    }
+
+    fn flash(&self, bytes: &Rc<RefCell<Vec<u8>>>) -> TestFlash {
+        TestFlash {
+            bytes: bytes.clone(),
+            power: self.power.clone(),
+        }
+    }
+
+    pub fn try_start(&self) -> Result<TestNode, weir_node::Error<TestFlashError>> {
+        let partitions = Partitions {
+            settings: self.flash(&self.settings_flash),
+            pending: self.flash(&self.pending_flash),
+            queue: self.flash(&self.queue_flash),
+        };
+        let settings = Settings {
+            factory_config: self.factory,
+            ..Settings::default()
+        };
+        let mut node = Node::new(
+            TestSensors {
+                raw: self.raw.clone(),
+            },
+            TestClock {
+                now_ms: self.now_ms.clone(),
+                utc_known: self.utc_known.clone(),
+            },
+            TestUplink {
+                link: self.link.clone(),
+                current: Vec::new(),
+            },
+            partitions,
+            settings,
+        )?;
+        block_on(node.start())?;
+        Ok(node)
+    }
+
+    /// Starts a node on the rig's flash (a fresh boot).
+    pub fn start(&self) -> TestNode {
+        self.try_start().expect("the node starts")
+    }
+
+    pub fn now_ms(&self) -> u64 {
+        self.now_ms.get()
+    }
+
+    /// Steps the node until the clock reaches `until_ms`.
+    pub fn run_until(&self, node: &mut TestNode, until_ms: u64) {
+        self.try_run_until(node, until_ms).expect("the node runs");
+    }
+
+    /// Steps the node for `ms` from now.
+    pub fn run_for(&self, node: &mut TestNode, ms: u64) {
+        let until = self.now_ms() + ms;
+        self.run_until(node, until);
+    }
+
+    pub fn try_run_until(
+        &self,
+        node: &mut TestNode,
+        until_ms: u64,
+    ) -> Result<(), weir_node::Error<TestFlashError>> {
+        for _ in 0..1_000_000 {
+            if self.now_ms() >= until_ms && self.link.borrow().events.is_empty() {
+                return Ok(());
+            }
+            block_on(node.step())?;
+        }
+        panic!("the node did not reach {until_ms} ms in a million steps");
+    }
+
+    /// The link comes up.
+    pub fn connect(&self) {
+        let mut link = self.link.borrow_mut();
+        link.up = true;
+        link.events.push_back(LinkEvent::Connected);
+    }
+
+    /// The link goes down.
+    pub fn disconnect(&self) {
+        let mut link = self.link.borrow_mut();
+        link.up = false;
+        link.events.push_back(LinkEvent::Disconnected);
+    }
+
+    /// The gateway acknowledges everything of `boot` up to `seq`.
+    pub fn ack(&self, boot: u32, seq: u32) {
+        let mut buf = [0u8; 32];
+        let len = Ack { boot, seq }
+            .encode(weir_node::ENCODING, &mut buf)
+            .unwrap();
+        self.link
+            .borrow_mut()
+            .events
+            .push_back(LinkEvent::Message(Channel::Ack, buf[..len].to_vec()));
+    }
+
+    /// The gateway sends a configuration (as JSON, as an operator might).
+    pub fn send_config(&self, json: &str) {
+        self.link.borrow_mut().events.push_back(LinkEvent::Message(
+            Channel::Config,
+            json.as_bytes().to_vec(),
+        ));
+    }
+
+    /// Every telemetry message published so far, in order, decoded.
+    pub fn telemetry(&self) -> Vec<Telemetry> {
+        self.link
+            .borrow()
+            .sent
+            .iter()
+            .filter(|(c, _, _)| *c == Channel::Telemetry)
+            .map(|(_, p, retain)| {
+                assert!(!retain, "telemetry is not retained");
+                Telemetry::decode(p).expect("the node publishes valid telemetry")
+            })
+            .collect()
+    }
+
+    /// Every status published so far.
+    pub fn statuses(&self) -> Vec<Status> {
+        self.link
+            .borrow()
+            .sent
+            .iter()
+            .filter(|(c, _, _)| *c == Channel::Status)
+            .map(|(_, p, retain)| {
+                assert!(retain, "status is retained");
+                Status::decode(p).unwrap()
+            })
+            .collect()
+    }
+
+    pub fn forget_sent(&self) {
+        self.link.borrow_mut().sent.clear();
+    }
+}
+
+/// Seconds after T0 of each reading of `messages`, in order.
+pub fn reading_times(messages: &[Telemetry]) -> Vec<i64> {
+    messages
+        .iter()
+        .flat_map(|m| m.readings.iter().map(|r| r.ts.unix() - T0))
+        .collect()
+}
+
+/// Runs `f` to completion on the test's thread.
+pub fn run<T>(f: impl core::future::Future<Output = T>) -> T {
+    block_on(f)
+}

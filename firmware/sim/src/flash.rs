@@ -1,0 +1,185 @@
+//! NOR flash kept in a file, so a simulated node that is killed keeps its queue.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use embedded_storage_async::nor_flash::{
+    ErrorType, MultiwriteNorFlash, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash,
+};
+
+/// Page (erase) size of the simulated flash, like most SPI NOR chips.
+pub const PAGE: usize = 4096;
+
+/// A NOR flash of whole pages in a file, with a copy in memory for reads.
+///
+/// Writes go to the file at once (a killed process loses nothing it wrote; the operating
+/// system keeps the file's pages), with NOR semantics: erasing sets `0xFF`, writing can
+/// only clear bits.
+#[derive(Debug)]
+pub struct FileFlash {
+    file: File,
+    bytes: Vec<u8>,
+}
+
+/// Why a flash operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FileFlashError {
+    /// Outside the flash.
+    #[error("outside the flash")]
+    OutOfBounds,
+    /// Not aligned to the write or erase size.
+    #[error("not aligned to the write or erase size")]
+    NotAligned,
+    /// The file could not be written.
+    #[error("writing the flash file: {0}")]
+    Io(#[from] io::Error),
+}
+
+impl NorFlashError for FileFlashError {
+    fn kind(&self) -> NorFlashErrorKind {
+        match self {
+            FileFlashError::OutOfBounds => NorFlashErrorKind::OutOfBounds,
+            FileFlashError::NotAligned => NorFlashErrorKind::NotAligned,
+            FileFlashError::Io(_) => NorFlashErrorKind::Other,
+        }
+    }
+}
+
+impl FileFlash {
+    /// Opens the flash file at `path`, or creates an erased one of `pages` pages. A file of
+    /// another size is refused rather than reinterpreted.
+    pub fn open(path: &Path, pages: usize) -> io::Result<Self> {
+        let size = pages * PAGE;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
+        let len = file.metadata()?.len() as usize;
+        let bytes = if len == 0 {
+            let erased = vec![0xFF; size];
+            file.write_all_at(&erased, 0)?;
+            erased
+        } else if len == size {
+            let mut bytes = vec![0; size];
+            file.read_exact_at(&mut bytes, 0)?;
+            bytes
+        } else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: {len} bytes, expected {size}", path.display()),
+            ));
+        };
+        Ok(FileFlash { file, bytes })
+    }
+
+    fn range(
+        &self,
+        offset: u32,
+        len: usize,
+        align: usize,
+    ) -> Result<std::ops::Range<usize>, FileFlashError> {
+        let start = offset as usize;
+        let end = start.checked_add(len).ok_or(FileFlashError::OutOfBounds)?;
+        if end > self.bytes.len() {
+            return Err(FileFlashError::OutOfBounds);
+        }
+        if !start.is_multiple_of(align) || !len.is_multiple_of(align) {
+            return Err(FileFlashError::NotAligned);
+        }
+        Ok(start..end)
+    }
+}
+
+impl ErrorType for FileFlash {
+    type Error = FileFlashError;
+}
+
+impl ReadNorFlash for FileFlash {
+    const READ_SIZE: usize = 1;
+
+    async fn read(&mut self, offset: u32, out: &mut [u8]) -> Result<(), Self::Error> {
+        let range = self.range(offset, out.len(), 1)?;
+        out.copy_from_slice(&self.bytes[range]);
+        Ok(())
+    }
+
+    fn capacity(&self) -> usize {
+        self.bytes.len()
+    }
+}
+
+impl NorFlash for FileFlash {
+    const WRITE_SIZE: usize = 4;
+    const ERASE_SIZE: usize = PAGE;
+
+    async fn erase(&mut self, from: u32, to: u32) -> Result<(), Self::Error> {
+        let len = (to as usize)
+            .checked_sub(from as usize)
+            .ok_or(FileFlashError::OutOfBounds)?;
+        let range = self.range(from, len, PAGE)?;
+        self.bytes[range.clone()].fill(0xFF);
+        self.file
+            .write_all_at(&self.bytes[range], u64::from(from))?;
+        Ok(())
+    }
+
+    async fn write(&mut self, offset: u32, data: &[u8]) -> Result<(), Self::Error> {
+        let range = self.range(offset, data.len(), Self::WRITE_SIZE)?;
+        for (cell, b) in self.bytes[range.clone()].iter_mut().zip(data) {
+            *cell &= *b;
+        }
+        self.file
+            .write_all_at(&self.bytes[range], u64::from(offset))?;
+        Ok(())
+    }
+}
+
+impl MultiwriteNorFlash for FileFlash {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    #[test]
+    fn writes_survive_reopening_the_file_with_nor_semantics() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("queue.flash");
+        block_on(async {
+            let mut f = FileFlash::open(&path, 2).unwrap();
+            f.write(8, &[0x0F, 0xF0, 0xAA, 0x55]).await.unwrap();
+            // A second write only clears bits.
+            f.write(8, &[0xFF, 0x0F, 0xFF, 0xFF]).await.unwrap();
+            drop(f);
+            let mut f = FileFlash::open(&path, 2).unwrap();
+            let mut out = [0; 4];
+            f.read(8, &mut out).await.unwrap();
+            assert_eq!(out, [0x0F, 0x00, 0xAA, 0x55]);
+            f.erase(0, PAGE as u32).await.unwrap();
+            f.read(8, &mut out).await.unwrap();
+            assert_eq!(out, [0xFF; 4]);
+            assert!(matches!(
+                f.write(2, &[0; 4]).await,
+                Err(FileFlashError::NotAligned)
+            ));
+            assert!(matches!(
+                f.write(2 * PAGE as u32, &[0; 4]).await,
+                Err(FileFlashError::OutOfBounds)
+            ));
+        });
+        assert!(
+            FileFlash::open(&path, 3).is_err(),
+            "a file of another size is refused"
+        );
+    }
+}
