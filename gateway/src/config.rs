@@ -275,6 +275,7 @@ impl Config {
             self.http.session_hours > 0,
             "http.session_hours must be at least 1"
         );
+        self.alerts.validate()?;
         if self.influx.enabled {
             anyhow::ensure!(
                 self.influx.url.starts_with("http://") || self.influx.url.starts_with("https://"),

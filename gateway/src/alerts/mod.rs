@@ -1,41 +1,106 @@
 //! Maintenance alerts: rules evaluated as readings are committed, their lifecycle, incidents,
-//! work orders and notifications. (Being written: this is the seam the rest of the gateway
-//! uses.)
+//! work orders and notifications.
+//!
+//! - `rules/`: pure state machines, one file per rule, fed readings (or the time) and
+//!   returning transitions.
+//! - `engine`: the one task that owns rule state and active alerts; follows the live feed,
+//!   runs the silence timers on the tokio clock, applies people's actions, persists first.
+//! - `store`: the alert tables. `notify/`: webhook, SMS and email, throttled and recorded.
+//! - `api`, `sse`, `preview`, `service`: the HTTP side (docs/api.md, "Alerts").
+
+mod api;
+pub mod config;
+pub mod engine;
+pub mod model;
+pub mod notify;
+pub mod preview;
+pub mod rules;
+pub mod service;
+mod sse;
+pub mod store;
+pub mod text;
 
 use std::sync::Arc;
 
 use axum::Router;
-use serde::{Deserialize, Serialize};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
+
+pub use config::{AlertsConfig, DEFAULT_CONFIG};
+use engine::{Action, ActionError, AlertEvent, Clock, Command, Engine, Outputs};
+use model::Alert;
+use notify::Notice;
 
 use crate::api::AppState;
 use crate::config::Config;
 use crate::live::LiveEvent;
 use crate::store::Store;
 
-/// The `[alerts]` configuration section.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct AlertsConfig {}
-
-/// The `[alerts]` section of `weir config`, commented.
-pub const DEFAULT_CONFIG: &str = "\n[alerts]\n";
-
 /// The alert tables, as named migrations.
 pub fn migrations() -> Vec<(&'static str, String)> {
-    Vec::new()
+    store::migrations()
 }
 
 /// A handle on the running alert engine, cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Alerts {
-    _engine: (),
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: Arc<AlertsConfig>,
+    commands: mpsc::Sender<Command>,
+    events: broadcast::Sender<AlertEvent>,
+    notices: broadcast::Sender<Notice>,
+    clock: Clock,
+    stopped: watch::Receiver<()>,
 }
 
 impl Alerts {
     /// Waits until the engine has stopped.
-    pub async fn stopped(&self) {}
+    pub async fn stopped(&self) {
+        let mut rx = self.inner.stopped.clone();
+        // Ends when the engine drops the sender.
+        while rx.changed().await.is_ok() {}
+    }
+
+    /// Alert and incident changes, as they are saved.
+    pub fn subscribe(&self) -> broadcast::Receiver<AlertEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// What the engine decides to tell people, before per-recipient throttling.
+    pub fn notices(&self) -> broadcast::Receiver<Notice> {
+        self.inner.notices.subscribe()
+    }
+
+    /// The `[alerts]` configuration in force.
+    pub fn config(&self) -> &AlertsConfig {
+        &self.inner.config
+    }
+
+    /// The engine's clock, Unix seconds.
+    pub fn now(&self) -> i64 {
+        self.inner.clock.now()
+    }
+
+    /// Applies a person's action to alert `id`.
+    pub async fn act(&self, id: i64, action: Action, who: &str) -> Result<Alert, ActionError> {
+        let (reply, answer) = oneshot::channel();
+        let stopped = || ActionError::Internal(anyhow::anyhow!("the alert engine has stopped"));
+        self.inner
+            .commands
+            .send(Command {
+                id,
+                action,
+                who: who.to_string(),
+                reply,
+            })
+            .await
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
 }
 
 /// Starts the alert engine on the committed-data feed.
@@ -45,11 +110,46 @@ pub async fn start(
     live: broadcast::Receiver<LiveEvent>,
     cancel: CancellationToken,
 ) -> anyhow::Result<Alerts> {
-    let _ = (config, store, live, cancel);
-    Ok(Alerts { _engine: () })
+    let cfg = Arc::new(config.alerts.clone());
+    cfg.validate()?;
+    let clock = Clock::start();
+    let (events, _) = broadcast::channel(1024);
+    let (notices, _) = broadcast::channel(1024);
+    let (notify_tx, notify_rx) = mpsc::unbounded_channel();
+    let mut engine = Engine::load(
+        cfg.clone(),
+        store.clone(),
+        clock,
+        Outputs {
+            events: events.clone(),
+            notify: notify_tx,
+            notices: notices.clone(),
+        },
+    )
+    .await?;
+    // Readings committed while the gateway was going down, before the engine saw them.
+    engine.catch_up().await?;
+    let (commands, commands_rx) = mpsc::channel(64);
+    let (stop_tx, stopped) = watch::channel(());
+    let notifier = notify::spawn(cfg.clone(), store, notify_rx, cancel.clone());
+    tokio::spawn(async move {
+        engine.run(live, commands_rx, cancel).await;
+        let _ = notifier.await;
+        drop(stop_tx);
+    });
+    Ok(Alerts {
+        inner: Arc::new(Inner {
+            config: cfg,
+            commands,
+            events,
+            notices,
+            clock,
+            stopped,
+        }),
+    })
 }
 
 /// The alert API routes, mounted under `/api/v1`.
 pub fn routes() -> Router<AppState> {
-    Router::new()
+    api::routes()
 }

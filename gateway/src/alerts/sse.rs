@@ -1,0 +1,96 @@
+//! `GET /api/v1/events`: Server-Sent Events of readings and statuses (from the live feed)
+//! and of alert and incident changes (from the engine).
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+
+use axum::extract::State;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures::Stream;
+use serde_json::{json, Map, Value};
+use tokio::sync::broadcast::error::RecvError;
+use weir_contract::{Reading, Sample};
+
+use super::engine::AlertEvent;
+use crate::api::{ApiError, AppState, Caller};
+use crate::live::LiveEvent;
+use crate::store::auth::Role;
+
+const EVERYONE: &[Role] = &[Role::Operator, Role::Field, Role::Inspector];
+
+/// A reading as JSON: `ts` in RFC 3339, one field per value, `faults` if any.
+pub fn reading_json(r: &Reading) -> Value {
+    let mut m = Map::new();
+    m.insert("ts".into(), Value::String(r.ts.to_string()));
+    let mut faults = Map::new();
+    for (q, s) in r.samples() {
+        match s {
+            Sample::Value(v) => {
+                m.insert(q.field().into(), json!(v));
+            }
+            Sample::Fault(f) => {
+                faults.insert(q.field().into(), Value::String(f.code().into()));
+            }
+        }
+    }
+    if !faults.is_empty() {
+        m.insert("faults".into(), Value::Object(faults));
+    }
+    Value::Object(m)
+}
+
+fn event(name: &str, data: &impl serde::Serialize) -> Event {
+    Event::default()
+        .event(name)
+        .data(serde_json::to_string(data).unwrap_or_default())
+}
+
+/// The event stream; it ends when the gateway shuts down.
+pub async fn events(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    caller.require(EVERYONE)?;
+    let live = state.live.subscribe();
+    let changes = state.alerts.subscribe();
+    let alerts = state.alerts.clone();
+    let stream = futures::stream::unfold(
+        (live, changes, VecDeque::new(), alerts),
+        |(mut live, mut changes, mut queue, alerts)| async move {
+            loop {
+                if let Some(ev) = queue.pop_front() {
+                    return Some((Ok(ev), (live, changes, queue, alerts)));
+                }
+                tokio::select! {
+                    _ = alerts.stopped() => return None,
+                    r = live.recv() => match r {
+                        Ok(LiveEvent::Committed { readings, statuses, .. }) => {
+                            for r in readings.iter() {
+                                queue.push_back(event(
+                                    "reading",
+                                    &json!({ "terminal": r.terminal.as_str(), "reading": reading_json(&r.reading) }),
+                                ));
+                            }
+                            for (t, s) in statuses.iter() {
+                                queue.push_back(event(
+                                    "status",
+                                    &json!({ "terminal": t.as_str(), "status": s }),
+                                ));
+                            }
+                        }
+                        // A slow client misses some readings, not the connection.
+                        Err(RecvError::Lagged(_)) => {}
+                        Err(RecvError::Closed) => return None,
+                    },
+                    c = changes.recv() => match c {
+                        Ok(AlertEvent::Alert(a)) => queue.push_back(event("alert", &a)),
+                        Ok(AlertEvent::Incident(i)) => queue.push_back(event("incident", &i)),
+                        Err(RecvError::Lagged(_)) => {}
+                        Err(RecvError::Closed) => return None,
+                    },
+                }
+            }
+        },
+    );
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
