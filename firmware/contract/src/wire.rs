@@ -61,11 +61,11 @@ fn json_start(bytes: &[u8]) -> &[u8] {
 /// Converts an `f32` from the binary form to the `f64` with the same shortest decimal form,
 /// so that 1.52 sent as `f32` is stored and exported as 1.52, not 1.5199999809265137.
 pub fn widen(v: f32) -> f64 {
-    let mut text = heapless::String::<32>::new();
-    if !v.is_finite() || write!(text, "{v:e}").is_err() {
+    if !v.is_finite() {
         return f64::from(v);
     }
-    text.parse().unwrap_or(f64::from(v))
+    // ryu writes the shortest decimal form that reads back as the same f32.
+    ryu::Buffer::new().format_finite(v).parse().unwrap_or(f64::from(v))
 }
 
 pub(crate) fn encode_json<T: Serialize>(value: &T, buf: &mut [u8]) -> Result<usize, Error> {

@@ -10,11 +10,17 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS};
+use std::sync::Mutex;
+
+use rumqttc::mqttbytes::v4::{Packet, Publish};
+use rumqttc::mqttbytes::QoS;
+use tokio::io::AsyncWriteExt as _;
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use weir_contract::topic::{self, Channel};
 use weir_contract::{Ack, Encoding, Message, Status, Telemetry, TerminalId, Timestamp};
+
+mod session;
 
 use crate::live::LiveEvent;
 use crate::metrics::Metrics;
@@ -40,11 +46,15 @@ pub struct Session {
 /// What ingest keeps with each message until its commit is reported.
 #[derive(Debug)]
 pub struct Token {
-    /// For the broker PUBACK.
-    publish: Option<Publish>,
+    /// For the broker PUBACK: the packet id, on connection `generation` (QoS 0: none).
+    pkid: Option<u16>,
+    generation: u64,
     /// For the node's ack: which terminal, boot, seq, in which encoding.
     node_ack: Option<(TerminalId, u32, u32, Encoding)>,
 }
+
+/// The connection acknowledgements go to: its generation and its writer task.
+type Link = Arc<Mutex<Option<(u64, mpsc::UnboundedSender<bytes::BytesMut>)>>>;
 
 /// Runs the session until `cancel`; then stops taking messages, waits for the writer to commit
 /// what it has, acknowledges it, and disconnects.
@@ -56,79 +66,123 @@ pub async fn run(
     live: broadcast::Sender<LiveEvent>,
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
-    let mut opts = MqttOptions::new(&session.client_id, &session.host, session.port);
-    opts.set_clean_session(false)
-        .set_manual_acks(true)
-        .set_keep_alive(Duration::from_secs(u64::from(session.keep_alive_s.max(5))))
-        .set_max_packet_size(
-            weir_contract::MAX_PAYLOAD + 1024,
-            weir_contract::MAX_PAYLOAD + 1024,
-        )
-        .set_inflight(1000);
-    if let Some((user, pass)) = &session.credentials {
-        opts.set_credentials(user, pass);
-    }
-    let (client, mut eventloop) = AsyncClient::new(opts, 10_000);
-    let acker = tokio::spawn(acknowledge(
-        client.clone(),
+    let filters: Vec<String> = [Channel::Telemetry, Channel::Status]
+        .into_iter()
+        .map(|c| topic::filter_all(&session.prefix, c).map(|t| t.to_string()))
+        .collect::<Result<_, _>>()?;
+    let link: Link = Arc::new(Mutex::new(None));
+    let mut acker = tokio::spawn(acknowledge(
+        link.clone(),
         session.prefix.clone(),
         committed,
         metrics.clone(),
         live,
     ));
     let mut jobs = Some(jobs);
-    let mut acker = Some(acker);
+    let mut generation = 0u64;
     let mut backoff = Duration::from_millis(200);
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled(), if jobs.is_some() => {
-                tracing::info!("ingest: stopping; committing and acknowledging what arrived");
-                // The writer ends once every sender is gone; the acker then ends too.
-                jobs = None;
-            }
-            done = async { acker.as_mut().expect("acker runs until stopped").await }, if jobs.is_none() && acker.is_some() => {
-                if let Err(e) = done {
-                    tracing::error!(error = %e, "ingest: the acknowledging task failed");
-                }
-                let _ = client.disconnect().await;
-                // Let the event loop send the last acks and the DISCONNECT.
-                let _ = tokio::time::timeout(Duration::from_secs(2), drain(&mut eventloop)).await;
-                return Ok(());
-            }
-            event = eventloop.poll() => match event {
-                Ok(Event::Incoming(Packet::ConnAck(ack))) => {
-                    backoff = Duration::from_millis(200);
-                    tracing::info!(session_present = ack.session_present, "ingest: connected to the broker");
-                    for channel in [Channel::Telemetry, Channel::Status] {
-                        let filter = topic::filter_all(&session.prefix, channel)?;
-                        client.subscribe(filter.as_str(), QoS::AtLeastOnce).await?;
-                    }
-                }
-                Ok(Event::Incoming(Packet::Publish(p))) => {
-                    let Some(tx) = &jobs else { continue };
-                    metrics.messages_received.fetch_add(1, Relaxed);
-                    let job = classify(&session.prefix, p, &metrics);
-                    if tx.send(job).await.is_err() {
-                        anyhow::bail!("the store writer stopped");
-                    }
-                }
-                Ok(_) => {}
+    let keep_alive = Duration::from_secs(u64::from(session.keep_alive_s.max(5)));
+    'connect: loop {
+        if jobs.is_none() {
+            break;
+        }
+        let (mut reader, mut write_half) = tokio::select! {
+            _ = cancel.cancelled() => { drop(jobs.take()); break 'connect; }
+            c = session::connect(&session, &filters) => match c {
+                Ok(c) => c,
                 Err(e) => {
-                    tracing::warn!(error = %e, "ingest: broker connection lost; reconnecting in {backoff:?}");
-                    tokio::time::sleep(backoff).await;
+                    tracing::warn!(error = %format!("{e:#}"), "ingest: cannot reach the broker; retrying in {backoff:?}");
+                    tokio::select! {
+                        _ = cancel.cancelled() => { drop(jobs.take()); break 'connect; }
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
                     backoff = (backoff * 2).min(Duration::from_secs(10));
+                    continue 'connect;
+                }
+            }
+        };
+        backoff = Duration::from_millis(200);
+        generation += 1;
+        let (out_tx, mut out_rx) = mpsc::unbounded_channel::<bytes::BytesMut>();
+        let writer = tokio::spawn(async move {
+            while let Some(bytes) = out_rx.recv().await {
+                if let Err(e) = write_half.write_all(&bytes).await {
+                    tracing::warn!(error = %e, "ingest: writing to the broker failed");
+                    break;
+                }
+            }
+            let _ = write_half.shutdown().await;
+        });
+        if let Ok(mut l) = link.lock() {
+            *l = Some((generation, out_tx.clone()));
+        }
+        let mut ping = tokio::time::interval(keep_alive / 2);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_heard = tokio::time::Instant::now();
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => {
+                    tracing::info!("ingest: stopping; committing and acknowledging what arrived");
+                    // The writer thread ends once every sender is gone; the acker then ends.
+                    drop(jobs.take());
+                    let _ = (&mut acker).await;
+                    let mut bye = bytes::BytesMut::new();
+                    let _ = rumqttc::mqttbytes::v4::Disconnect.write(&mut bye);
+                    let _ = out_tx.send(bye);
+                    drop(out_tx);
+                    if let Ok(mut l) = link.lock() {
+                        *l = None;
+                    }
+                    let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
+                    return Ok(());
+                }
+                _ = ping.tick() => {
+                    if last_heard.elapsed() > keep_alive * 3 / 2 {
+                        tracing::warn!("ingest: the broker stopped answering; reconnecting");
+                        break;
+                    }
+                    let mut out = session::Outgoing::default();
+                    out.ping();
+                    let _ = out_tx.send(out.take());
+                }
+                packet = reader.next() => match packet {
+                    Ok(Packet::Publish(p)) => {
+                        last_heard = tokio::time::Instant::now();
+                        let Some(tx) = &jobs else { continue };
+                        metrics.messages_received.fetch_add(1, Relaxed);
+                        let job = classify(&session.prefix, p, generation, &metrics);
+                        if tx.send(job).await.is_err() {
+                            anyhow::bail!("the store writer stopped");
+                        }
+                    }
+                    Ok(Packet::SubAck(ack)) => {
+                        last_heard = tokio::time::Instant::now();
+                        if ack.return_codes.iter().any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure)) {
+                            anyhow::bail!("the broker refused the gateway's subscriptions ({filters:?}): check its ACL");
+                        }
+                    }
+                    Ok(_) => last_heard = tokio::time::Instant::now(),
+                    Err(e) => {
+                        tracing::warn!(error = %format!("{e:#}"), "ingest: broker connection lost; reconnecting");
+                        break;
+                    }
                 }
             }
         }
+        // Messages of this connection not yet acknowledged will be sent again by the broker.
+        if let Ok(mut l) = link.lock() {
+            *l = None;
+        }
+        drop(out_tx);
+        let _ = writer.await;
     }
-}
-
-async fn drain(eventloop: &mut EventLoop) {
-    while eventloop.poll().await.is_ok() {}
+    let _ = acker.await;
+    Ok(())
 }
 
 /// Decodes one incoming message into a job for the writer.
-fn classify(prefix: &str, p: Publish, metrics: &Metrics) -> Job<Token> {
+fn classify(prefix: &str, p: Publish, generation: u64, metrics: &Metrics) -> Job<Token> {
+    let pkid = (p.qos != QoS::AtMostOnce).then_some(p.pkid);
     let received_at = crate::store::now();
     let refuse = |p: Publish, terminal: Option<String>, e: &weir_contract::Error, node_ack| {
         let reason = e.code();
@@ -143,7 +197,8 @@ fn classify(prefix: &str, p: Publish, metrics: &Metrics) -> Job<Token> {
                 detail: e.to_string(),
             },
             token: Token {
-                publish: Some(p),
+                pkid,
+                generation,
                 node_ack,
             },
             received_at,
@@ -164,11 +219,12 @@ fn classify(prefix: &str, p: Publish, metrics: &Metrics) -> Job<Token> {
                     Job {
                         item: Item::Telemetry {
                             terminal,
-                            telemetry: Box::new(telemetry),
+                            telemetry: (&telemetry).into(),
                             raw,
                         },
                         token: Token {
-                            publish: Some(p),
+                            pkid,
+                            generation,
                             node_ack,
                         },
                         received_at,
@@ -189,7 +245,8 @@ fn classify(prefix: &str, p: Publish, metrics: &Metrics) -> Job<Token> {
             Ok(status) => Job {
                 item: Item::Status { terminal, status },
                 token: Token {
-                    publish: Some(p),
+                    pkid,
+                    generation,
                     node_ack: None,
                 },
                 received_at,
@@ -209,7 +266,7 @@ fn classify(prefix: &str, p: Publish, metrics: &Metrics) -> Job<Token> {
 
 /// Acknowledges committed messages to the broker and the nodes, and tells the live view.
 async fn acknowledge(
-    client: AsyncClient,
+    link: Link,
     prefix: String,
     mut committed: mpsc::UnboundedReceiver<Committed<Token>>,
     metrics: Arc<Metrics>,
@@ -255,27 +312,27 @@ async fn acknowledge(
                 }
             }
         }
-        for (token, _) in batch.outcomes {
-            if let Some(p) = token.publish {
-                if let Err(e) = client.ack(&p).await {
-                    tracing::warn!(error = %e, "could not acknowledge to the broker");
+        // Everything for the broker goes out in one write, on the connection the messages
+        // came on; if it is gone, the broker sends them again and they are acked then.
+        let current = link.lock().ok().and_then(|l| l.clone());
+        if let Some((generation, tx)) = current {
+            let mut out = session::Outgoing::default();
+            for (token, _) in &batch.outcomes {
+                if let (Some(pkid), true) = (token.pkid, token.generation == generation) {
+                    out.puback(pkid);
                 }
             }
-        }
-        for ((terminal, boot), (seq, enc)) in node_acks {
-            let Ok(t) = topic::topic(&prefix, &terminal, Channel::Ack) else {
-                continue;
-            };
-            let mut buf = [0u8; 64];
-            let Ok(n) = (Ack { boot, seq }).encode(enc, &mut buf) else {
-                continue;
-            };
-            if let Err(e) = client
-                .publish(t.as_str(), QoS::AtLeastOnce, true, buf[..n].to_vec())
-                .await
-            {
-                tracing::warn!(error = %e, %terminal, "could not publish the node's ack");
+            for ((terminal, boot), (seq, enc)) in node_acks {
+                let Ok(t) = topic::topic(&prefix, &terminal, Channel::Ack) else {
+                    continue;
+                };
+                let mut buf = [0u8; 64];
+                let Ok(n) = (Ack { boot, seq }).encode(enc, &mut buf) else {
+                    continue;
+                };
+                out.publish(t.as_str(), buf[..n].to_vec(), true);
             }
+            let _ = tx.send(out.take());
         }
         if !messages.is_empty() || !batch.statuses.is_empty() {
             let _ = live.send(LiveEvent::Committed {

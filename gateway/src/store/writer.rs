@@ -19,8 +19,9 @@ pub enum Item {
     Telemetry {
         /// From the topic.
         terminal: TerminalId,
-        /// The decoded, validated message (boxed: it holds up to 64 readings inline).
-        telemetry: Box<Telemetry>,
+        /// The decoded, validated message, its readings moved out of the contract's
+        /// fixed-capacity buffer (which holds 64 inline) so a job stays small.
+        telemetry: Stored,
         /// The payload as received, kept if the message must be refused after all.
         raw: bytes::Bytes,
     },
@@ -44,6 +45,27 @@ pub enum Item {
         /// The decoded status.
         status: Status,
     },
+}
+
+/// A telemetry message as the writer keeps it.
+#[derive(Debug)]
+pub struct Stored {
+    /// Boot counter.
+    pub boot: u32,
+    /// Sequence number.
+    pub seq: u32,
+    /// Its readings.
+    pub readings: Vec<Reading>,
+}
+
+impl From<&Telemetry> for Stored {
+    fn from(t: &Telemetry) -> Self {
+        Stored {
+            boot: t.boot,
+            seq: t.seq,
+            readings: t.readings.to_vec(),
+        }
+    }
 }
 
 /// An item with the caller's token (for example what it needs to acknowledge the message).
@@ -315,7 +337,7 @@ fn store_telemetry(
     tx: &Transaction<'_>,
     key: i64,
     terminal: &TerminalId,
-    t: &Telemetry,
+    t: &Stored,
     received_at: i64,
     stored: &mut Vec<StoredReading>,
     hours: &mut HashMap<(i64, i64), HourAgg>,
@@ -339,24 +361,14 @@ fn store_telemetry(
             seq: t.seq,
         });
     }
-    let placeholders: String = (0..Quantity::COUNT)
-        .map(|i| format!(", ?{}", i + 3))
-        .collect();
-    let sql = format!(
-        "INSERT INTO readings (terminal, ts, {}, faults) VALUES (?1, ?2{placeholders}, ?{})
-         ON CONFLICT (terminal, ts) DO NOTHING",
-        value_columns(),
-        Quantity::COUNT + 3
-    );
-    let mut insert = tx.prepare_cached(&sql)?;
+    let mut insert = tx.prepare_cached(insert_reading_sql())?;
     let (mut new_readings, mut duplicate_readings) = (0, 0);
     for r in &t.readings {
         let values = Quantity::ALL.map(|q| r.value(q));
         let faults = faults_json(r);
         let ts = r.ts.unix();
-        let mut args: Vec<&dyn rusqlite::ToSql> = vec![&key, &ts];
-        args.extend(values.iter().map(|v| v as &dyn rusqlite::ToSql));
-        args.push(&faults);
+        let [v0, v1, v2, v3, v4, v5] = &values;
+        let args: [&dyn rusqlite::ToSql; Quantity::COUNT + 3] = [&key, &ts, v0, v1, v2, v3, v4, v5, &faults];
         if insert.execute(args.as_slice())? == 0 {
             duplicate_readings += 1;
             continue;
@@ -394,6 +406,49 @@ fn store_telemetry(
     })
 }
 
+/// The hourly rollup UPSERT, built once from the quantity table.
+fn upsert_rollup_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+    let mut cols = String::from("terminal, bucket, n");
+    let mut vals = String::from("?1, ?2, ?3");
+    let mut sets = String::from("n = n + excluded.n");
+    for (i, q) in Quantity::ALL.iter().enumerate() {
+        let f = q.field();
+        let p = 4 + i * 4;
+        cols += &format!(", {f}_n, {f}_min, {f}_max, {f}_sum");
+        vals += &format!(", ?{}, ?{}, ?{}, ?{}", p, p + 1, p + 2, p + 3);
+        sets += &format!(
+            ", {f}_n = {f}_n + excluded.{f}_n,
+             {f}_min = min(coalesce({f}_min, excluded.{f}_min), coalesce(excluded.{f}_min, {f}_min)),
+             {f}_max = max(coalesce({f}_max, excluded.{f}_max), coalesce(excluded.{f}_max, {f}_max)),
+             {f}_sum = CASE WHEN excluded.{f}_sum IS NULL THEN {f}_sum
+                            ELSE coalesce({f}_sum, 0) + excluded.{f}_sum END"
+        );
+    }
+    format!(
+        "INSERT INTO rollup_hour ({cols}) VALUES ({vals})
+         ON CONFLICT (terminal, bucket) DO UPDATE SET {sets}"
+    )
+    })
+}
+
+/// The reading INSERT, built once from the quantity table.
+fn insert_reading_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        let placeholders: String = (0..Quantity::COUNT)
+            .map(|i| format!(", ?{}", i + 3))
+            .collect();
+        format!(
+            "INSERT INTO readings (terminal, ts, {}, faults) VALUES (?1, ?2{placeholders}, ?{})
+             ON CONFLICT (terminal, ts) DO NOTHING",
+            value_columns(),
+            Quantity::COUNT + 3
+        )
+    })
+}
+
 /// `{"turbidity_ntu":"no_response"}`, or NULL when no sensor failed.
 pub fn faults_json(r: &Reading) -> Option<String> {
     let faults: Vec<String> = r
@@ -413,27 +468,7 @@ fn write_rollups(
     if hours.is_empty() {
         return Ok(());
     }
-    let mut cols = String::from("terminal, bucket, n");
-    let mut vals = String::from("?1, ?2, ?3");
-    let mut sets = String::from("n = n + excluded.n");
-    for (i, q) in Quantity::ALL.iter().enumerate() {
-        let f = q.field();
-        let p = 4 + i * 4;
-        cols += &format!(", {f}_n, {f}_min, {f}_max, {f}_sum");
-        vals += &format!(", ?{}, ?{}, ?{}, ?{}", p, p + 1, p + 2, p + 3);
-        sets += &format!(
-            ", {f}_n = {f}_n + excluded.{f}_n,
-             {f}_min = min(coalesce({f}_min, excluded.{f}_min), coalesce(excluded.{f}_min, {f}_min)),
-             {f}_max = max(coalesce({f}_max, excluded.{f}_max), coalesce(excluded.{f}_max, {f}_max)),
-             {f}_sum = CASE WHEN excluded.{f}_sum IS NULL THEN {f}_sum
-                            ELSE coalesce({f}_sum, 0) + excluded.{f}_sum END"
-        );
-    }
-    let sql = format!(
-        "INSERT INTO rollup_hour ({cols}) VALUES ({vals})
-         ON CONFLICT (terminal, bucket) DO UPDATE SET {sets}"
-    );
-    let mut upsert = tx.prepare_cached(&sql)?;
+    let mut upsert = tx.prepare_cached(upsert_rollup_sql())?;
     for ((terminal, bucket), agg) in hours {
         let mut args: Vec<Box<dyn rusqlite::ToSql>> =
             vec![Box::new(*terminal), Box::new(*bucket), Box::new(agg.n)];
