@@ -657,7 +657,10 @@ impl Engine {
         let applied = self
             .store
             .run(move |c| {
-                let tx = c.unchecked_transaction()?;
+                let tx = rusqlite::Transaction::new_unchecked(
+                    c,
+                    rusqlite::TransactionBehavior::Immediate,
+                )?;
                 let mut applied = Vec::new();
                 for (t, x, title) in plan {
                     let existing = store::active_for(&tx, &t, x.rule)?;
@@ -878,7 +881,10 @@ impl Engine {
         let (inc_id, inc) = self
             .store
             .run(move |c| {
-                let tx = c.unchecked_transaction()?;
+                let tx = rusqlite::Transaction::new_unchecked(
+                    c,
+                    rusqlite::TransactionBehavior::Immediate,
+                )?;
                 let inc_id = match joining {
                     Some(i) => i,
                     None => store::insert_incident(&tx, "offline", "", now)?,
@@ -1032,7 +1038,10 @@ impl Engine {
         let result = self
             .store
             .run(move |c| {
-                let tx = c.unchecked_transaction()?;
+                let tx = rusqlite::Transaction::new_unchecked(
+                    c,
+                    rusqlite::TransactionBehavior::Immediate,
+                )?;
                 let Some(mut row) = store::get(&tx, id)? else {
                     return Ok(Err(ActionError::NotFound(id)));
                 };

@@ -135,7 +135,7 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
         if done {
             continue;
         }
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.execute_batch(&sql)?;
         tx.execute(
             "INSERT INTO schema_migrations (name, applied_at) VALUES (?1, ?2)",

@@ -230,7 +230,12 @@ impl Writer {
         &mut self,
         batch: &[Job<T>],
     ) -> rusqlite::Result<(Vec<Outcome>, Vec<StoredReading>, Vec<(TerminalId, Status)>)> {
-        let tx = self.conn.transaction()?;
+        // IMMEDIATE: take the write lock at BEGIN. A deferred transaction that reads first
+        // fails at once (SQLITE_BUSY, no busy wait) if another connection, such as the alert
+        // engine's, committed in between.
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let mut outcomes = Vec::with_capacity(batch.len());
         let mut readings = Vec::new();
         let mut statuses = Vec::new();
@@ -368,7 +373,8 @@ fn store_telemetry(
         let faults = faults_json(r);
         let ts = r.ts.unix();
         let [v0, v1, v2, v3, v4, v5] = &values;
-        let args: [&dyn rusqlite::ToSql; Quantity::COUNT + 3] = [&key, &ts, v0, v1, v2, v3, v4, v5, &faults];
+        let args: [&dyn rusqlite::ToSql; Quantity::COUNT + 3] =
+            [&key, &ts, v0, v1, v2, v3, v4, v5, &faults];
         if insert.execute(args.as_slice())? == 0 {
             duplicate_readings += 1;
             continue;
