@@ -128,16 +128,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
     let config = Config::load(cli.config.as_deref())?;
     weir_gateway::init_logging(&config.log);
-    let runtime = || {
-        tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .context("starting the async runtime")
-    };
+    // Everything has been stopped in order when a command returns; a task that still lingers
+    // must not keep the process from exiting.
+    let run_async =
+        |f: std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>>>>| {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            let result = rt.block_on(f);
+            rt.shutdown_timeout(std::time::Duration::from_secs(2));
+            result
+        };
     match cli.command {
         Command::Config => unreachable!("handled above"),
-        Command::Serve => runtime()?.block_on(weir_gateway::serve_until_signal(Arc::new(config))),
-        Command::Demo(args) => runtime()?.block_on(weir_gateway::demo::run(config, args)),
+        Command::Serve => run_async(Box::pin(weir_gateway::serve_until_signal(Arc::new(config)))),
+        Command::Demo(args) => run_async(Box::pin(weir_gateway::demo::run(config, args))),
         Command::Terminal(TerminalCommand::Add(a)) => {
             let store = Store::open(&config.database_path(), config.store.synchronous)?;
             let password = auth::new_password();

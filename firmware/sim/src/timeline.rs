@@ -144,6 +144,9 @@ impl Clock for SimClock {
             let wall = wall_now_ms();
             let wake = self.timeline.wall_at(at);
             if wall >= wake {
+                // Due already (the node is catching up): yield all the same, or a node behind
+                // schedule never lets its runtime poll anything else, cancellation included.
+                tokio::task::yield_now().await;
                 break;
             }
             tokio::time::sleep(Duration::from_millis((wake - wall) as u64)).await;
