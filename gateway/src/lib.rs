@@ -14,6 +14,7 @@ pub mod live;
 pub mod metrics;
 pub mod serve;
 pub mod store;
+pub mod web;
 
 use std::sync::Arc;
 

@@ -15,6 +15,29 @@ use weir_contract::Message as _;
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
 
+/// A child process killed when the test ends, passed or not.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl std::ops::Deref for Killed {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Killed {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
 fn weir(dir: &Path, broker_port: u16) -> Command {
     let mut c = Command::new(WEIR);
     c.env("WEIR_DATA_DIR", dir)
@@ -37,7 +60,7 @@ fn output(mut c: Command) -> String {
 }
 
 /// Starts `weir serve`; returns the process and its HTTP address, read from its stderr.
-fn serve(dir: &Path, broker_port: u16) -> (Child, String) {
+fn serve(dir: &Path, broker_port: u16) -> (Killed, String) {
     let mut child = weir(dir, broker_port)
         .arg("serve")
         .stderr(Stdio::piped())
@@ -56,7 +79,7 @@ fn serve(dir: &Path, broker_port: u16) -> (Child, String) {
         }
     };
     std::thread::spawn(move || for _ in lines {});
-    (child, addr)
+    (Killed(child), addr)
 }
 
 async fn stored(addr: &str, token: &str, from: i64, to: i64) -> Option<BTreeSet<i64>> {
@@ -258,4 +281,101 @@ fn terminal_add_refuses_a_bad_id_and_a_duplicate_with_the_reason() {
     let bad = add("HY 001");
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("only letters"));
+}
+
+/// The README's run command, `cargo run --release -- demo`, as a new user meets it: it
+/// prints where the dashboard is and a login, and within a minute every simulated terminal
+/// has readings.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_serves_readings_for_all_38_terminals_within_a_minute() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Killed(
+        Command::new(WEIR)
+            .env("WEIR_HTTP__LISTEN", "127.0.0.1:0")
+            .env("WEIR_MQTT__LISTEN", "127.0.0.1:0")
+            .env("WEIR_LOG", "warn")
+            .args(["demo", "--data-dir"])
+            .arg(dir.path())
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let (mut url, mut login) = (None, None);
+    while url.is_none() || login.is_none() {
+        let line = lines
+            .next()
+            .expect("weir demo printed its address and login")
+            .unwrap();
+        if let Some(u) = line.trim().strip_prefix("dashboard:") {
+            url = Some(u.trim().trim_end_matches('/').to_owned());
+        }
+        if let Some(l) = line.trim().strip_prefix("login:") {
+            login = Some(l.trim().to_owned());
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    let (url, login) = (url.unwrap(), login.unwrap());
+    let (user, password) = login.split_once(" / ").expect("login is `user / password`");
+    let http = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let resp = http
+        .post(format!("{url}/api/v1/login"))
+        .json(&serde_json::json!({ "username": user, "password": password }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "the printed login does not work");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    // The fleet replays the last week first: ask for all of it.
+    let from = rfc3339(weir_gateway::store::now() - 8 * 86_400);
+    let with_data = loop {
+        let terminals: serde_json::Value = http
+            .get(format!("{url}/api/v1/terminals"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let ids: Vec<String> = terminals
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["id"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(ids.len(), 38);
+        let mut with_data = 0;
+        for id in &ids {
+            let body: serde_json::Value = http
+                .get(format!("{url}/api/v1/terminals/{id}/readings?from={from}"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if !body["readings"].as_array().unwrap().is_empty() {
+                with_data += 1;
+            }
+        }
+        if with_data == 38 || std::time::Instant::now() > deadline {
+            break with_data;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    assert_eq!(with_data, 38, "terminals with readings after a minute");
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    assert!(
+        child.wait().unwrap().success(),
+        "weir demo did not stop cleanly on Ctrl-C"
+    );
 }

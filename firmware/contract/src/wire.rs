@@ -65,7 +65,10 @@ pub fn widen(v: f32) -> f64 {
         return f64::from(v);
     }
     // ryu writes the shortest decimal form that reads back as the same f32.
-    ryu::Buffer::new().format_finite(v).parse().unwrap_or(f64::from(v))
+    ryu::Buffer::new()
+        .format_finite(v)
+        .parse()
+        .unwrap_or(f64::from(v))
 }
 
 pub(crate) fn encode_json<T: Serialize>(value: &T, buf: &mut [u8]) -> Result<usize, Error> {

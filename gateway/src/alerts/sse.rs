@@ -55,7 +55,14 @@ pub async fn events(
     let changes = state.alerts.subscribe();
     let alerts = state.alerts.clone();
     let stream = futures::stream::unfold(
-        (live, changes, VecDeque::new(), alerts),
+        // A comment first, so the response (and its headers) leaves at once: the browser's
+        // EventSource reports "open" immediately, not at the first reading or keep-alive.
+        (
+            live,
+            changes,
+            VecDeque::from([Event::default().comment("connected")]),
+            alerts,
+        ),
         |(mut live, mut changes, mut queue, alerts)| async move {
             loop {
                 if let Some(ev) = queue.pop_front() {

@@ -214,6 +214,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/metrics", get(metrics))
         .nest("/api/v1", api)
+        .fallback(crate::web::serve)
         .with_state(state)
 }
 

@@ -1,0 +1,53 @@
+// A small element builder: text always goes in as text, never as HTML.
+
+const SVG_NS = 'http://www.w3.org/2000/svg';
+
+function build(el, attrs, children) {
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v == null || v === false) continue;
+    if (k.startsWith('on') && typeof v === 'function') el.addEventListener(k.slice(2).toLowerCase(), v);
+    else if (k === 'class') el.setAttribute('class', Array.isArray(v) ? v.filter(Boolean).join(' ') : v);
+    else if (k === 'dataset') Object.assign(el.dataset, v);
+    else if (k === 'value' || k === 'checked' || k === 'selected') el[k] = v;
+    else el.setAttribute(k, v === true ? '' : String(v));
+  }
+  for (const c of children.flat(Infinity)) {
+    if (c == null || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+/** `h('button', {class: 'x', onClick}, 'Text')`. */
+export function h(tag, attrs, ...children) {
+  return build(document.createElement(tag), attrs, children);
+}
+
+/** The same for SVG elements. */
+export function s(tag, attrs, ...children) {
+  return build(document.createElementNS(SVG_NS, tag), attrs, children);
+}
+
+/** Replaces the children of `el`. */
+export function mount(el, ...children) {
+  el.replaceChildren();
+  build(el, null, children);
+  return el;
+}
+
+/** Reads a form's named fields into an object. */
+export function formValues(form) {
+  return Object.fromEntries(new FormData(form).entries());
+}
+
+let liveRegion;
+/** Says `text` to screen readers (and shows it briefly as a toast). */
+export function announce(text, kind = 'info') {
+  liveRegion ??= document.getElementById('announcer');
+  if (liveRegion) liveRegion.textContent = text;
+  const box = document.getElementById('toasts');
+  if (!box) return;
+  const toast = h('div', { class: ['toast', `toast-${kind}`] }, text);
+  box.append(toast);
+  setTimeout(() => toast.remove(), 8000);
+}

@@ -1,0 +1,142 @@
+//! The dashboard in a real browser: `npm test` in dashboard/ (node's test runner, playwright-core
+//! driving Debian's Chromium) against `weir demo`.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+const WEIR: &str = env!("CARGO_BIN_EXE_weir");
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn weir(data: &std::path::Path, args: &[&str]) -> String {
+    let out = Command::new(WEIR)
+        .env("WEIR_DATA_DIR", data)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "weir {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn the_dashboard_passes_its_browser_tests_against_the_demo() {
+    assert!(
+        std::path::Path::new("/usr/bin/chromium").exists(),
+        "the browser tests drive Debian's Chromium: apt-get install chromium (bash .ci/install)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    // The demo simulates 37 terminals; the browser tests play the 38th's node themselves, so
+    // it must be quiet and its password known.
+    let gateway_data = dir.path().join("gateway");
+    let added = weir(
+        &gateway_data,
+        &[
+            "terminal",
+            "add",
+            "HY-038",
+            "--name",
+            "澉浦镇5号终端",
+            "--village",
+            "澉浦镇",
+            "--lat",
+            "30.372",
+            "--lon",
+            "120.921",
+            "--design-flow",
+            "40",
+        ],
+    );
+    let node_password = added
+        .lines()
+        .find_map(|l| l.strip_prefix("node MQTT password:"))
+        .expect("terminal add prints the node's password")
+        .trim()
+        .to_owned();
+    weir(
+        &gateway_data,
+        &[
+            "user",
+            "add",
+            "inspector",
+            "--role",
+            "inspector",
+            "--password",
+            "inspector-pass-1",
+        ],
+    );
+
+    let mut demo = Killed(
+        Command::new(WEIR)
+            .env("WEIR_HTTP__LISTEN", "127.0.0.1:0")
+            .env("WEIR_MQTT__LISTEN", "127.0.0.1:0")
+            .env("WEIR_LOG", "warn")
+            .args([
+                "demo",
+                "--terminals",
+                "37",
+                "--password",
+                "admin-pass-1",
+                "--data-dir",
+            ])
+            .arg(dir.path())
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = BufReader::new(demo.0.stderr.take().unwrap()).lines();
+    let (mut url, mut mqtt) = (None, None);
+    while url.is_none() || mqtt.is_none() {
+        let line = lines
+            .next()
+            .expect("weir demo printed its addresses")
+            .unwrap();
+        if let Some(u) = line.strip_prefix("weir: listening on ") {
+            url = Some(u.trim().to_owned());
+        }
+        if let Some(m) = line.strip_prefix("weir: MQTT broker on ") {
+            mqtt = Some(m.trim().to_owned());
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    let dashboard = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../dashboard");
+    let out = Command::new("npm")
+        .arg("test")
+        .current_dir(&dashboard)
+        .env("WEIR_URL", url.unwrap())
+        .env("WEIR_USER", "admin")
+        .env("WEIR_PASSWORD", "admin-pass-1")
+        .env("WEIR_INSPECTOR_USER", "inspector")
+        .env("WEIR_INSPECTOR_PASSWORD", "inspector-pass-1")
+        .env(
+            "WEIR_MQTT_URL",
+            format!("mqtt://HY-038:{node_password}@{}", mqtt.unwrap()),
+        )
+        .env("WEIR_TEST_TERMINAL", "HY-038")
+        .output()
+        .expect("npm (Node.js 20+) runs the dashboard's tests");
+    let report = String::from_utf8_lossy(&out.stdout);
+    let summary: Vec<&str> = report
+        .lines()
+        .filter(|l| l.starts_with("# ") || l.contains("not ok"))
+        .collect();
+    println!("{}", summary.join("\n"));
+    assert!(
+        out.status.success(),
+        "dashboard tests failed:\n{report}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(report.contains("# fail 0"), "{report}");
+    drop(demo);
+}
