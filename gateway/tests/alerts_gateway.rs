@@ -4,38 +4,11 @@
 
 mod support;
 
-use std::io::Write as _;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use support::*;
 use weir_gateway::alerts::config::CrewConfig;
-
-/// Publishes each line as one QoS 1 message with mosquitto_pub.
-fn mosquitto_pub(port: u16, topic: &str, lines: &[String]) {
-    let mut child = Command::new("mosquitto_pub")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-q",
-            "1",
-            "-t",
-            topic,
-            "-l",
-        ])
-        .stdin(Stdio::piped())
-        .spawn()
-        .expect("mosquitto_pub (Debian package mosquitto-clients) must be installed");
-    let mut stdin = child.stdin.take().unwrap();
-    for l in lines {
-        writeln!(stdin, "{l}").unwrap();
-    }
-    drop(stdin);
-    assert!(child.wait().unwrap().success(), "mosquitto_pub failed");
-}
 
 /// One message of `n` minute readings at `ntu`, the last one `end`.
 fn telemetry(seq: u32, end: i64, n: i64, ntu: f64) -> String {

@@ -2,8 +2,6 @@
 
 mod support;
 
-use std::io::Write as _;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
@@ -15,32 +13,6 @@ fn json_reading(boot: u32, seq: u32, ts: i64, turbidity: f64) -> String {
         rfc3339(ts),
         10_000.0 + f64::from(seq) * 0.1
     )
-}
-
-/// Publishes every line of `lines` as one QoS 1 message with mosquitto_pub, as
-/// docs/protocol.md shows.
-fn mosquitto_pub(port: u16, topic: &str, lines: &[String]) {
-    let mut child = Command::new("mosquitto_pub")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-q",
-            "1",
-            "-t",
-            topic,
-            "-l",
-        ])
-        .stdin(Stdio::piped())
-        .spawn()
-        .expect("mosquitto_pub (Debian package mosquitto-clients) must be installed");
-    let mut stdin = child.stdin.take().unwrap();
-    for l in lines {
-        writeln!(stdin, "{l}").unwrap();
-    }
-    drop(stdin);
-    assert!(child.wait().unwrap().success(), "mosquitto_pub failed");
 }
 
 async fn count(g: &Gateway, id: &str, from: i64, to: i64) -> usize {

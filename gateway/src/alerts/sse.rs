@@ -7,9 +7,8 @@ use std::convert::Infallible;
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
-use serde_json::{json, Map, Value};
+use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
-use weir_contract::{Reading, Sample};
 
 use super::engine::AlertEvent;
 use crate::api::{ApiError, AppState, Caller};
@@ -17,27 +16,6 @@ use crate::live::LiveEvent;
 use crate::store::auth::Role;
 
 const EVERYONE: &[Role] = &[Role::Operator, Role::Field, Role::Inspector];
-
-/// A reading as JSON: `ts` in RFC 3339, one field per value, `faults` if any.
-pub fn reading_json(r: &Reading) -> Value {
-    let mut m = Map::new();
-    m.insert("ts".into(), Value::String(r.ts.to_string()));
-    let mut faults = Map::new();
-    for (q, s) in r.samples() {
-        match s {
-            Sample::Value(v) => {
-                m.insert(q.field().into(), json!(v));
-            }
-            Sample::Fault(f) => {
-                faults.insert(q.field().into(), Value::String(f.code().into()));
-            }
-        }
-    }
-    if !faults.is_empty() {
-        m.insert("faults".into(), Value::Object(faults));
-    }
-    Value::Object(m)
-}
 
 fn event(name: &str, data: &impl serde::Serialize) -> Event {
     Event::default()
@@ -75,7 +53,7 @@ pub async fn events(
                             for r in readings.iter() {
                                 queue.push_back(event(
                                     "reading",
-                                    &json!({ "terminal": r.terminal.as_str(), "reading": reading_json(&r.reading) }),
+                                    &json!({ "terminal": r.terminal.as_str(), "reading": crate::store::readings::Row::of(&r.reading).to_json() }),
                                 ));
                             }
                             for (t, s) in statuses.iter() {

@@ -13,7 +13,6 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 use weir_contract::{Quantity, Timestamp};
 
-use super::terminals::reading_json;
 use super::{ApiError, AppState, Caller};
 use crate::store::auth::Role;
 use crate::store::readings::{self, StepRow};
@@ -242,7 +241,7 @@ impl Output {
         match format {
             Format::Json => {
                 self.sep();
-                let _ = write!(self.buf, "{}", reading_json(row));
+                let _ = write!(self.buf, "{}", row.to_json());
             }
             Format::Csv => {
                 let _ = write!(self.buf, "{id},{}", Timestamp::from_unix(row.ts));

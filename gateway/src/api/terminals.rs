@@ -3,13 +3,12 @@
 use axum::extract::{Path, Query, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
-use weir_contract::Quantity;
+use serde_json::Value;
 
 use super::{ApiError, AppState, Caller};
 use crate::store::auth::Role;
 use crate::store::dead_letters::{self, DeadLetter};
-use crate::store::readings::{self, Row};
+use crate::store::readings;
 use crate::store::status::{self, NodeStatus};
 use crate::store::terminals::{self, Terminal};
 
@@ -29,31 +28,11 @@ pub struct TerminalView {
     online: bool,
 }
 
-/// A reading as JSON: `ts` in RFC 3339 UTC, one field per value, `faults` if any.
-pub fn reading_json(row: &Row) -> Value {
-    let mut m = Map::new();
-    m.insert(
-        "ts".into(),
-        Value::String(weir_contract::Timestamp::from_unix(row.ts).to_string()),
-    );
-    for (q, v) in Quantity::ALL.iter().zip(row.values) {
-        if let Some(v) = v {
-            m.insert(q.field().into(), serde_json::json!(v));
-        }
-    }
-    if let Some(f) = &row.faults {
-        if let Ok(v) = serde_json::from_str(f) {
-            m.insert("faults".into(), v);
-        }
-    }
-    Value::Object(m)
-}
-
 /// Seconds without a message after which a terminal counts as offline in the registry view.
 const STALE_AFTER_S: i64 = 3 * 300;
 
 fn view(c: &rusqlite::Connection, t: Terminal, now: i64) -> rusqlite::Result<TerminalView> {
-    let latest = readings::latest(c, &t.id)?.map(|r| reading_json(&r));
+    let latest = readings::latest(c, &t.id)?.map(|r| r.to_json());
     let status = status::get(c, &t.id)?;
     let fresh = t.last_seen.is_some_and(|s| now - s <= STALE_AFTER_S);
     let online = fresh && status.as_ref().is_none_or(|s| s.online);

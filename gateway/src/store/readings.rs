@@ -19,6 +19,42 @@ pub struct Row {
     pub faults: Option<String>,
 }
 
+impl Row {
+    /// A reading as the store keeps it.
+    pub fn of(r: &weir_contract::Reading) -> Row {
+        Row {
+            ts: r.ts.unix(),
+            values: Quantity::ALL.map(|q| r.value(q)),
+            faults: super::writer::faults_json(r),
+        }
+    }
+
+    /// The reading as the API and the live feed show it: `ts` in RFC 3339 UTC, one field per
+    /// value, `faults` if a sensor failed.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut m = serde_json::Map::new();
+        m.insert(
+            "ts".into(),
+            weir_contract::Timestamp::from_unix(self.ts)
+                .to_string()
+                .into(),
+        );
+        for (q, v) in Quantity::ALL.iter().zip(self.values) {
+            if let Some(v) = v {
+                m.insert(q.field().into(), serde_json::json!(v));
+            }
+        }
+        if let Some(f) = self
+            .faults
+            .as_deref()
+            .and_then(|f| serde_json::from_str(f).ok())
+        {
+            m.insert("faults".into(), f);
+        }
+        serde_json::Value::Object(m)
+    }
+}
+
 /// Min/mean/max of one quantity over a step.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Stat {

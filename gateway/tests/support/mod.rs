@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+use std::io::Write as _;
+
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -240,4 +242,30 @@ pub fn metric(body: &str, name: &str) -> Option<f64> {
 /// RFC 3339 for Unix seconds.
 pub fn rfc3339(ts: i64) -> String {
     weir_contract::Timestamp::from_unix(ts).to_string()
+}
+
+/// Publishes every line of `lines` as one QoS 1 message with mosquitto_pub, as
+/// docs/protocol.md shows.
+pub fn mosquitto_pub(port: u16, topic: &str, lines: &[String]) {
+    let mut child = std::process::Command::new("mosquitto_pub")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-q",
+            "1",
+            "-t",
+            topic,
+            "-l",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("mosquitto_pub (Debian package mosquitto-clients) must be installed");
+    let mut stdin = child.stdin.take().unwrap();
+    for l in lines {
+        writeln!(stdin, "{l}").unwrap();
+    }
+    drop(stdin);
+    assert!(child.wait().unwrap().success(), "mosquitto_pub failed");
 }
