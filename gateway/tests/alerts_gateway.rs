@@ -74,6 +74,7 @@ async fn turbidity_above_the_alarm_limit_for_half_an_hour_shows_as_an_alert_in_t
     let message = telemetry(0, now - 60, 41, 25.0);
     mosquitto_pub(
         broker.port,
+        None,
         "weir/terminals/HY-007/telemetry",
         &[message.clone(), message],
     );

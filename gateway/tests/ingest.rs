@@ -30,16 +30,18 @@ async fn count(g: &Gateway, id: &str, from: i64, to: i64) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_json_readings_from_mosquitto_pub_are_stored_exactly_once() {
-    let broker = mosquitto("");
+    // The embedded broker, and the node's own login, as docs/protocol.md shows.
     let dir = tempfile::tempdir().unwrap();
-    let g = Gateway::start(config(dir.path(), Some(broker.port))).await;
-    g.add_terminal("HY-017");
+    let g = Gateway::start(config(dir.path(), None)).await;
+    let port = g.running.mqtt_addr.unwrap().port();
+    let password = g.add_terminal("HY-017");
+    let login = Some(("HY-017", password.as_str()));
     let now = weir_gateway::store::now();
     let first = now - 10_000 * 60;
     let lines: Vec<String> = (0..10_000u32)
         .map(|i| json_reading(1, i, first + i64::from(i) * 60, 3.4))
         .collect();
-    mosquitto_pub(broker.port, "weir/terminals/HY-017/telemetry", &lines);
+    mosquitto_pub(port, login, "weir/terminals/HY-017/telemetry", &lines);
     let n = g
         .eventually(60, || async {
             let n = count(&g, "HY-017", first, now + 1).await;
@@ -49,7 +51,7 @@ async fn ten_thousand_json_readings_from_mosquitto_pub_are_stored_exactly_once()
     assert_eq!(n, 10_000);
 
     // The same 10,000 again: nothing new.
-    mosquitto_pub(broker.port, "weir/terminals/HY-017/telemetry", &lines);
+    mosquitto_pub(port, login, "weir/terminals/HY-017/telemetry", &lines);
     g.eventually(60, || async {
         let (_, m) = g.get("/metrics").await;
         (metric(&m, "weir_duplicate_messages_total") == Some(10_000.0)).then_some(())
@@ -69,7 +71,12 @@ async fn a_malformed_message_is_counted_by_reason_and_kept_and_stored_readings_s
     g.add_terminal("HY-001");
     let now = weir_gateway::store::now();
     let topic = "weir/terminals/HY-001/telemetry";
-    mosquitto_pub(broker.port, topic, &[json_reading(1, 0, now - 120, 3.4)]);
+    mosquitto_pub(
+        broker.port,
+        None,
+        topic,
+        &[json_reading(1, 0, now - 120, 3.4)],
+    );
     g.eventually(20, || async {
         (count(&g, "HY-001", now - 200, now + 1).await == 1).then_some(())
     })
@@ -77,14 +84,21 @@ async fn a_malformed_message_is_counted_by_reason_and_kept_and_stored_readings_s
 
     // Turbidity out of range (same timestamp: it must not replace the stored reading),
     // then something that is not JSON at all, then an unknown terminal.
-    mosquitto_pub(broker.port, topic, &[json_reading(1, 1, now - 120, 5000.0)]);
     mosquitto_pub(
         broker.port,
+        None,
+        topic,
+        &[json_reading(1, 1, now - 120, 5000.0)],
+    );
+    mosquitto_pub(
+        broker.port,
+        None,
         topic,
         &["{\"boot\":1,\"seq\":2,\"readings\":[{\"ts\":".into()],
     );
     mosquitto_pub(
         broker.port,
+        None,
         "weir/terminals/XX-999/telemetry",
         &[json_reading(1, 0, now - 60, 3.0)],
     );

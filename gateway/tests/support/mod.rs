@@ -245,9 +245,13 @@ pub fn rfc3339(ts: i64) -> String {
 }
 
 /// Publishes every line of `lines` as one QoS 1 message with mosquitto_pub, as
-/// docs/protocol.md shows.
-pub fn mosquitto_pub(port: u16, topic: &str, lines: &[String]) {
-    let mut child = std::process::Command::new("mosquitto_pub")
+/// docs/protocol.md shows; `login` is the node's user name (its terminal id) and password.
+pub fn mosquitto_pub(port: u16, login: Option<(&str, &str)>, topic: &str, lines: &[String]) {
+    let mut cmd = std::process::Command::new("mosquitto_pub");
+    if let Some((user, password)) = login {
+        cmd.args(["-u", user, "-P", password]);
+    }
+    let mut child = cmd
         .args([
             "-h",
             "127.0.0.1",
