@@ -93,8 +93,13 @@ proptest! {
         buf[pos % n] = byte;
         let std = Telemetry::decode(&buf[..n]);
         let core = decode_json_as_no_std(&buf[..n]);
+        // The same verdict, and the same message when accepted.
         prop_assert_eq!(std.as_ref().ok(), core.as_ref().ok());
-        prop_assert_eq!(std.map_err(|e| e.code()).err(), core.map_err(|e| e.code()).err());
+        // The same reason when refused, but for one known case: a number too large for f64
+        // (`1e999`) is bad JSON to serde_json and infinity, so not finite, to serde-json-core.
+        let (a, b) = (std.map_err(|e| e.code()).err(), core.map_err(|e| e.code()).err());
+        let overflow = a == Some("bad_json") && b == Some("not_finite");
+        prop_assert!(a == b || overflow, "std refused with {:?}, no_std with {:?}", a, b);
     }
 
     #[test]
