@@ -71,9 +71,7 @@ function header(page) {
               'a',
               { href, 'aria-current': page === key ? 'page' : null, 'data-nav': key },
               label,
-              key === 'alerts' && count > 0
-                ? h('span', { class: 'badge', 'aria-label': t('nav.activeAlerts', { n: count }) }, String(count))
-                : null,
+              key === 'alerts' ? alertBadge(count) : null,
             ),
           ),
         ),
@@ -202,10 +200,21 @@ function refreshHeader() {
   live.dataset.live = store.live;
   live.title = t(`live.${store.live}.hint`);
   live.lastChild.textContent = t(`live.${store.live}`);
-  const link = top.querySelector('[data-nav="alerts"]');
+  // The badge is always there and only its text changes: on a wall display a stream of
+  // alert changes must not make the header jump.
+  const badge = top.querySelector('[data-nav="alerts"] .badge');
   const count = activeAlerts().length;
-  link.querySelector('.badge')?.remove();
-  if (count > 0) link.append(h('span', { class: 'badge', 'aria-label': t('nav.activeAlerts', { n: count }) }, String(count)));
+  if (badge && badge.textContent !== String(count)) {
+    badge.replaceWith(alertBadge(count));
+  }
+}
+
+function alertBadge(count) {
+  return h(
+    'span',
+    { class: ['badge', count === 0 ? 'badge-none' : null], 'aria-label': t('nav.activeAlerts', { n: count }), 'aria-hidden': count === 0 ? 'true' : null },
+    String(count),
+  );
 }
 
 async function start() {
