@@ -164,6 +164,22 @@ struct Active {
     incident: Option<i64>,
 }
 
+impl Active {
+    /// The engine's record of a stored alert (a new one is not escalated and in no incident).
+    fn of(row: &AlertRow, escalate_at: Option<i64>, notify_at: Option<i64>) -> Self {
+        Active {
+            id: row.id,
+            state: row.state,
+            severity: row.severity,
+            opened_at: row.opened_at,
+            escalated: row.escalated,
+            escalate_at,
+            notify_at,
+            incident: row.incident_id,
+        }
+    }
+}
+
 #[derive(Debug)]
 struct ActiveIncident {
     last_join: i64,
@@ -336,16 +352,7 @@ impl Engine {
         }
         self.active.insert(
             (row.terminal.clone(), row.rule),
-            Active {
-                id: row.id,
-                state: row.state,
-                severity: row.severity,
-                opened_at: row.opened_at,
-                escalated: row.escalated,
-                escalate_at,
-                notify_at: None,
-                incident: row.incident_id,
-            },
+            Active::of(&row, escalate_at, None),
         );
     }
 
@@ -734,18 +741,10 @@ impl Engine {
                 Applied::Opened(row) => {
                     let delay = row.rule == Rule::Offline && grouping;
                     let escalate_at = self.escalate_at(&row);
+                    let notify_at = delay.then(|| now + i64::from(self.cfg.incidents.window_s));
                     self.active.insert(
                         (row.terminal.clone(), row.rule),
-                        Active {
-                            id: row.id,
-                            state: row.state,
-                            severity: row.severity,
-                            opened_at: row.opened_at,
-                            escalated: false,
-                            escalate_at,
-                            notify_at: delay.then(|| now + i64::from(self.cfg.incidents.window_s)),
-                            incident: None,
-                        },
+                        Active::of(&row, escalate_at, notify_at),
                     );
                     if row.rule == Rule::Offline {
                         new_offline.push(row.id);
