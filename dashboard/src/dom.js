@@ -41,13 +41,39 @@ export function formValues(form) {
 }
 
 let liveRegion;
-/** Says `text` to screen readers (and shows it briefly as a toast). */
-export function announce(text, kind = 'info') {
+/** How many toasts are on screen at once; a burst beyond that folds into one summary. */
+export const MAX_TOASTS = 3;
+const TOAST_MS = 8000;
+let folded = 0;
+let foldedTimer = null;
+
+/** Says `text` to screen readers and shows it briefly as a toast. When a burst of messages
+ * (a replay, an incident across many terminals) would stack more than MAX_TOASTS, the oldest
+ * gives way and one summary, `more(n)`, counts what was folded, so the stack never grows
+ * over the controls. Toasts let clicks through to what is under them. */
+export function announce(text, kind = 'info', more = null) {
   liveRegion ??= document.getElementById('announcer');
   if (liveRegion) liveRegion.textContent = text;
   const box = document.getElementById('toasts');
   if (!box) return;
   const toast = h('div', { class: ['toast', `toast-${kind}`] }, text);
   box.append(toast);
-  setTimeout(() => toast.remove(), 8000);
+  setTimeout(() => toast.remove(), TOAST_MS);
+  const shown = [...box.querySelectorAll('.toast:not(.toast-more)')];
+  const over = shown.length - (more ? MAX_TOASTS - 1 : MAX_TOASTS);
+  if (over <= 0) return;
+  for (const old of shown.slice(0, over)) old.remove();
+  if (!more) return;
+  folded += over;
+  let summary = box.querySelector('.toast-more');
+  if (!summary) {
+    summary = h('div', { class: ['toast', 'toast-more'] });
+    box.prepend(summary);
+  }
+  summary.textContent = more(folded);
+  clearTimeout(foldedTimer);
+  foldedTimer = setTimeout(() => {
+    folded = 0;
+    summary.remove();
+  }, TOAST_MS);
 }

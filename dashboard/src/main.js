@@ -257,6 +257,7 @@ async function boot() {
     announce(
       t('alerts.new', { severity: t(`severity.${alert.severity}`), terminal: alert.terminal, name: term?.name || '', rule: t(`rule.${alert.rule}`) }),
       alert.severity,
+      (n) => t('alerts.newMore', { n }),
     );
   });
   try {
