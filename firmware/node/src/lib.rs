@@ -34,6 +34,7 @@ mod calibration;
 mod clock;
 mod error;
 mod node;
+pub mod provision;
 pub mod ram_flash;
 mod record;
 mod select;
