@@ -33,6 +33,8 @@ pub struct Config {
     pub influx: InfluxConfig,
     /// Alert rules, escalation, service-time targets, crews and notifications.
     pub alerts: crate::alerts::AlertsConfig,
+    /// What `weir node provision` writes into nodes.
+    pub nodes: NodesConfig,
 }
 
 impl Default for Config {
@@ -46,6 +48,33 @@ impl Default for Config {
             store: StoreConfig::default(),
             influx: InfluxConfig::default(),
             alerts: crate::alerts::AlertsConfig::default(),
+            nodes: NodesConfig::default(),
+        }
+    }
+}
+
+/// Defaults for `weir node provision`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodesConfig {
+    /// The broker as nodes reach it from a cabinet, `host:port`; empty: `--broker` is needed.
+    pub broker: String,
+    /// SNTP server nodes take UTC from.
+    pub time_server: String,
+    /// The dashboard as field staff reach it; node labels' QR codes open
+    /// `{dashboard_url}/terminals/{id}`. Empty: `--dashboard-url` is needed.
+    pub dashboard_url: String,
+    /// The board nodes are built on (its flash layout places the configuration image).
+    pub board: String,
+}
+
+impl Default for NodesConfig {
+    fn default() -> Self {
+        NodesConfig {
+            broker: String::new(),
+            time_server: "cn.pool.ntp.org".into(),
+            dashboard_url: String::new(),
+            board: "w5500-evb-pico".into(),
         }
     }
 }
@@ -276,6 +305,14 @@ impl Config {
             "http.session_hours must be at least 1"
         );
         self.alerts.validate()?;
+        crate::provision::board(&self.nodes.board).context("nodes.board")?;
+        anyhow::ensure!(
+            self.nodes.dashboard_url.is_empty()
+                || self.nodes.dashboard_url.starts_with("http://")
+                || self.nodes.dashboard_url.starts_with("https://"),
+            "nodes.dashboard_url must start with http:// or https://, not {:?}",
+            self.nodes.dashboard_url
+        );
         if self.influx.enabled {
             anyhow::ensure!(
                 self.influx.url.starts_with("http://") || self.influx.url.starts_with("https://"),
@@ -444,6 +481,19 @@ max_rate = 20000
 gzip = true
 # Longest wait between two retries, seconds (a Retry-After from the server is honoured).
 max_backoff_s = 60
+
+[nodes]
+# What `weir node provision` writes into each node's configuration image (see
+# docs/field-guide.md). The broker as nodes reach it from a terminal's cabinet, "host:port"
+# (empty: give --broker each time).
+broker = ""
+# SNTP server nodes take UTC from; a node samples only once it knows the time.
+time_server = "cn.pool.ntp.org"
+# The dashboard as field staff reach it from a phone; a node label's QR code opens
+# {dashboard_url}/terminals/{id} (empty: give --dashboard-url each time).
+dashboard_url = ""
+# The board nodes are built on: "w5500-evb-pico".
+board = "w5500-evb-pico"
 "#;
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ pub mod forward;
 pub mod ingest;
 pub mod live;
 pub mod metrics;
+pub mod provision;
 pub mod serve;
 pub mod store;
 pub mod web;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use weir_gateway::config::Config;
+use weir_gateway::provision;
 use weir_gateway::store::auth::{self, Role};
 use weir_gateway::store::terminals::{self, NewTerminal};
 use weir_gateway::store::Store;
@@ -38,6 +39,83 @@ enum Command {
     /// Dashboard users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Sensor nodes: provisioning and firmware files.
+    #[command(subcommand)]
+    Node(NodeCommand),
+}
+
+#[derive(Subcommand)]
+enum NodeCommand {
+    /// Bind a node to a registered terminal: writes its configuration image (raw and as UF2)
+    /// and a printable QR label, and records how the node is wired. Issues a new node
+    /// password unless the current one is given.
+    Provision(Box<ProvisionArgs>),
+    /// Turn a firmware binary (raw, from the start of flash) into a UF2 file for
+    /// drag-and-drop flashing.
+    Uf2 {
+        /// The raw firmware binary.
+        input: PathBuf,
+        /// Where to write the UF2 file.
+        #[arg(long, short)]
+        out: PathBuf,
+        /// The board (default: nodes.board).
+        #[arg(long)]
+        board: Option<String>,
+    },
+}
+
+#[derive(Args)]
+struct ProvisionArgs {
+    /// The terminal, registered with `weir terminal add`.
+    id: String,
+    /// Directory for the files (ID.weircfg, ID-config.uf2, ID-label.svg).
+    #[arg(long, short, default_value = ".")]
+    out: PathBuf,
+    /// The broker as nodes reach it, HOST[:PORT] (default: nodes.broker).
+    #[arg(long)]
+    broker: Option<String>,
+    /// The dashboard as field staff reach it, for the label's QR code (default:
+    /// nodes.dashboard_url).
+    #[arg(long = "dashboard-url")]
+    dashboard_url: Option<String>,
+    /// SNTP server (default: nodes.time_server).
+    #[arg(long = "time-server")]
+    time_server: Option<String>,
+    /// Keep the node's current MQTT password (checked against the registry) instead of
+    /// issuing a new one. Read from WEIR_NODE_PASSWORD when not given.
+    #[arg(long, env = "WEIR_NODE_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
+    /// Turbidity sensor: modbus:SLAVE, loop:NTU4-NTU20 or none.
+    #[arg(long)]
+    turbidity: Option<String>,
+    /// Flow meter: modbus:SLAVE, pulse:PULSES_PER_M3 or none.
+    #[arg(long)]
+    flow: Option<String>,
+    /// Sludge sensor: ultrasonic, ultrasonic:MIN-MAX (mm) or none.
+    #[arg(long)]
+    sludge: Option<String>,
+    /// Height of the ultrasonic sensor's face above the tank bottom, m.
+    #[arg(long = "sensor-height")]
+    sensor_height: Option<f64>,
+    /// Baud rate of the RS-485 Modbus bus.
+    #[arg(long = "modbus-baud")]
+    modbus_baud: Option<u32>,
+    /// A correction found on site, QUANTITY:OFFSET[:SCALE] (e.g. turbidity_ntu:-0.4);
+    /// may be repeated.
+    #[arg(long = "calibrate", allow_hyphen_values = true)]
+    calibrate: Vec<String>,
+    /// dhcp, or static:ADDRESS/PREFIX,gw=ROUTER[,dns=SERVER].
+    #[arg(long)]
+    network: Option<String>,
+    /// Seconds between samples.
+    #[arg(long = "sample-interval")]
+    sample_interval: Option<u32>,
+    /// Seconds between publications.
+    #[arg(long = "publish-interval")]
+    publish_interval: Option<u32>,
+    /// The board (default: nodes.board).
+    #[arg(long)]
+    board: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -108,6 +186,76 @@ fn parse_role(s: &str) -> anyhow::Result<Role> {
     Role::parse(s).with_context(|| {
         format!("unknown role {s:?}: use one of admin, operator, field, inspector")
     })
+}
+
+fn provision_node(config: &Config, a: ProvisionArgs) -> anyhow::Result<()> {
+    let board = provision::board(a.board.as_deref().unwrap_or(&config.nodes.board))?;
+    let dashboard_url = a
+        .dashboard_url
+        .unwrap_or_else(|| config.nodes.dashboard_url.clone());
+    anyhow::ensure!(
+        dashboard_url.starts_with("http://") || dashboard_url.starts_with("https://"),
+        "the label's QR code needs the dashboard's address as field staff reach it: give --dashboard-url http(s)://... or set nodes.dashboard_url"
+    );
+    let req = provision::Request {
+        terminal: a.id,
+        broker: a.broker.unwrap_or_else(|| config.nodes.broker.clone()),
+        time_server: a
+            .time_server
+            .unwrap_or_else(|| config.nodes.time_server.clone()),
+        topic_prefix: config.mqtt.topic_prefix.clone(),
+        password: a.password,
+        turbidity: a
+            .turbidity
+            .as_deref()
+            .map(provision::parse_turbidity)
+            .transpose()?,
+        flow: a.flow.as_deref().map(provision::parse_flow).transpose()?,
+        sludge: a
+            .sludge
+            .as_deref()
+            .map(provision::parse_sludge)
+            .transpose()?,
+        modbus_baud: a.modbus_baud,
+        sensor_height_m: a.sensor_height,
+        calibrate: a
+            .calibrate
+            .iter()
+            .map(|c| provision::parse_calibration(c))
+            .collect::<anyhow::Result<_>>()?,
+        network: a
+            .network
+            .as_deref()
+            .map(provision::parse_network)
+            .transpose()?,
+        sample_interval_s: a.sample_interval,
+        publish_interval_s: a.publish_interval,
+    };
+    let store = Store::open(&config.database_path(), config.store.synchronous)?;
+    let done = provision::provision(&mut store.connect()?, &req)?;
+    let files = provision::write_files(&a.out, &done, board, &dashboard_url)?;
+    let p = &done.provision;
+    println!(
+        "provisioned {} ({}) for {}",
+        done.terminal.id, done.terminal.name, board.board
+    );
+    println!(
+        "broker {}:{}, time server {}",
+        p.broker.host, p.broker.port, p.time_server
+    );
+    for f in &files {
+        println!("wrote {}", f.display());
+    }
+    if done.new_password {
+        println!(
+            "a new MQTT password was issued for {}: a node still running an earlier image of this terminal can no longer connect",
+            done.terminal.id
+        );
+    }
+    println!(
+        "the image holds the node's password: keep these files private, delete them once flashed"
+    );
+    Ok(())
 }
 
 fn main() -> std::process::ExitCode {
@@ -183,6 +331,29 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     num(t.lon)
                 );
             }
+            Ok(())
+        }
+        Command::Node(NodeCommand::Provision(a)) => provision_node(&config, *a),
+        Command::Node(NodeCommand::Uf2 { input, out, board }) => {
+            let board = provision::board(board.as_deref().unwrap_or(&config.nodes.board))?;
+            let bin =
+                std::fs::read(&input).with_context(|| format!("reading {}", input.display()))?;
+            let room = (board.firmware_end - board.firmware) as usize;
+            anyhow::ensure!(
+                bin.len() <= room,
+                "{} is {} bytes; the firmware area of {} holds {room}",
+                input.display(),
+                bin.len(),
+                board.board
+            );
+            let uf2 = provision::uf2::encode(&bin, board.firmware, board.uf2_family);
+            std::fs::write(&out, uf2).with_context(|| format!("writing {}", out.display()))?;
+            println!(
+                "{} ({} bytes of firmware for {})",
+                out.display(),
+                bin.len(),
+                board.board
+            );
             Ok(())
         }
         Command::Token(TokenCommand::Create { role, name }) => {

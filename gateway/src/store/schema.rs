@@ -17,10 +17,11 @@ fn core_migrations() -> Vec<(&'static str, String)> {
             format!(", {f}_n INTEGER NOT NULL DEFAULT 0, {f}_min REAL, {f}_max REAL, {f}_sum REAL")
         })
         .collect();
-    vec![(
-        "core_0001",
-        format!(
-            "
+    vec![
+        (
+            "core_0001",
+            format!(
+                "
         CREATE TABLE terminals (
             key INTEGER PRIMARY KEY,
             id TEXT NOT NULL UNIQUE,
@@ -111,8 +112,14 @@ fn core_migrations() -> Vec<(&'static str, String)> {
             detail TEXT NOT NULL
         );
         "
+            ),
         ),
-    )]
+        (
+            "core_0002_node_setup",
+            // How each terminal's node is wired and set up (JSON), kept by `weir node provision`.
+            "ALTER TABLE terminals ADD COLUMN node_setup TEXT;".into(),
+        ),
+    ]
 }
 
 /// Every migration: the store's, then each domain module's (alerts keep their own tables).

@@ -247,6 +247,19 @@ pub fn rfc3339(ts: i64) -> String {
 /// Publishes every line of `lines` as one QoS 1 message with mosquitto_pub, as
 /// docs/protocol.md shows; `login` is the node's user name (its terminal id) and password.
 pub fn mosquitto_pub(port: u16, login: Option<(&str, &str)>, topic: &str, lines: &[String]) {
+    assert!(
+        try_mosquitto_pub(port, login, topic, lines),
+        "mosquitto_pub failed"
+    );
+}
+
+/// [`mosquitto_pub`], returning whether it succeeded (a refused login fails).
+pub fn try_mosquitto_pub(
+    port: u16,
+    login: Option<(&str, &str)>,
+    topic: &str,
+    lines: &[String],
+) -> bool {
     let mut cmd = std::process::Command::new("mosquitto_pub");
     if let Some((user, password)) = login {
         cmd.args(["-u", user, "-P", password]);
@@ -271,5 +284,5 @@ pub fn mosquitto_pub(port: u16, login: Option<(&str, &str)>, topic: &str, lines:
         writeln!(stdin, "{l}").unwrap();
     }
     drop(stdin);
-    assert!(child.wait().unwrap().success(), "mosquitto_pub failed");
+    child.wait().unwrap().success()
 }
