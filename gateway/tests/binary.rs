@@ -12,6 +12,7 @@ use std::time::Duration;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use support::*;
 use weir_contract::Message as _;
+use weir_sim::ScriptedFault;
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
 
@@ -284,10 +285,10 @@ fn terminal_add_refuses_a_bad_id_and_a_duplicate_with_the_reason() {
 }
 
 /// The README's run command, `cargo run --release -- demo`, as a new user meets it: it
-/// prints where the dashboard is and a login, and within a minute every simulated terminal
-/// has readings.
+/// prints where the dashboard is and a login, within a minute every simulated terminal has
+/// readings, and every scripted fault raises its alert.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_demo_serves_readings_for_all_38_terminals_within_a_minute() {
+async fn the_demo_serves_all_38_terminals_and_each_scripted_fault_raises_its_alert() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Killed(
         Command::new(WEIR)
@@ -368,6 +369,74 @@ async fn the_demo_serves_readings_for_all_38_terminals_within_a_minute() {
         tokio::time::sleep(Duration::from_secs(1)).await;
     };
     assert_eq!(with_data, 38, "terminals with readings after a minute");
+
+    // Each scripted fault of the scenario raises the alert an operator should see, still
+    // active once the replay is over; a reboot loses nothing and raises nothing. No other
+    // terminal is offline, stuck or faulty.
+    let scenario = weir_sim::Scenario::new(1, 38, 0, 7 * 86_400);
+    let mut expected = BTreeSet::new();
+    for plan in &scenario.terminals {
+        let rule = match plan.fault {
+            Some(ScriptedFault::StuckFlow { .. }) => "stuck_sensor",
+            Some(ScriptedFault::DeadLink { .. }) => "offline",
+            Some(ScriptedFault::FouledTurbidity { .. }) => "turbidity",
+            Some(ScriptedFault::OverdueSludge) => "desludge",
+            Some(ScriptedFault::FailedTurbidity { .. }) => "sensor_fault",
+            Some(ScriptedFault::Reboot { .. }) | None => continue,
+        };
+        expected.insert((plan.id.as_str().to_owned(), rule.to_owned()));
+    }
+    assert_eq!(
+        expected.len(),
+        5,
+        "the scenario scripts five alerting faults"
+    );
+    // The dead link starts an hour before the replay ends: the last will arrives, and the
+    // offline alert follows it by the grace period (60 s) on the gateway's clock.
+    let deadline = std::time::Instant::now() + Duration::from_secs(240);
+    let (missing, unexpected) = loop {
+        let alerts: serde_json::Value = http
+            .get(format!("{url}/api/v1/alerts?state=active&limit=1000"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let active: BTreeSet<(String, String)> = alerts
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                (
+                    a["terminal"].as_str().unwrap().to_owned(),
+                    a["rule"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        let missing: Vec<_> = expected.difference(&active).cloned().collect();
+        let unexpected: Vec<_> = active
+            .iter()
+            .filter(|(t, r)| {
+                ["offline", "stuck_sensor", "sensor_fault"].contains(&r.as_str())
+                    && !expected.contains(&(t.clone(), r.clone()))
+            })
+            .cloned()
+            .collect();
+        if missing.is_empty() || std::time::Instant::now() > deadline {
+            break (missing, unexpected);
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    };
+    assert!(
+        missing.is_empty(),
+        "scripted faults without their alert: {missing:?}"
+    );
+    assert!(
+        unexpected.is_empty(),
+        "alerts no fault explains: {unexpected:?}"
+    );
+
     let pid = child.id().to_string();
     assert!(Command::new("kill")
         .args(["-INT", &pid])

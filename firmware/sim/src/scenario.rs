@@ -198,7 +198,9 @@ impl Scenario {
     /// `start .. start + max(span, 1 day)` (the simulated history), in Unix seconds.
     ///
     /// Six terminals, chosen by the seed, get one fault each (fewer if the fleet is smaller):
-    /// a stuck flow meter from 50 % of the span on, a link dead for 6 hours at 60 %, a reboot
+    /// a stuck flow meter from 50 % of the span on, a link dead for 6 hours from an hour
+    /// before the end of the span (so a fleet that replays the span and then runs live is
+    /// still cut off when it goes live: silence is measured on the wall clock), a reboot
     /// at 40 %, a turbidity probe fouling from 30 % (+6 NTU a day), a tank overdue for
     /// desludging (above 30 % all along), a turbidity probe failing at 70 % (`no_response`).
     pub fn new(seed: u64, count: usize, start: i64, span: i64) -> Self {
@@ -234,8 +236,8 @@ impl Scenario {
             t.fault = Some(match kind {
                 0 => ScriptedFault::StuckFlow { from: at(0.5) },
                 1 => ScriptedFault::DeadLink {
-                    from: at(0.6),
-                    until: at(0.6) + 6 * 3600,
+                    from: at(1.0) - 3600,
+                    until: at(1.0) + 5 * 3600,
                 },
                 2 => ScriptedFault::Reboot { at: at(0.4) },
                 3 => ScriptedFault::FouledTurbidity {
