@@ -251,6 +251,9 @@ fn provision_node(config: &Config, a: ProvisionArgs) -> anyhow::Result<()> {
             "a new MQTT password was issued for {}: a node still running an earlier image of this terminal can no longer connect",
             done.terminal.id
         );
+        println!("node MQTT user name: {}", done.terminal.id);
+        println!("node MQTT password:  {}", p.password);
+        println!("(shown only now; an external broker's password file needs it too)");
     }
     println!(
         "the image holds the node's password: keep these files private, delete them once flashed"

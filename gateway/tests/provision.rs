@@ -195,6 +195,10 @@ async fn a_provisioned_image_is_what_the_node_reads_and_lets_the_node_in() {
         })
     );
     assert_ne!(p.password.as_str(), first_password);
+    assert!(
+        printed.contains(&format!("node MQTT password:  {}", p.password)),
+        "the new password is printed once, for an external broker's password file: {printed}"
+    );
 
     // The UF2 file writes the image, whole, into the board's configuration sector only.
     let blocks = uf2::decode(
