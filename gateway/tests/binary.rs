@@ -284,6 +284,10 @@ fn terminal_add_refuses_a_bad_id_and_a_duplicate_with_the_reason() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("only letters"));
 }
 
+async fn get_json(http: &reqwest::Client, url: String) -> serde_json::Value {
+    http.get(url).send().await.unwrap().json().await.unwrap()
+}
+
 /// The README's run command, `cargo run --release -- demo`, as a new user meets it: it
 /// prints where the dashboard is and a login, within a minute every simulated terminal has
 /// readings, and every scripted fault raises its alert.
@@ -334,14 +338,7 @@ async fn the_demo_serves_all_38_terminals_and_each_scripted_fault_raises_its_ale
     // The fleet replays the last week first: ask for all of it.
     let from = rfc3339(weir_gateway::store::now() - 8 * 86_400);
     let with_data = loop {
-        let terminals: serde_json::Value = http
-            .get(format!("{url}/api/v1/terminals"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let terminals: serde_json::Value = get_json(&http, format!("{url}/api/v1/terminals")).await;
         let ids: Vec<String> = terminals
             .as_array()
             .unwrap()
@@ -351,14 +348,11 @@ async fn the_demo_serves_all_38_terminals_and_each_scripted_fault_raises_its_ale
         assert_eq!(ids.len(), 38);
         let mut with_data = 0;
         for id in &ids {
-            let body: serde_json::Value = http
-                .get(format!("{url}/api/v1/terminals/{id}/readings?from={from}"))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let body: serde_json::Value = get_json(
+                &http,
+                format!("{url}/api/v1/terminals/{id}/readings?from={from}"),
+            )
+            .await;
             if !body["readings"].as_array().unwrap().is_empty() {
                 with_data += 1;
             }
@@ -395,14 +389,11 @@ async fn the_demo_serves_all_38_terminals_and_each_scripted_fault_raises_its_ale
     // offline alert follows it by the grace period (60 s) on the gateway's clock.
     let deadline = std::time::Instant::now() + Duration::from_secs(240);
     let (missing, unexpected) = loop {
-        let alerts: serde_json::Value = http
-            .get(format!("{url}/api/v1/alerts?state=active&limit=1000"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let alerts: serde_json::Value = get_json(
+            &http,
+            format!("{url}/api/v1/alerts?state=active&limit=1000"),
+        )
+        .await;
         let active: BTreeSet<(String, String)> = alerts
             .as_array()
             .unwrap()

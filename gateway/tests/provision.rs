@@ -28,6 +28,25 @@ fn weir(data: &Path, args: &[&str]) -> std::process::Output {
         .expect("running weir")
 }
 
+/// `node provision ID --out OUT [--broker B] [--dashboard-url D] EXTRA...`.
+fn provision<'a>(
+    id: &'a str,
+    out: &'a Path,
+    broker: Option<&'a str>,
+    dashboard: Option<&'a str>,
+    extra: &[&'a str],
+) -> Vec<&'a str> {
+    let mut a = vec!["node", "provision", id, "--out", out.to_str().unwrap()];
+    if let Some(b) = broker {
+        a.extend(["--broker", b]);
+    }
+    if let Some(d) = dashboard {
+        a.extend(["--dashboard-url", d]);
+    }
+    a.extend_from_slice(extra);
+    a
+}
+
 fn ok(out: std::process::Output) -> String {
     assert!(
         out.status.success(),
@@ -118,31 +137,28 @@ async fn a_provisioned_image_is_what_the_node_reads_and_lets_the_node_in() {
     let o = dir.path().join("out");
     let printed = ok(weir(
         &data,
-        &[
-            "node",
-            "provision",
+        &provision(
             "HY-017",
-            "--out",
-            o.to_str().unwrap(),
-            "--broker",
-            &broker,
-            "--dashboard-url",
-            DASHBOARD,
-            "--turbidity",
-            "modbus:1",
-            "--flow",
-            "pulse:100",
-            "--sludge",
-            "ultrasonic:30-4500",
-            "--sensor-height",
-            "3.1",
-            "--calibrate",
-            "turbidity_ntu:-0.4:1.02",
-            "--network",
-            "static:192.168.8.20/24,gw=192.168.8.1",
-            "--publish-interval",
-            "600",
-        ],
+            &o,
+            Some(&broker),
+            Some(DASHBOARD),
+            &[
+                "--turbidity",
+                "modbus:1",
+                "--flow",
+                "pulse:100",
+                "--sludge",
+                "ultrasonic:30-4500",
+                "--sensor-height",
+                "3.1",
+                "--calibrate",
+                "turbidity_ntu:-0.4:1.02",
+                "--network",
+                "static:192.168.8.20/24,gw=192.168.8.1",
+                "--publish-interval",
+                "600",
+            ],
+        ),
     ));
     assert!(
         printed.contains("a new MQTT password was issued"),
@@ -260,19 +276,13 @@ async fn a_provisioned_image_is_what_the_node_reads_and_lets_the_node_in() {
     let again = dir.path().join("again");
     let printed = ok(weir(
         &data,
-        &[
-            "node",
-            "provision",
+        &provision(
             "HY-017",
-            "--out",
-            again.to_str().unwrap(),
-            "--broker",
-            &broker,
-            "--dashboard-url",
-            DASHBOARD,
-            "--password",
-            p.password.as_str(),
-        ],
+            &again,
+            Some(&broker),
+            Some(DASHBOARD),
+            &["--password", p.password.as_str()],
+        ),
     ));
     assert!(!printed.contains("new MQTT password"), "{printed}");
     let q = parse(&std::fs::read(again.join("HY-017.weircfg")).unwrap()).unwrap();
@@ -280,19 +290,8 @@ async fn a_provisioned_image_is_what_the_node_reads_and_lets_the_node_in() {
 
     // Wrong input is refused by name, and changes nothing.
     let before = std::fs::read(again.join("HY-017.weircfg")).unwrap();
-    let o2 = again.to_str().unwrap();
-    let base = [
-        "node",
-        "provision",
-        "HY-017",
-        "--out",
-        o2,
-        "--broker",
-        &broker,
-        "--dashboard-url",
-        DASHBOARD,
-    ];
-    let with = |extra: &[&'static str]| -> Vec<&str> { [&base[..], extra].concat() };
+    let with =
+        |extra: &[&'static str]| provision("HY-017", &again, Some(&broker), Some(DASHBOARD), extra);
     for (args, says) in [
         (
             with(&["--password", "not-the-password"]),
@@ -310,41 +309,15 @@ async fn a_provisioned_image_is_what_the_node_reads_and_lets_the_node_in() {
         (with(&["--network", "static:10.0.0.2"]), "no /PREFIX"),
         (with(&["--sample-interval", "2"]), "config: out of range"),
         (
-            vec![
-                "node",
-                "provision",
-                "HY-099",
-                "--out",
-                o2,
-                "--broker",
-                &broker,
-                "--dashboard-url",
-                DASHBOARD,
-            ],
+            provision("HY-099", &again, Some(&broker), Some(DASHBOARD), &[]),
             "no terminal HY-099",
         ),
         (
-            vec![
-                "node",
-                "provision",
-                "HY-017",
-                "--out",
-                o2,
-                "--broker",
-                &broker,
-            ],
+            provision("HY-017", &again, Some(&broker), None, &[]),
             "--dashboard-url",
         ),
         (
-            vec![
-                "node",
-                "provision",
-                "HY-017",
-                "--out",
-                o2,
-                "--dashboard-url",
-                DASHBOARD,
-            ],
+            provision("HY-017", &again, None, Some(DASHBOARD), &[]),
             "--broker",
         ),
     ] {
