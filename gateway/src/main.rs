@@ -232,8 +232,9 @@ fn provision_node(config: &Config, a: ProvisionArgs) -> anyhow::Result<()> {
         publish_interval_s: a.publish_interval,
     };
     let store = Store::open(&config.database_path(), config.store.synchronous)?;
-    let done = provision::provision(&mut store.connect()?, &req)?;
-    let files = provision::write_files(&a.out, &done, board, &dashboard_url)?;
+    let (done, files) = provision::provision(&mut store.connect()?, &req, |done| {
+        provision::write_files(&a.out, done, board, &dashboard_url)
+    })?;
     let p = &done.provision;
     println!(
         "provisioned {} ({}) for {}",

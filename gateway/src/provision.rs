@@ -115,8 +115,14 @@ pub struct Provisioned {
 }
 
 /// Provisions `req.terminal`: checks or issues its password, records its setup in the
-/// registry and builds the image. Nothing is changed when any part is wrong.
-pub fn provision(conn: &mut Connection, req: &Request) -> anyhow::Result<Provisioned> {
+/// registry and builds the image, which `deliver` writes out before anything is committed.
+/// Nothing is changed when any part is wrong, `deliver` included: a node's password is never
+/// replaced by one that reached no file.
+pub fn provision<T>(
+    conn: &mut Connection,
+    req: &Request,
+    deliver: impl FnOnce(&Provisioned) -> anyhow::Result<T>,
+) -> anyhow::Result<(Provisioned, T)> {
     TerminalId::new(&req.terminal)
         .map_err(|e| anyhow::anyhow!("terminal id {:?}: {}", req.terminal, e.reason))?;
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -224,13 +230,15 @@ pub fn provision(conn: &mut Connection, req: &Request) -> anyhow::Result<Provisi
     if new_password {
         terminals::set_password_hash(&tx, &terminal.id, &auth::hash_password(&password))?;
     }
-    tx.commit()?;
-    Ok(Provisioned {
+    let done = Provisioned {
         terminal,
         provision,
         image,
         new_password,
-    })
+    };
+    let delivered = deliver(&done)?;
+    tx.commit()?;
+    Ok((done, delivered))
 }
 
 fn text<const N: usize>(s: &str, what: &str) -> anyhow::Result<heapless::String<N>> {

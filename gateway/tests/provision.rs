@@ -292,6 +292,10 @@ async fn a_provisioned_image_is_what_the_node_reads_and_lets_the_node_in() {
     let before = std::fs::read(again.join("HY-017.weircfg")).unwrap();
     let with =
         |extra: &[&'static str]| provision("HY-017", &again, Some(&broker), Some(DASHBOARD), extra);
+    // An output "directory" that is a file: the files cannot be written, so the new password
+    // they would carry must not replace the node's.
+    let not_a_dir = dir.path().join("not-a-directory");
+    std::fs::write(&not_a_dir, b"").unwrap();
     for (args, says) in [
         (
             with(&["--password", "not-the-password"]),
@@ -319,6 +323,10 @@ async fn a_provisioned_image_is_what_the_node_reads_and_lets_the_node_in() {
         (
             provision("HY-017", &again, None, Some(DASHBOARD), &[]),
             "--broker",
+        ),
+        (
+            provision("HY-017", &not_a_dir, Some(&broker), Some(DASHBOARD), &[]),
+            "not-a-directory",
         ),
     ] {
         let err = refused(weir(&data, &args));
