@@ -188,6 +188,14 @@ fn parse_role(s: &str) -> anyhow::Result<Role> {
     })
 }
 
+/// A node's MQTT login, printed once when it is issued: `weir node provision --password` and an
+/// external broker's password file need it.
+fn print_node_login(id: &str, password: &str) {
+    println!("node MQTT user name: {id}");
+    println!("node MQTT password:  {password}");
+    println!("(the password is shown only now: keep it for the node's provisioning and an external broker's password file)");
+}
+
 fn provision_node(config: &Config, a: ProvisionArgs) -> anyhow::Result<()> {
     let board = provision::board(a.board.as_deref().unwrap_or(&config.nodes.board))?;
     let dashboard_url = a
@@ -252,9 +260,7 @@ fn provision_node(config: &Config, a: ProvisionArgs) -> anyhow::Result<()> {
             "a new MQTT password was issued for {}: a node still running an earlier image of this terminal can no longer connect",
             done.terminal.id
         );
-        println!("node MQTT user name: {}", done.terminal.id);
-        println!("node MQTT password:  {}", p.password);
-        println!("(shown only now; an external broker's password file needs it too)");
+        print_node_login(&done.terminal.id, &p.password);
     }
     println!(
         "the image holds the node's password: keep these files private, delete them once flashed"
@@ -312,9 +318,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .with(|c| Ok(terminals::add(c, &new, &auth::hash_password(&password))))
                 .context("registering the terminal")??;
             println!("registered terminal {}", a.id);
-            println!("node MQTT user name: {}", a.id);
-            println!("node MQTT password:  {password}");
-            println!("(the password is shown only now; keep it for the node's provisioning)");
+            print_node_login(&a.id, &password);
             Ok(())
         }
         Command::Terminal(TerminalCommand::List) => {

@@ -568,38 +568,4 @@ pub mod uf2 {
         }
         out
     }
-
-    /// The blocks of a UF2 file: (address, payload), checking magic numbers, numbering and
-    /// family.
-    pub fn decode(bytes: &[u8], family: u32) -> anyhow::Result<Vec<(u32, Vec<u8>)>> {
-        anyhow::ensure!(
-            bytes.len().is_multiple_of(512) && !bytes.is_empty(),
-            "a UF2 file is whole 512-byte blocks; this one has {} bytes",
-            bytes.len()
-        );
-        let total = bytes.len() / 512;
-        let mut out = Vec::new();
-        for (i, block) in bytes.chunks(512).enumerate() {
-            let w = |j: usize| u32::from_le_bytes(block[j * 4..j * 4 + 4].try_into().unwrap());
-            anyhow::ensure!(
-                w(0) == MAGIC_START0 && w(1) == MAGIC_START1 && w(127) == MAGIC_END,
-                "block {i}: not a UF2 block"
-            );
-            anyhow::ensure!(
-                w(2) & FLAG_FAMILY_ID != 0 && w(7) == family,
-                "block {i}: family {:#x}, not {family:#x}",
-                w(7)
-            );
-            anyhow::ensure!(
-                w(5) as usize == i && w(6) as usize == total,
-                "block {i}: numbered {} of {}",
-                w(5),
-                w(6)
-            );
-            let len = w(4) as usize;
-            anyhow::ensure!(len <= 476, "block {i}: payload of {len} bytes");
-            out.push((w(3), block[32..32 + len].to_vec()));
-        }
-        Ok(out)
-    }
 }
