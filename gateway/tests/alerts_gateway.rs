@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use support::*;
 use weir_gateway::alerts::config::CrewConfig;
+use weir_gateway::store::auth::{self, Role};
 
 /// One message of `n` minute readings at `ntu`, the last one `end`.
 fn telemetry(seq: u32, end: i64, n: i64, ntu: f64) -> String {
@@ -28,9 +29,13 @@ fn telemetry(seq: u32, end: i64, n: i64, ntu: f64) -> String {
 }
 
 async fn post(g: &Gateway, path: &str, body: Value) -> (u16, Value) {
+    post_as(g, &g.token, path, body).await
+}
+
+async fn post_as(g: &Gateway, token: &str, path: &str, body: Value) -> (u16, Value) {
     let resp = reqwest::Client::new()
         .post(g.url(path))
-        .bearer_auth(&g.token)
+        .bearer_auth(token)
         .json(&body)
         .send()
         .await
@@ -120,8 +125,33 @@ async fn turbidity_above_the_alarm_limit_for_half_an_hour_shows_as_an_alert_in_t
     assert_eq!(data["rule"], "turbidity");
     assert!(seen.contains(r#""terminal":"HY-007""#), "{seen}");
 
-    // People act on it over HTTP.
+    // People act on it over HTTP. Rights come first: an inspector may not act, even with a
+    // malformed body, and field staff may not acknowledge; neither changes the alert.
     let act = |what: &str| format!("/api/v1/alerts/{id}/{what}");
+    let token = |role| {
+        g.running
+            .store
+            .with(|c| auth::create_token(c, "role test", role))
+            .unwrap()
+    };
+    let (inspector, field) = (token(Role::Inspector), token(Role::Field));
+    let (status, body) = post_as(&g, &inspector, &act("resolve"), json!({"nope": 1})).await;
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = post_as(&g, &field, &act("acknowledge"), json!({})).await;
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = post(&g, &act("acknowledge"), json!({"nope": 1})).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.to_string().contains("nope"),
+        "the error names the field: {body}"
+    );
+    let (status, body) = post(&g, "/api/v1/alerts/x/acknowledge", json!({})).await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = post(&g, "/api/v1/alerts/999999/acknowledge", json!({})).await;
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = g.get(&format!("/api/v1/alerts/{id}")).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(r#""state":"open""#), "{body}");
     let (status, body) = post(&g, &act("acknowledge"), json!({})).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["state"], "acknowledged");

@@ -182,13 +182,18 @@ struct DispatchBody {
     crew: Option<String>,
 }
 
+/// Every alert action: the caller's role first (no rights is 403 whatever the request), then
+/// the id, then the body, then the engine.
 async fn act(
     state: &AppState,
     caller: &Caller,
-    id: i64,
-    action: Action,
+    roles: &[Role],
+    id: Result<Path<i64>, PathRejection>,
+    action: Result<Action, ApiError>,
 ) -> Result<Json<Alert>, ApiError> {
-    Ok(Json(state.alerts.act(id, action, &caller.0.name).await?))
+    caller.require(roles)?;
+    let id = path_id(id)?;
+    Ok(Json(state.alerts.act(id, action?, &caller.0.name).await?))
 }
 
 /// An optional JSON body: none at all is an empty object.
@@ -207,10 +212,8 @@ async fn acknowledge(
     id: Result<Path<i64>, PathRejection>,
     b: Result<Json<NoteBody>, JsonRejection>,
 ) -> Result<Json<Alert>, ApiError> {
-    caller.require(OPERATORS)?;
-    let id = path_id(id)?;
-    let note = optional(b)?.note;
-    act(&state, &caller, id, Action::Acknowledge { note }).await
+    let action = optional(b).map(|b| Action::Acknowledge { note: b.note });
+    act(&state, &caller, OPERATORS, id, action).await
 }
 
 /// `POST /api/v1/alerts/{id}/assign` `{"assignee"}`.
@@ -220,10 +223,10 @@ async fn assign(
     id: Result<Path<i64>, PathRejection>,
     b: Result<Json<AssignBody>, JsonRejection>,
 ) -> Result<Json<Alert>, ApiError> {
-    caller.require(OPERATORS)?;
-    let id = path_id(id)?;
-    let assignee = body(b)?.assignee;
-    act(&state, &caller, id, Action::Assign { assignee }).await
+    let action = body(b).map(|b| Action::Assign {
+        assignee: b.assignee,
+    });
+    act(&state, &caller, OPERATORS, id, action).await
 }
 
 /// `POST /api/v1/alerts/{id}/dispatch` `{"crew"?}` (the zone crew if absent).
@@ -233,10 +236,8 @@ async fn dispatch(
     id: Result<Path<i64>, PathRejection>,
     b: Result<Json<DispatchBody>, JsonRejection>,
 ) -> Result<Json<Alert>, ApiError> {
-    caller.require(OPERATORS)?;
-    let id = path_id(id)?;
-    let crew = optional(b)?.crew;
-    act(&state, &caller, id, Action::Dispatch { crew }).await
+    let action = optional(b).map(|b| Action::Dispatch { crew: b.crew });
+    act(&state, &caller, OPERATORS, id, action).await
 }
 
 /// `POST /api/v1/alerts/{id}/arrive` `{"note"?}`.
@@ -246,10 +247,8 @@ async fn arrive(
     id: Result<Path<i64>, PathRejection>,
     b: Result<Json<NoteBody>, JsonRejection>,
 ) -> Result<Json<Alert>, ApiError> {
-    caller.require(CREWS)?;
-    let id = path_id(id)?;
-    let note = optional(b)?.note;
-    act(&state, &caller, id, Action::Arrive { note }).await
+    let action = optional(b).map(|b| Action::Arrive { note: b.note });
+    act(&state, &caller, CREWS, id, action).await
 }
 
 /// `POST /api/v1/alerts/{id}/resolve` `{"note"}`.
@@ -259,10 +258,10 @@ async fn resolve(
     id: Result<Path<i64>, PathRejection>,
     b: Result<Json<NoteBody>, JsonRejection>,
 ) -> Result<Json<Alert>, ApiError> {
-    caller.require(CREWS)?;
-    let id = path_id(id)?;
-    let note = optional(b)?.note.unwrap_or_default();
-    act(&state, &caller, id, Action::Resolve { note }).await
+    let action = optional(b).map(|b| Action::Resolve {
+        note: b.note.unwrap_or_default(),
+    });
+    act(&state, &caller, CREWS, id, action).await
 }
 
 /// `POST /api/v1/alerts/{id}/notes` `{"note"}`.
@@ -272,10 +271,10 @@ async fn note(
     id: Result<Path<i64>, PathRejection>,
     b: Result<Json<NoteBody>, JsonRejection>,
 ) -> Result<Json<Alert>, ApiError> {
-    caller.require(CREWS)?;
-    let id = path_id(id)?;
-    let note = optional(b)?.note.unwrap_or_default();
-    act(&state, &caller, id, Action::Note { note }).await
+    let action = optional(b).map(|b| Action::Note {
+        note: b.note.unwrap_or_default(),
+    });
+    act(&state, &caller, CREWS, id, action).await
 }
 
 #[derive(Deserialize)]
