@@ -19,10 +19,9 @@
 //! 12.99 with the integer of 13). Addresses, table and word order are configurable; the flow
 //! unit and the totaliser unit must be set to m3/h and m3 on the meter itself.
 
-use weir_contract::{Fault, Quantity};
+use weir_contract::Quantity;
 
 use crate::modbus::{RegisterKind, Registers, WordOrder};
-use crate::FaultCode;
 
 /// Where the meter keeps its values, and what it can measure.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -56,30 +55,8 @@ impl Config {
     }
 }
 
-/// Why a flow meter reading failed. `E` is the bus's error ([`crate::modbus::Error`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Error<E> {
-    /// The Modbus exchange failed.
-    Modbus(E),
-    /// The meter answered with NaN, infinity, a negative flow, a flow above the configured
-    /// maximum, a fraction outside 0 to 1 or a total above the contract's limit.
-    OutOfRange,
-}
-
-impl<E: FaultCode> FaultCode for Error<E> {
-    fn fault(&self) -> Fault {
-        match self {
-            Error::Modbus(e) => e.fault(),
-            Error::OutOfRange => Fault::OutOfRange,
-        }
-    }
-}
-
-impl<E: FaultCode> From<Error<E>> for Fault {
-    fn from(e: Error<E>) -> Fault {
-        e.fault()
-    }
-}
+/// Why a flow meter reading failed: the Modbus exchange, or a value out of range.
+pub type Error<E> = crate::modbus::DeviceError<E>;
 
 /// An electromagnetic flow meter reached through `M`, a Modbus master or a borrow of one.
 #[derive(Debug)]
@@ -107,7 +84,8 @@ impl<M: Registers> FlowMeter<M> {
     /// Reads the instantaneous flow, m3/h.
     ///
     /// Reverse flow (negative) is out of range: at a terminal's outlet it means a fault in
-    /// the installation, not a value to report.
+    /// the installation, not a value to report. So are NaN, infinity and a flow above
+    /// `max_flow_m3h`.
     pub fn read_flow(&mut self) -> Result<f32, Error<M::Error>> {
         let c = self.config;
         let mut registers = [0u16; 2];
@@ -122,7 +100,8 @@ impl<M: Registers> FlowMeter<M> {
         }
     }
 
-    /// Reads the totaliser, m3.
+    /// Reads the totaliser, m3. A fraction outside 0 to 1 or a total above the contract's
+    /// limit is out of range.
     pub fn read_total(&mut self) -> Result<f64, Error<M::Error>> {
         let c = self.config;
         let mut registers = [0u16; 4];

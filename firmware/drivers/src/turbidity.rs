@@ -4,10 +4,7 @@
 //! an IEEE 754 float32 in NTU across two registers. Vendors differ in the register address, the
 //! table (holding or input) and the word order, so all three are configurable.
 
-use weir_contract::Fault;
-
 use crate::modbus::{RegisterKind, Registers, WordOrder};
-use crate::FaultCode;
 
 /// Where the probe keeps its reading, and what it can measure.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -37,29 +34,8 @@ impl Config {
     }
 }
 
-/// Why a turbidity reading failed. `E` is the bus's error ([`crate::modbus::Error`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Error<E> {
-    /// The Modbus exchange failed.
-    Modbus(E),
-    /// The probe answered with NaN, infinity, a negative value or one above its range.
-    OutOfRange,
-}
-
-impl<E: FaultCode> FaultCode for Error<E> {
-    fn fault(&self) -> Fault {
-        match self {
-            Error::Modbus(e) => e.fault(),
-            Error::OutOfRange => Fault::OutOfRange,
-        }
-    }
-}
-
-impl<E: FaultCode> From<Error<E>> for Fault {
-    fn from(e: Error<E>) -> Fault {
-        e.fault()
-    }
-}
+/// Why a turbidity reading failed: the Modbus exchange, or a value out of range.
+pub type Error<E> = crate::modbus::DeviceError<E>;
 
 /// A turbidity probe reached through `M`, a Modbus master or a borrow of one.
 #[derive(Debug)]
@@ -84,7 +60,8 @@ impl<M: Registers> TurbidityProbe<M> {
         &self.config
     }
 
-    /// Reads the turbidity, NTU.
+    /// Reads the turbidity, NTU. NaN, infinity, a negative value or one above `max_ntu` is
+    /// [`Error::OutOfRange`](crate::modbus::DeviceError::OutOfRange).
     pub fn read(&mut self) -> Result<f32, Error<M::Error>> {
         let c = self.config;
         let mut registers = [0u16; 2];

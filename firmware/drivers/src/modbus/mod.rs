@@ -173,3 +173,29 @@ impl<E> From<Error<E>> for Fault {
         e.fault()
     }
 }
+
+/// Why a reading from a Modbus device (turbidity probe, flow meter) failed. `E` is the bus's
+/// error ([`Error`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceError<E> {
+    /// The Modbus exchange failed.
+    Modbus(E),
+    /// The device answered with a value it cannot have measured (each driver's `read` says
+    /// which).
+    OutOfRange,
+}
+
+impl<E: FaultCode> FaultCode for DeviceError<E> {
+    fn fault(&self) -> Fault {
+        match self {
+            DeviceError::Modbus(e) => e.fault(),
+            DeviceError::OutOfRange => Fault::OutOfRange,
+        }
+    }
+}
+
+impl<E: FaultCode> From<DeviceError<E>> for Fault {
+    fn from(e: DeviceError<E>) -> Fault {
+        e.fault()
+    }
+}
