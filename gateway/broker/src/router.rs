@@ -86,8 +86,20 @@ impl Router {
         let mut present = false;
         if let Some(old) = state.sessions.get_mut(client_id) {
             if old.identity != *identity {
-                return Err(ClientIdInUse);
+                if !matches!(identity, Identity::Service { .. }) {
+                    return Err(ClientIdInUse);
+                }
+                // The service (the gateway's own session) always gets its client id: a node
+                // that took it first, by mistake or on purpose, is cut off and its session
+                // ends, so a node cannot lock the gateway out of its own broker.
+                tracing::warn!(client_id = %client_id, holder = %old.identity, "a service login takes back its client id");
+                if let Some(previous) = old.attachment.take() {
+                    previous.kick.cancel();
+                }
+                self.remove_session(state, client_id);
             }
+        }
+        if let Some(old) = state.sessions.get_mut(client_id) {
             if let Some(previous) = old.attachment.take() {
                 tracing::info!(client_id = %client_id, "session taken over by a new connection");
                 previous.kick.cancel();

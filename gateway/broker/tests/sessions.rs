@@ -180,6 +180,29 @@ async fn a_client_id_in_use_by_another_identity_is_refused() {
 }
 
 #[tokio::test]
+async fn the_service_takes_back_its_client_id_from_a_node_that_took_it() {
+    let b = TestBroker::start().await;
+    let mut c = Connect::new("weir-gateway");
+    c.set_login("HY-001", "pw-001");
+    c.clean_session = false;
+    let (mut squatter, ack) = Raw::handshake(b.addr, c).await;
+    assert_eq!(ack.code, ConnectReturnCode::Success);
+    let (mut service, ack) = b.raw_service("weir-gateway", false).await;
+    assert_eq!(ack.code, ConnectReturnCode::Success);
+    // A fresh session: nothing of the node's carried over.
+    assert!(!ack.session_present);
+    // The node was cut off; the service's connection works.
+    assert_eq!(squatter.recv().await, None);
+    service.send(Packet::PingReq).await;
+    assert_eq!(service.recv().await, Some(Packet::PingResp));
+    // And the node cannot take it back.
+    let mut again = Connect::new("weir-gateway");
+    again.set_login("HY-001", "pw-001");
+    let (_, ack) = Raw::handshake(b.addr, again).await;
+    assert_ne!(ack.code, ConnectReturnCode::Success);
+}
+
+#[tokio::test]
 async fn a_full_offline_queue_drops_its_oldest_messages_and_counts_them() {
     let b = TestBroker::start_with(BrokerConfig {
         max_queued: 5,
