@@ -13,6 +13,20 @@ use serde::{Deserialize, Serialize};
 /// Environment variable whose value is accepted as an admin API token.
 pub const BOOTSTRAP_TOKEN_VAR: &str = "WEIR_BOOTSTRAP_TOKEN";
 
+/// `WEIR_*` variables that are not configuration keys: the bootstrap token and the command
+/// line's own options (`--config`, passwords), so that setting one does not stop the start as
+/// an unknown key.
+pub const NOT_CONFIG_VARS: [&str; 5] = [
+    BOOTSTRAP_TOKEN_VAR,
+    "WEIR_CONFIG",
+    "WEIR_NODE_PASSWORD",
+    "WEIR_NEW_PASSWORD",
+    "WEIR_DEMO_PASSWORD",
+];
+
+/// Prefix of the simulated fleet's (`weir-fleet`) options, which may share the gateway's shell.
+const FLEET_VARS: &str = "WEIR_FLEET_";
+
 /// The whole configuration.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -198,7 +212,7 @@ pub struct StoreConfig {
     /// Most messages committed in one transaction. The writer never waits for a batch to
     /// fill: it commits whatever has arrived, so batches grow only under load.
     pub batch_max_messages: usize,
-    /// Days of raw readings to keep (hourly and daily rollups are kept); 0 keeps them all.
+    /// Days of raw readings to keep (hourly rollups are kept); 0 keeps them all, else at least 7.
     pub raw_retention_days: u32,
     /// Refused messages kept for inspection; the oldest go first.
     pub dead_letters_max: u32,
@@ -281,7 +295,11 @@ impl Config {
         }
         let vars = env
             .into_iter()
-            .filter(|(k, _)| k.starts_with("WEIR_") && k != BOOTSTRAP_TOKEN_VAR)
+            .filter(|(k, _)| {
+                k.starts_with("WEIR_")
+                    && !k.starts_with(FLEET_VARS)
+                    && !NOT_CONFIG_VARS.contains(&k.as_str())
+            })
             .collect();
         let config: Config = figment
             .merge(EnvVars(vars))
@@ -299,6 +317,13 @@ impl Config {
         anyhow::ensure!(
             self.store.batch_max_messages > 0,
             "store.batch_max_messages must be at least 1"
+        );
+        anyhow::ensure!(
+            self.store.raw_retention_days == 0 || self.store.raw_retention_days >= 7,
+            "store.raw_retention_days must be 0 (keep everything) or at least 7, not {}: nodes keep \
+             days of readings while a link is down, and the alert rules and the dashboard's raw \
+             charts look back up to two days",
+            self.store.raw_retention_days
         );
         anyhow::ensure!(
             self.http.session_hours > 0,
@@ -462,7 +487,9 @@ synchronous = "full"
 # Most messages committed in one transaction. The writer commits whatever has arrived without
 # waiting for more, so batches grow only under load.
 batch_max_messages = 2000
-# Days of raw readings kept; hourly and daily rollups are kept for ever. 0 keeps everything.
+# Days of raw readings kept (0: everything, else at least 7). Hourly rollups (and the daily
+# figures built from them) are kept for ever, so long charts and exports by the hour or day still
+# work. A reading that arrives already older than this is not stored.
 raw_retention_days = 0
 # Refused messages kept for operators to inspect; the oldest are removed first.
 dead_letters_max = 10000
@@ -529,6 +556,17 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from("/var/lib/weir"));
         assert_eq!(c.mqtt.broker, BrokerMode::External);
         assert_eq!(c.store.batch_max_messages, 2);
+    }
+
+    #[test]
+    fn the_command_lines_own_variables_are_not_configuration_keys() {
+        let mut vars: Vec<(&str, &str)> = NOT_CONFIG_VARS.iter().map(|k| (*k, "x")).collect();
+        vars.extend([
+            ("WEIR_FLEET_HOST", "127.0.0.1"),
+            ("WEIR_DATA_DIR", "/srv/weir"),
+        ]);
+        let c = Config::load_from(None, env(&vars)).unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/srv/weir"));
     }
 
     #[test]

@@ -16,6 +16,10 @@ pub struct Metrics {
     pub duplicate_readings: AtomicU64,
     /// Telemetry messages received again, by (terminal, boot, seq).
     pub duplicate_messages: AtomicU64,
+    /// Readings that arrived older than the raw retention window, not stored.
+    pub expired_readings: AtomicU64,
+    /// Raw readings deleted by retention.
+    pub pruned_readings: AtomicU64,
     /// Transactions committed by the writer.
     pub commits: AtomicU64,
     /// Refused messages by reason code.
@@ -79,6 +83,16 @@ impl Metrics {
             "weir_duplicate_messages_total",
             "Telemetry messages received again.",
             self.duplicate_messages.load(Relaxed),
+        );
+        counter(
+            "weir_expired_readings_total",
+            "Readings that arrived older than store.raw_retention_days, not stored.",
+            self.expired_readings.load(Relaxed),
+        );
+        counter(
+            "weir_pruned_readings_total",
+            "Raw readings deleted by store.raw_retention_days.",
+            self.pruned_readings.load(Relaxed),
         );
         counter(
             "weir_store_commits_total",
@@ -149,7 +163,15 @@ impl Metrics {
                     s.queued_dropped,
                 ),
             ] {
-                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+                let kind = if name.ends_with("_total") {
+                    "counter"
+                } else {
+                    "gauge"
+                };
+                let _ = writeln!(
+                    out,
+                    "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
+                );
             }
         }
         for (name, help, v) in extra {

@@ -57,6 +57,7 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
         WriterSettings {
             batch_max: config.store.batch_max_messages,
             dead_letters_max: config.store.dead_letters_max,
+            raw_retention_days: config.store.raw_retention_days,
         },
         jobs_rx,
         committed_tx,
@@ -103,6 +104,18 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
         live.clone(),
         ingest_cancel.clone(),
     ));
+
+    let retention = crate::store::retention::horizon(config.store.raw_retention_days, 0)
+        .is_some()
+        .then(|| {
+            tokio::spawn(crate::store::retention::run(
+                store.clone(),
+                config.store.raw_retention_days,
+                config.influx.enabled,
+                metrics.clone(),
+                cancel.child_token(),
+            ))
+        });
 
     let forwarder = config.influx.enabled.then(|| {
         tokio::spawn(crate::forward::influx::run(
@@ -157,6 +170,9 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
         }
         if let Some(f) = forwarder {
             let _ = f.await;
+        }
+        if let Some(r) = retention {
+            let _ = r.await;
         }
         alerts.stopped().await;
         http.await

@@ -246,18 +246,27 @@ fn weir_config_prints_a_file_that_weir_accepts() {
     std::fs::write(&file, &out.stdout).unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("[mqtt]") && text.contains("# "), "{text}");
-    let listed = Command::new(WEIR)
+    // Given with --config, and with WEIR_CONFIG, which is an option, not a configuration key.
+    let by_flag = Command::new(WEIR)
         .env("WEIR_DATA_DIR", dir.path())
         .arg("--config")
         .arg(&file)
         .args(["terminal", "list"])
         .output()
         .unwrap();
-    assert!(
-        listed.status.success(),
-        "{}",
-        String::from_utf8_lossy(&listed.stderr)
-    );
+    let by_env = Command::new(WEIR)
+        .env("WEIR_DATA_DIR", dir.path())
+        .env("WEIR_CONFIG", &file)
+        .args(["terminal", "list"])
+        .output()
+        .unwrap();
+    for listed in [by_flag, by_env] {
+        assert!(
+            listed.status.success(),
+            "{}",
+            String::from_utf8_lossy(&listed.stderr)
+        );
+    }
 }
 
 #[test]

@@ -83,6 +83,15 @@ impl ApiError {
         }
     }
 
+    /// 405: the route exists, the method does not.
+    fn method_not_allowed(method: &axum::http::Method) -> Self {
+        ApiError {
+            status: StatusCode::METHOD_NOT_ALLOWED,
+            error: "method_not_allowed",
+            detail: format!("this route does not take {method}; see docs/api.md"),
+        }
+    }
+
     fn unauthorized() -> Self {
         ApiError {
             status: StatusCode::UNAUTHORIZED,
@@ -206,7 +215,10 @@ pub fn router(state: AppState) -> Router {
         .route("/terminals/{id}/readings", get(readings::readings))
         .route("/dead-letters", get(terminals::dead_letters))
         .merge(crate::alerts::routes())
-        .fallback(|| async { ApiError::not_found("no such API route") });
+        .fallback(|| async { ApiError::not_found("no such API route") })
+        .method_not_allowed_fallback(|method: axum::http::Method| async move {
+            ApiError::method_not_allowed(&method)
+        });
     Router::new()
         .route(
             "/healthz",
@@ -221,9 +233,13 @@ pub fn router(state: AppState) -> Router {
 /// `GET /api/v1/site`: what the dashboard shows about the site (any caller).
 async fn site(State(state): State<AppState>, _caller: Caller) -> Json<serde_json::Value> {
     let s = &state.config.site;
-    Json(
-        json!({ "name": s.name, "timezone": s.timezone, "topic_prefix": state.config.mqtt.topic_prefix }),
-    )
+    Json(json!({
+        "name": s.name,
+        "timezone": s.timezone,
+        "topic_prefix": state.config.mqtt.topic_prefix,
+        // The dashboard as field staff reach it (empty: not configured); labels' QR codes use it.
+        "dashboard_url": state.config.nodes.dashboard_url,
+    }))
 }
 
 async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {

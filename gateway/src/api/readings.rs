@@ -95,6 +95,11 @@ pub async fn readings(
         .map(parse_step)
         .transpose()
         .map_err(ApiError::bad_request)?;
+    // A stepped answer covers whole steps.
+    let (from, to) = match step {
+        Some(step) => readings::step_range(from, to, step, &state.tz),
+        None => (from, to),
+    };
     let accept_csv = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())

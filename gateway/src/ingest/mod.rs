@@ -5,7 +5,7 @@
 //! instant gets its uncommitted messages again from the broker. The node's own ack
 //! (`.../ack`) is published after commit too.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
@@ -220,6 +220,7 @@ fn classify(prefix: &str, p: Publish, generation: u64, metrics: &Metrics) -> Job
                         item: Item::Telemetry {
                             terminal,
                             telemetry: (&telemetry).into(),
+                            topic: p.topic.clone(),
                             raw,
                         },
                         token: Token {
@@ -272,6 +273,11 @@ async fn acknowledge(
     metrics: Arc<Metrics>,
     live: broadcast::Sender<LiveEvent>,
 ) {
+    // Kept across batches: packet ids go on counting (a broker may still hold an earlier
+    // batch's ids in flight), and each node's ack only ever moves forward, so a late replay
+    // of an old message does not pull the retained ack back.
+    let mut out = session::Outgoing::default();
+    let mut highest: HashMap<TerminalId, (u32, u32)> = HashMap::new();
     while let Some(batch) = committed.recv().await {
         metrics.commits.fetch_add(1, Relaxed);
         // Per (terminal, boot): the highest seq committed in this batch.
@@ -285,6 +291,7 @@ async fn acknowledge(
                     seq,
                     new_readings,
                     duplicate_readings,
+                    expired_readings,
                 } => {
                     messages.push((terminal.clone(), *boot, *seq));
                     metrics
@@ -293,6 +300,9 @@ async fn acknowledge(
                     metrics
                         .duplicate_readings
                         .fetch_add(*duplicate_readings as u64, Relaxed);
+                    metrics
+                        .expired_readings
+                        .fetch_add(*expired_readings as u64, Relaxed);
                 }
                 Outcome::DuplicateMessage { .. } => {
                     metrics.duplicate_messages.fetch_add(1, Relaxed);
@@ -316,13 +326,23 @@ async fn acknowledge(
         // came on; if it is gone, the broker sends them again and they are acked then.
         let current = link.lock().ok().and_then(|l| l.clone());
         if let Some((generation, tx)) = current {
-            let mut out = session::Outgoing::default();
             for (token, _) in &batch.outcomes {
                 if let (Some(pkid), true) = (token.pkid, token.generation == generation) {
                     out.puback(pkid);
                 }
             }
             for ((terminal, boot), (seq, enc)) in node_acks {
+                let seq = match highest.get_mut(&terminal) {
+                    Some((b, s)) if *b == boot => {
+                        *s = (*s).max(seq);
+                        *s
+                    }
+                    Some((b, _)) if *b > boot => seq,
+                    _ => {
+                        highest.insert(terminal.clone(), (boot, seq));
+                        seq
+                    }
+                };
                 let Ok(t) = topic::topic(&prefix, &terminal, Channel::Ack) else {
                     continue;
                 };

@@ -1,11 +1,13 @@
 //! The reading store: SQLite in WAL mode, one writer thread, pooled readers.
 //!
 //! One file per entity: `terminals`, `readings`, `auth` (users, sessions, tokens),
-//! `dead_letters`, `status`; `writer` is the only code that writes telemetry.
+//! `dead_letters`, `status`; `writer` is the only code that writes telemetry, `retention` the
+//! only code that deletes it.
 
 pub mod auth;
 pub mod dead_letters;
 pub mod readings;
+pub mod retention;
 pub mod schema;
 pub mod status;
 pub mod terminals;

@@ -175,8 +175,22 @@ pub fn step_start(ts: i64, step: i64, tz: &jiff::tz::TimeZone) -> i64 {
     (ts + offset).div_euclid(step) * step - offset
 }
 
+/// `from..to` widened to whole steps: from the start of the step holding `from` to the end of
+/// the step holding `to - 1`, so that every row of a stepped answer sums up its whole step
+/// (and a range starting mid-hour still gets that hour). Day steps follow the local calendar,
+/// 23- and 25-hour days included.
+pub fn step_range(from: i64, to: i64, step: i64, tz: &jiff::tz::TimeZone) -> (i64, i64) {
+    let lo = step_start(from, step, tz);
+    let last = step_start(to - 1, step, tz);
+    let mut hi = last + step;
+    while step_start(hi, step, tz) == last {
+        hi += 3600;
+    }
+    (lo, step_start(hi, step, tz))
+}
+
 /// Calls `each` for every step of `step` seconds with readings of `terminal` in
-/// `from <= ts < to`, oldest first. Whole-hour steps are read from the hourly rollups (so a
+/// `from <= ts < to` (widen the range with [`step_range`] first), oldest first. Whole-hour steps are read from the hourly rollups (so a
 /// year costs 8760 rows per terminal); shorter steps from the raw readings.
 /// Returns false if the terminal is unknown.
 pub fn scan_steps(
@@ -220,7 +234,7 @@ pub fn scan_steps(
         })
         .collect();
     let (sql, lo, hi) = if step % 3600 == 0 {
-        // Hour buckets wholly inside the range; `from`/`to` are rounded to hours by the caller.
+        // Hour buckets inside the range; [`step_range`] has made it whole steps.
         (
             format!(
                 "SELECT bucket, n{stat_cols} FROM rollup_hour
@@ -274,4 +288,84 @@ pub fn scan_steps(
         }
     }
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::step_range;
+    use weir_contract::Timestamp;
+
+    fn t(s: &str) -> i64 {
+        Timestamp::parse_rfc3339(s).unwrap().unix()
+    }
+
+    #[test]
+    fn a_stepped_range_widens_to_whole_steps() {
+        let shanghai = jiff::tz::TimeZone::get("Asia/Shanghai").unwrap();
+        // Hours: 10:30 to 12:30 UTC covers the hours of 10, 11 and 12.
+        assert_eq!(
+            step_range(
+                t("2026-11-20T10:30:00Z"),
+                t("2026-11-20T12:30:00Z"),
+                3600,
+                &shanghai
+            ),
+            (t("2026-11-20T10:00:00Z"), t("2026-11-20T13:00:00Z"))
+        );
+        // An end on a step boundary adds no step.
+        assert_eq!(
+            step_range(
+                t("2026-11-20T10:00:00Z"),
+                t("2026-11-20T12:00:00Z"),
+                3600,
+                &shanghai
+            ),
+            (t("2026-11-20T10:00:00Z"), t("2026-11-20T12:00:00Z"))
+        );
+        // Five minutes, aligned to UTC.
+        assert_eq!(
+            step_range(
+                t("2026-11-20T10:02:00Z"),
+                t("2026-11-20T10:13:00Z"),
+                300,
+                &shanghai
+            ),
+            (t("2026-11-20T10:00:00Z"), t("2026-11-20T10:15:00Z"))
+        );
+        // A day is Shanghai's calendar day: it starts at 16:00 UTC.
+        assert_eq!(
+            step_range(
+                t("2026-11-20T02:00:00Z"),
+                t("2026-11-20T03:00:00Z"),
+                86_400,
+                &shanghai
+            ),
+            (t("2026-11-19T16:00:00Z"), t("2026-11-20T16:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn a_day_step_keeps_the_25_hour_day_whole() {
+        // Central Europe leaves summer time on 2026-10-25: that day lasts 25 hours.
+        let berlin = jiff::tz::TimeZone::get("Europe/Berlin").unwrap();
+        assert_eq!(
+            step_range(
+                t("2026-10-25T06:00:00Z"),
+                t("2026-10-25T07:00:00Z"),
+                86_400,
+                &berlin
+            ),
+            (t("2026-10-24T22:00:00Z"), t("2026-10-25T23:00:00Z"))
+        );
+        // And the spring day, 2026-03-29, 23 hours.
+        assert_eq!(
+            step_range(
+                t("2026-03-29T06:00:00Z"),
+                t("2026-03-29T07:00:00Z"),
+                86_400,
+                &berlin
+            ),
+            (t("2026-03-28T23:00:00Z"), t("2026-03-29T22:00:00Z"))
+        );
+    }
 }

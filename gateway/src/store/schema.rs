@@ -119,6 +119,11 @@ fn core_migrations() -> Vec<(&'static str, String)> {
             // How each terminal's node is wired and set up (JSON), kept by `weir node provision`.
             "ALTER TABLE terminals ADD COLUMN node_setup TEXT;".into(),
         ),
+        (
+            "core_0003_messages_by_time",
+            // Retention deletes message records by the time they arrived.
+            "CREATE INDEX messages_by_received_at ON messages(received_at);".into(),
+        ),
     ]
 }
 

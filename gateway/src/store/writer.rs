@@ -22,6 +22,8 @@ pub enum Item {
         /// The decoded, validated message, its readings moved out of the contract's
         /// fixed-capacity buffer (which holds 64 inline) so a job stays small.
         telemetry: Stored,
+        /// The topic it came on, kept with the payload if it is refused after all.
+        topic: String,
         /// The payload as received, kept if the message must be refused after all.
         raw: bytes::Bytes,
     },
@@ -94,6 +96,8 @@ pub enum Outcome {
         new_readings: usize,
         /// Readings already stored before (replays).
         duplicate_readings: usize,
+        /// Readings older than the raw retention window, not stored (see `retention`).
+        expired_readings: usize,
     },
     /// The same (terminal, boot, seq) was stored before; nothing changed.
     DuplicateMessage {
@@ -142,6 +146,8 @@ pub struct WriterSettings {
     pub batch_max: usize,
     /// Dead letters kept.
     pub dead_letters_max: u32,
+    /// Days of raw readings kept (0: all); older readings are not stored.
+    pub raw_retention_days: u32,
 }
 
 /// Starts the writer thread. It ends when every sender of `jobs` is dropped and the last
@@ -242,11 +248,13 @@ impl Writer {
         let mut hours: HashMap<(i64, i64), HourAgg> = HashMap::new();
         let mut dead_letters = false;
         let mut last_seen: HashMap<i64, i64> = HashMap::new();
+        let horizon = super::retention::horizon(self.settings.raw_retention_days, super::now());
         for job in batch {
             let outcome = match &job.item {
                 Item::Telemetry {
                     terminal,
                     telemetry,
+                    topic,
                     raw,
                 } => match lookup(&tx, &mut self.terminals, terminal.as_str())? {
                     Some(key) => {
@@ -256,19 +264,23 @@ impl Writer {
                             key,
                             terminal,
                             telemetry,
-                            job.received_at,
+                            (job.received_at, horizon),
                             &mut readings,
                             &mut hours,
                         )?
                     }
                     None => {
+                        let detail = format!(
+                            "terminal {terminal} is not registered (weir terminal add {terminal})"
+                        );
+                        tracing::warn!(%topic, %terminal, reason = "unknown_terminal", %detail, "refused a message");
                         insert_dead_letter(
                             &tx,
                             job.received_at,
                             Some(terminal.as_str()),
-                            "",
+                            topic,
                             "unknown_terminal",
-                            &format!("terminal {terminal} is not registered"),
+                            &detail,
                             raw,
                         )?;
                         dead_letters = true;
@@ -343,7 +355,8 @@ fn store_telemetry(
     key: i64,
     terminal: &TerminalId,
     t: &Stored,
-    received_at: i64,
+    // When it arrived, and the oldest reading time retention keeps.
+    (received_at, horizon): (i64, Option<i64>),
     stored: &mut Vec<StoredReading>,
     hours: &mut HashMap<(i64, i64), HourAgg>,
 ) -> rusqlite::Result<Outcome> {
@@ -367,11 +380,15 @@ fn store_telemetry(
         });
     }
     let mut insert = tx.prepare_cached(insert_reading_sql())?;
-    let (mut new_readings, mut duplicate_readings) = (0, 0);
+    let (mut new_readings, mut duplicate_readings, mut expired_readings) = (0, 0, 0);
     for r in &t.readings {
+        let ts = r.ts.unix();
+        if horizon.is_some_and(|h| ts < h) {
+            expired_readings += 1;
+            continue;
+        }
         let values = Quantity::ALL.map(|q| r.value(q));
         let faults = faults_json(r);
-        let ts = r.ts.unix();
         let [v0, v1, v2, v3, v4, v5] = &values;
         let args: [&dyn rusqlite::ToSql; Quantity::COUNT + 3] =
             [&key, &ts, v0, v1, v2, v3, v4, v5, &faults];
@@ -409,6 +426,7 @@ fn store_telemetry(
         seq: t.seq,
         new_readings,
         duplicate_readings,
+        expired_readings,
     })
 }
 

@@ -1,0 +1,143 @@
+//! Raw-reading retention (`store.raw_retention_days`).
+//!
+//! Once an hour (and at start) readings older than the window are deleted, in short
+//! transactions so ingest never waits long for the write lock. Hourly rollups are kept, so
+//! charts over months and years still work. What is never deleted, however old:
+//! - a reading the InfluxDB forwarder or the alert engine has not processed yet (their cursors);
+//! - each terminal's newest reading (the overview shows it, however long ago it came);
+//! - the newest reading of all: SQLite gives a new row the highest id plus one, so deleting
+//!   the highest would let the next reading reuse an id the cursors have already passed.
+//!
+//! Messages (the (terminal, boot, seq) record used to recognise replays) received before the
+//! window go too. A reading that arrives already older than the window is not stored (see
+//! the writer), so a late replay can never bring back, or count twice in a rollup, a reading
+//! that was deleted.
+
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension as _};
+
+/// Rows deleted per transaction.
+const CHUNK: i64 = 5_000;
+
+/// How often retention runs.
+pub const INTERVAL: Duration = Duration::from_secs(3600);
+
+/// What one pass deleted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// Raw readings.
+    pub readings: u64,
+    /// Message records.
+    pub messages: u64,
+}
+
+/// The oldest reading time kept, for `days` of retention (0: keep everything).
+pub fn horizon(days: u32, now: i64) -> Option<i64> {
+    (days > 0).then(|| now - i64::from(days) * 86_400)
+}
+
+/// The highest reading id that may be deleted: below what every consumer of the reading
+/// stream (the forwarder if `forwarding`, the alert engine) has processed, and below the
+/// newest reading.
+fn deletable_up_to(conn: &Connection, forwarding: bool) -> rusqlite::Result<i64> {
+    let newest: i64 = conn.query_row("SELECT coalesce(max(id), 0) FROM readings", [], |r| {
+        r.get(0)
+    })?;
+    let mut limit = newest - 1;
+    let alerts: Option<i64> = conn
+        .query_row(
+            "SELECT last_id FROM alert_cursor WHERE name = 'readings'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    limit = limit.min(alerts.unwrap_or(0));
+    if forwarding {
+        let forwarded: Option<i64> = conn
+            .query_row(
+                "SELECT last_id FROM forward_cursor WHERE sink = 'influx'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?;
+        limit = limit.min(forwarded.unwrap_or(0));
+    }
+    Ok(limit)
+}
+
+/// Deletes raw readings older than `horizon` (Unix seconds) and message records received
+/// before it, keeping what the module's rules keep.
+pub fn prune(conn: &Connection, horizon: i64, forwarding: bool) -> rusqlite::Result<Pruned> {
+    let mut pruned = Pruned::default();
+    let up_to = deletable_up_to(conn, forwarding)?;
+    let terminals: Vec<i64> = conn
+        .prepare("SELECT key FROM terminals ORDER BY key")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for key in terminals {
+        loop {
+            // (terminal, ts) is indexed: each chunk reads only the rows it deletes.
+            let n = conn.execute(
+                "DELETE FROM readings WHERE id IN (
+                     SELECT id FROM readings
+                     WHERE terminal = ?1 AND ts < ?2 AND id <= ?3
+                       AND ts < (SELECT max(ts) FROM readings WHERE terminal = ?1)
+                     LIMIT ?4)",
+                params![key, horizon, up_to, CHUNK],
+            )?;
+            pruned.readings += n as u64;
+            if (n as i64) < CHUNK {
+                break;
+            }
+        }
+    }
+    loop {
+        let n = conn.execute(
+            "DELETE FROM messages WHERE (terminal, boot, seq) IN (
+                 SELECT terminal, boot, seq FROM messages WHERE received_at < ?1 LIMIT ?2)",
+            params![horizon, CHUNK],
+        )?;
+        pruned.messages += n as u64;
+        if (n as i64) < CHUNK {
+            break;
+        }
+    }
+    Ok(pruned)
+}
+
+/// Runs retention at start and then every [`INTERVAL`] until `cancel`.
+pub async fn run(
+    store: std::sync::Arc<super::Store>,
+    days: u32,
+    forwarding: bool,
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
+    cancel: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        if let Some(h) = horizon(days, super::now()) {
+            match store.run(move |c| prune(c, h, forwarding)).await {
+                Ok(p) => {
+                    metrics
+                        .pruned_readings
+                        .fetch_add(p.readings, std::sync::atomic::Ordering::Relaxed);
+                    if p.readings > 0 || p.messages > 0 {
+                        tracing::info!(
+                            readings = p.readings,
+                            messages = p.messages,
+                            days,
+                            "deleted raw readings older than the retention window"
+                        );
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "raw retention failed; trying again later")
+                }
+            }
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(INTERVAL) => {}
+        }
+    }
+}
