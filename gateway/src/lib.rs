@@ -1,7 +1,8 @@
 //! The Weir gateway: MQTT ingest, the reading store, forwarding, alerts and the HTTP API.
 //!
 //! Cut by domain: `ingest/` takes messages from the broker, `store/` owns the database,
-//! `forward/` copies readings to InfluxDB, `api/` serves HTTP, `broker` embeds the MQTT broker.
+//! `forward/` copies readings to InfluxDB, `api/` serves HTTP, `broker` embeds the MQTT broker,
+//! `node_config` publishes each node's retained config.
 
 pub mod alerts;
 pub mod api;
@@ -12,6 +13,7 @@ pub mod forward;
 pub mod ingest;
 pub mod live;
 pub mod metrics;
+pub mod node_config;
 pub mod provision;
 pub mod serve;
 pub mod store;

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, ensure, Context as _};
 use rusqlite::{params, Connection, OptionalExtension as _};
 use serde::{Deserialize, Serialize};
-use weir_contract::{Calibration, CalibrationSet, NodeConfig, Quantity, TerminalId};
+use weir_contract::{Calibration, CalibrationSet, Quantity, TerminalId};
 use weir_node::provision::{
     layout::{FlashLayout, BOARDS},
     parse_ipv4, Broker, FlowSensor, Network, Provision, SensorSet, TurbiditySensor, Ultrasonic,
@@ -60,7 +60,7 @@ pub fn load_setup(conn: &Connection, id: &str) -> anyhow::Result<Option<NodeSetu
     }
 }
 
-fn save_setup(conn: &Connection, id: &str, setup: &NodeSetup) -> anyhow::Result<()> {
+pub(crate) fn save_setup(conn: &Connection, id: &str, setup: &NodeSetup) -> anyhow::Result<()> {
     conn.execute(
         "UPDATE terminals SET node_setup = ?2 WHERE id = ?1",
         params![id, serde_json::to_string(setup)?],
@@ -179,18 +179,7 @@ pub fn provision<T>(
         );
     }
 
-    let defaults = NodeConfig::default();
-    let config = NodeConfig {
-        sample_interval_s: setup
-            .sample_interval_s
-            .unwrap_or(defaults.sample_interval_s),
-        publish_interval_s: setup
-            .publish_interval_s
-            .unwrap_or(defaults.publish_interval_s),
-        calibration: setup.calibration,
-        tank_depth_m: terminal.tank_depth_m,
-        sensor_height_m: setup.sensor_height_m,
-    };
+    let config = crate::node_config::of(&terminal, &setup);
 
     let stored_hash = terminals::password_hash(&tx, &terminal.id)?;
     let (password, new_password) = match &req.password {

@@ -95,6 +95,13 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
             (session, Some(embedded.addr), Some(embedded))
         }
     };
+    let node_configs = crate::node_config::Changed::default();
+    let config_publisher = tokio::spawn(crate::node_config::run(
+        session.clone(),
+        store.clone(),
+        node_configs.clone(),
+        cancel.child_token(),
+    ));
     let ingest_cancel = CancellationToken::new();
     let ingest = tokio::spawn(ingest::run(
         session,
@@ -149,6 +156,7 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
             .filter(|t| !t.is_empty()),
         tz,
         alerts: alerts.clone(),
+        node_configs,
     };
     let app = api::router(state);
     let http_cancel = cancel.clone();
@@ -165,6 +173,7 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
         ingest_cancel.cancel();
         let ingest_result = ingest.await.context("the ingest task failed")?;
         let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+        let _ = config_publisher.await;
         if let Some(b) = broker {
             b.stopped().await;
         }

@@ -45,6 +45,8 @@ pub struct AppState {
     pub tz: jiff::tz::TimeZone,
     /// The alert engine.
     pub alerts: crate::alerts::Alerts,
+    /// Tells the node config publisher that a config changed.
+    pub node_configs: crate::node_config::Changed,
 }
 
 /// An API error: status, a stable code and a sentence for people.
@@ -213,6 +215,10 @@ pub fn router(state: AppState) -> Router {
         .route("/terminals", get(terminals::list))
         .route("/terminals/{id}", get(terminals::one))
         .route("/terminals/{id}/readings", get(readings::readings))
+        .route(
+            "/terminals/{id}/config",
+            get(terminals::node_config).put(terminals::set_node_config),
+        )
         .route("/dead-letters", get(terminals::dead_letters))
         .merge(crate::alerts::routes())
         .fallback(|| async { ApiError::not_found("no such API route") })

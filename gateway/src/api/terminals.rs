@@ -105,3 +105,73 @@ pub async fn dead_letters(
             .await?,
     ))
 }
+
+/// A node config as JSON, in the wire contract's own shape (docs/protocol.md, Config).
+fn config_json(config: &weir_contract::NodeConfig) -> Result<Value, ApiError> {
+    use weir_contract::Message as _;
+    let mut buf = [0u8; 1024];
+    let n = config
+        .encode(weir_contract::Encoding::Json, &mut buf)
+        .map_err(|e| anyhow::anyhow!("encoding a node config: {e}"))?;
+    Ok(serde_json::from_slice(&buf[..n]).map_err(anyhow::Error::from)?)
+}
+
+/// `GET /api/v1/terminals/{id}/config`: the config the gateway publishes to the node
+/// (`{"config": null}` when the terminal has no node setup).
+pub async fn node_config(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(EVERYONE)?;
+    let wanted = id.clone();
+    let found = state
+        .store
+        .run(move |c| Ok(crate::node_config::get(c, &wanted)))
+        .await??;
+    match found {
+        None => Err(ApiError::not_found(format!("no terminal {id}"))),
+        Some(None) => Ok(Json(serde_json::json!({ "terminal": id, "config": null }))),
+        Some(Some(config)) => Ok(Json(
+            serde_json::json!({ "terminal": id, "config": config_json(&config)? }),
+        )),
+    }
+}
+
+/// `PUT /api/v1/terminals/{id}/config` (admin, field): the node's new config, as the wire
+/// contract's JSON; fields left out take their defaults. It is checked by the contract's rules,
+/// kept in the registry and published to the node, retained.
+pub async fn set_node_config(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    use weir_contract::Message as _;
+    caller.require(&[Role::Field])?;
+    if !body.starts_with(b"{") {
+        return Err(ApiError::bad_request(
+            "send the config as a JSON object, such as {\"sample_interval_s\":60}",
+        ));
+    }
+    let config = weir_contract::NodeConfig::decode(&body)
+        .map_err(|e| ApiError::bad_request(format!("the config is refused: {e}")))?;
+    let wanted = id.clone();
+    let done = state
+        .store
+        .run(move |c| {
+            Ok(match terminals::get(c, &wanted)? {
+                None => Ok(false),
+                Some(_) => crate::node_config::set(c, &wanted, &config).map(|()| true),
+            })
+        })
+        .await??;
+    if !done {
+        return Err(ApiError::not_found(format!("no terminal {id}")));
+    }
+    tracing::info!(terminal = %id, by = %caller.0.name, "node config changed");
+    state.node_configs.notify();
+    Ok(Json(
+        serde_json::json!({ "terminal": id, "config": config_json(&config)? }),
+    ))
+}

@@ -1,0 +1,172 @@
+//! Each node's retained `{prefix}/terminals/{id}/config`: how often to sample and publish, the
+//! sensor corrections and the tank geometry.
+//!
+//! The registry is the source: a node's setup (written by `weir node provision` or
+//! `PUT /api/v1/terminals/{id}/config`) and its terminal's tank depth. A terminal with no setup
+//! (a third-party logger, say) gets no config. The gateway publishes every config, retained,
+//! each time its publisher connects to the broker (the embedded broker starts empty; an
+//! external one may have lost its retained store), and a terminal's config again whenever it
+//! changes. A node applies a config on receipt and keeps it across restarts; it writes flash
+//! only when the config differs from what it has.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use rusqlite::Connection;
+use tokio::sync::{mpsc, Notify};
+use tokio_util::sync::CancellationToken;
+use weir_contract::topic::{self, Channel};
+use weir_contract::{Encoding, Message as _, NodeConfig, TerminalId};
+
+use crate::ingest::Session;
+use crate::provision::{self, NodeSetup};
+use crate::store::terminals::{self, Terminal};
+use crate::store::Store;
+
+/// The config of a node with `setup` at `terminal`.
+pub fn of(terminal: &Terminal, setup: &NodeSetup) -> NodeConfig {
+    let defaults = NodeConfig::default();
+    NodeConfig {
+        sample_interval_s: setup
+            .sample_interval_s
+            .unwrap_or(defaults.sample_interval_s),
+        publish_interval_s: setup
+            .publish_interval_s
+            .unwrap_or(defaults.publish_interval_s),
+        calibration: setup.calibration,
+        tank_depth_m: terminal.tank_depth_m,
+        sensor_height_m: setup.sensor_height_m,
+    }
+}
+
+/// The config of terminal `id`: `None` for an unknown terminal, `Some(None)` for one with no
+/// node setup.
+pub fn get(conn: &Connection, id: &str) -> anyhow::Result<Option<Option<NodeConfig>>> {
+    let Some(t) = terminals::get(conn, id)? else {
+        return Ok(None);
+    };
+    Ok(Some(provision::load_setup(conn, id)?.map(|s| of(&t, &s))))
+}
+
+/// Every terminal's config, for those with a node setup.
+pub fn all(conn: &Connection) -> anyhow::Result<Vec<(String, NodeConfig)>> {
+    let mut out = Vec::new();
+    for t in terminals::list(conn)? {
+        if let Some(setup) = provision::load_setup(conn, &t.id)? {
+            out.push((t.id.clone(), of(&t, &setup)));
+        }
+    }
+    Ok(out)
+}
+
+/// Makes `config` terminal `id`'s: its setup's intervals, calibration and sensor height, and
+/// the terminal's tank depth, in one transaction. The caller validates `config` first.
+pub fn set(conn: &Connection, id: &str, config: &NodeConfig) -> anyhow::Result<()> {
+    let tx = conn.unchecked_transaction()?;
+    let mut setup = provision::load_setup(&tx, id)?.unwrap_or_default();
+    setup.sample_interval_s = Some(config.sample_interval_s);
+    setup.publish_interval_s = Some(config.publish_interval_s);
+    setup.calibration = config.calibration;
+    setup.sensor_height_m = config.sensor_height_m;
+    provision::save_setup(&tx, id, &setup)?;
+    tx.execute(
+        "UPDATE terminals SET tank_depth_m = ?2 WHERE id = ?1",
+        rusqlite::params![id, config.tank_depth_m],
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// Tells the publisher that a terminal's config changed.
+#[derive(Clone, Debug, Default)]
+pub struct Changed(Arc<Notify>);
+
+impl Changed {
+    /// Publishes the configs again (those that changed since the last time).
+    pub fn notify(&self) {
+        self.0.notify_one();
+    }
+}
+
+/// How often the registry is read again for changes made by another process (`weir node
+/// provision` while the gateway runs).
+const RECHECK: Duration = Duration::from_secs(60);
+
+/// Publishes the configs until `cancel`, on its own connection (`{client_id}-config`, clean
+/// session) with the gateway's credentials.
+pub async fn run(session: Session, store: Arc<Store>, changed: Changed, cancel: CancellationToken) {
+    let mut opts = MqttOptions::new(
+        format!("{}-config", session.client_id),
+        session.host.clone(),
+        session.port,
+    );
+    opts.set_keep_alive(Duration::from_secs(u64::from(session.keep_alive_s.max(5))))
+        .set_clean_session(true);
+    if let Some((user, password)) = &session.credentials {
+        opts.set_credentials(user, password);
+    }
+    let (client, mut events) = AsyncClient::new(opts, 256);
+    let (connected_tx, mut connected) = mpsc::unbounded_channel();
+    let poll_cancel = cancel.clone();
+    let poller = tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = poll_cancel.cancelled() => return,
+                event = events.poll() => match event {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        let _ = connected_tx.send(());
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "node configs: broker connection lost; reconnecting");
+                        tokio::time::sleep(Duration::from_secs(2)).await;
+                    }
+                },
+            }
+        }
+    });
+    // What was published on the current connection, to send only changes.
+    let mut sent: std::collections::HashMap<String, Vec<u8>> = Default::default();
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            Some(()) = connected.recv() => sent.clear(),
+            _ = changed.0.notified() => {}
+            _ = tokio::time::sleep(RECHECK) => {}
+        }
+        let configs = match store.run(|c| Ok(all(c))).await {
+            Ok(Ok(configs)) => configs,
+            Ok(Err(e)) | Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "node configs: reading the registry failed");
+                continue;
+            }
+        };
+        for (id, config) in configs {
+            let mut buf = [0u8; 1024];
+            let (Ok(terminal), Ok(n)) = (
+                TerminalId::new(&id),
+                config.encode(Encoding::Json, &mut buf),
+            ) else {
+                continue;
+            };
+            let payload = buf[..n].to_vec();
+            if sent.get(&id) == Some(&payload) {
+                continue;
+            }
+            let Ok(t) = topic::topic(&session.prefix, &terminal, Channel::Config) else {
+                continue;
+            };
+            if client
+                .publish(t.as_str(), QoS::AtLeastOnce, true, payload.clone())
+                .await
+                .is_ok()
+            {
+                tracing::debug!(terminal = %id, "node config published");
+                sent.insert(id, payload);
+            }
+        }
+    }
+    let _ = client.disconnect().await;
+    poller.abort();
+}

@@ -1,0 +1,113 @@
+//! A node's retained config: set over the API by field staff, checked by the contract, kept
+//! in the registry, and published to the node, again after the gateway restarts.
+
+mod support;
+
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use support::*;
+use weir_contract::{Message as _, NodeConfig};
+use weir_gateway::store::auth::{self, Role};
+
+const TOPIC: &str = "weir/terminals/HY-001/config";
+
+/// Connects as the node and returns the first config it receives, with its retain flag.
+async fn receive(port: u16, password: &str) -> (NodeConfig, bool) {
+    let mut opts = MqttOptions::new("weir-node-HY-001", "127.0.0.1", port);
+    opts.set_credentials("HY-001", password)
+        .set_keep_alive(Duration::from_secs(30));
+    let (client, mut events) = AsyncClient::new(opts, 10);
+    client.subscribe(TOPIC, QoS::AtLeastOnce).await.unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            if let Event::Incoming(Packet::Publish(p)) = events.poll().await.unwrap() {
+                assert_eq!(p.topic, TOPIC);
+                return (NodeConfig::decode(&p.payload).unwrap(), p.retain);
+            }
+        }
+    })
+    .await
+    .expect("the node received its config");
+    let _ = client.disconnect().await;
+    got
+}
+
+async fn put(g: &Gateway, token: &str, id: &str, body: &str) -> (u16, serde_json::Value) {
+    let resp = reqwest::Client::new()
+        .put(g.url(&format!("/api/v1/terminals/{id}/config")))
+        .bearer_auth(token)
+        .header("Content-Type", "application/json")
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap())
+}
+
+/// The config a node gets when it connects: it may arrive live the first time (published
+/// while the node subscribed); the next connection must find it retained.
+async fn config_the_node_receives(port: u16, password: &str) -> NodeConfig {
+    let (first, _) = receive(port, password).await;
+    let (again, retained) = receive(port, password).await;
+    assert!(retained, "a config is retained");
+    assert_eq!(first, again);
+    again
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn field_staff_set_a_config_and_the_node_receives_it_retained_also_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = Gateway::start(config(dir.path(), None)).await;
+    let password = g.add_terminal("HY-001");
+    let token = |role| {
+        g.running
+            .store
+            .with(|c| auth::create_token(c, "test", role))
+            .unwrap()
+    };
+    let (field, inspector) = (token(Role::Field), token(Role::Inspector));
+
+    // No setup yet: no config.
+    let (_, body) = g.get("/api/v1/terminals/HY-001/config").await;
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(v["config"].is_null(), "{v}");
+
+    let wanted = r#"{"sample_interval_s":30,"publish_interval_s":120,"tank_depth_m":2.5,
+        "sensor_height_m":3.0,"calibration":{"turbidity_ntu":{"offset":-0.4,"scale":1.02}}}"#;
+    let (status, v) = put(&g, &field, "HY-001", wanted).await;
+    assert_eq!(status, 200, "{v}");
+    let expected = NodeConfig::decode(wanted.as_bytes()).unwrap();
+    let port = g.running.mqtt_addr.unwrap().port();
+    assert_eq!(config_the_node_receives(port, &password).await, expected);
+
+    // Refusals name the problem and change nothing.
+    for (body, names) in [
+        (r#"{"sample_interval_s":5}"#, "sample_interval_s"),
+        (r#"{"sample_interval":60}"#, "sample_interval"),
+        (r#"{"tank_depth_m":50}"#, "tank_depth_m"),
+        ("sample_interval_s=60", "JSON"),
+    ] {
+        let (status, v) = put(&g, &field, "HY-001", body).await;
+        assert_eq!(status, 400, "{body}: {v}");
+        assert!(v["detail"].as_str().unwrap().contains(names), "{body}: {v}");
+    }
+    let (status, v) = put(&g, &inspector, "HY-001", "{}").await;
+    assert_eq!(status, 403, "{v}");
+    let (status, v) = put(&g, &field, "HY-404", "{}").await;
+    assert_eq!(status, 404, "{v}");
+    let (_, body) = g.get("/api/v1/terminals/HY-001/config").await;
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["config"]["sample_interval_s"], 30, "{v}");
+    let (_, body) = g.get("/api/v1/terminals/HY-001").await;
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["tank_depth_m"], 2.5, "{v}");
+    g.stop().await;
+
+    // The embedded broker starts empty; the gateway publishes the config again.
+    let g = Gateway::start(config(dir.path(), None)).await;
+    let port = g.running.mqtt_addr.unwrap().port();
+    assert_eq!(config_the_node_receives(port, &password).await, expected);
+    g.stop().await;
+}
