@@ -80,7 +80,7 @@ impl Telemetry {
     pub fn decode_unvalidated(bytes: &[u8]) -> Result<Self, Error> {
         Ok(match Encoding::detect(bytes)? {
             Encoding::Json => wire::decode_json::<wire::JsonTelemetry>(bytes)?.try_into()?,
-            Encoding::Binary => wire::decode_binary::<wire::BinTelemetry>(bytes)?.try_into()?,
+            Encoding::Binary => wire::decode_binary::<wire::BinTelemetryIn>(bytes)?.try_into()?,
         })
     }
 

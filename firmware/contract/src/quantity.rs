@@ -82,7 +82,7 @@ impl Quantity {
     /// Flow: a village terminal treats tens of m3/day; 1000 m3/h is far above any meter fitted
     /// to one. Turbidity: 4000 NTU is the top of the ISO 7027 range of common probes.
     /// Sludge: a share of depth. Supply: 0-60 V covers 12/24/48 V cabinet supplies.
-    /// RSSI: 4G modems report -140 to 0 dBm.
+    /// RSSI: -150 to 0 dBm, some room below the -140 dBm floor of what 4G modems report.
     pub const fn range(self) -> (f64, f64) {
         match self {
             Quantity::Flow => (0.0, 1000.0),

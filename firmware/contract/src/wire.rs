@@ -8,6 +8,7 @@
 //!   fields refused.
 
 use core::fmt::Write as _;
+use core::marker::PhantomData;
 
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
@@ -111,10 +112,16 @@ fn decode_json_std<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, Error> 
     })
 }
 
+/// Room to unescape one JSON string (`\"`, `\u00e9`) into, on the stack: more than the
+/// longest string any message holds (a timestamp, 40 bytes), so a longer escaped string is
+/// refused as bad JSON, as it could not be kept anyway.
+const UNESCAPE_LEN: usize = 64;
+
 /// serde-json-core, for `no_std` builds. Its errors stay generic: its custom-error-messages
 /// feature panics on messages over 64 bytes, which serde's unknown-field message always is.
+/// Strings are unescaped (without a buffer it would hand over `a\"b` for `a"b`).
 pub(crate) fn decode_json_core<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, Error> {
-    serde_json_core::from_slice::<T>(json_start(bytes))
+    serde_json_core::from_slice_escaped::<T>(json_start(bytes), &mut [0; UNESCAPE_LEN])
         .map(|(v, _)| v)
         .map_err(|e| {
             let mut msg = heapless::String::new();
@@ -360,7 +367,9 @@ impl TryFrom<JsonTelemetry> for Telemetry {
 // ---------------------------------------------------------------------------------------------
 // Binary shape of a telemetry message.
 
-#[derive(Serialize, Deserialize)]
+/// As written. Only the encoder uses it: a node encodes on its stack, so it holds no more than
+/// the message.
+#[derive(Serialize)]
 pub(crate) struct BinTelemetry {
     boot: u32,
     seq: u32,
@@ -369,11 +378,64 @@ pub(crate) struct BinTelemetry {
     readings: heapless::Vec<BinReading, MAX_READINGS>,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize)]
 struct BinReading {
     /// Seconds after the previous reading (after `start` for the first).
     dt: u32,
     samples: heapless::Vec<BinSample, { Quantity::COUNT }>,
+}
+
+/// As read: the layout of [`BinTelemetry`], field for field, with its sequences [`Capped`].
+/// A sequence over its limit is then refused by [`TryFrom`] naming the field, rather than
+/// inside postcard, whose errors cannot say where.
+#[derive(Deserialize)]
+pub(crate) struct BinTelemetryIn {
+    boot: u32,
+    seq: u32,
+    start: i64,
+    readings: Capped<BinReadingIn, MAX_READINGS>,
+}
+
+/// The layout of [`BinReading`].
+#[derive(Deserialize)]
+struct BinReadingIn {
+    dt: u32,
+    samples: Capped<BinSample, { Quantity::COUNT }>,
+}
+
+/// A sequence read into at most `N` elements, without a heap. Elements past the `N`th are
+/// still read, so that the bytes after the sequence stay in step, and dropped; the first of
+/// them is kept in `extra` to be reported.
+struct Capped<T, const N: usize> {
+    items: heapless::Vec<T, N>,
+    extra: Option<T>,
+}
+
+impl<'de, T: Deserialize<'de>, const N: usize> Deserialize<'de> for Capped<T, N> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Elements<T, const N: usize>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>, const N: usize> Visitor<'de> for Elements<T, N> {
+            type Value = Capped<T, N>;
+            fn expecting(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                f.write_str("a sequence")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut out = Capped {
+                    items: heapless::Vec::new(),
+                    extra: None,
+                };
+                while let Some(element) = seq.next_element()? {
+                    if let Err(element) = out.items.push(element) {
+                        if out.extra.is_none() {
+                            out.extra = Some(element);
+                        }
+                    }
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_seq(Elements(PhantomData))
+    }
 }
 
 /// One sample: the variant says the quantity. The totaliser keeps `f64` because it grows
@@ -444,12 +506,15 @@ impl From<&Telemetry> for BinTelemetry {
     }
 }
 
-impl TryFrom<BinTelemetry> for Telemetry {
+impl TryFrom<BinTelemetryIn> for Telemetry {
     type Error = Error;
-    fn try_from(b: BinTelemetry) -> Result<Self, Error> {
+    fn try_from(b: BinTelemetryIn) -> Result<Self, Error> {
+        if b.readings.extra.is_some() {
+            return Err(Error::new(Field::Top("readings"), Reason::TooManyReadings));
+        }
         let mut readings = heapless::Vec::new();
         let mut ts = b.start;
-        for (index, br) in b.readings.iter().enumerate() {
+        for (index, br) in b.readings.items.iter().enumerate() {
             let at = |name| Field::Reading {
                 index: index as u16,
                 name,
@@ -458,7 +523,9 @@ impl TryFrom<BinTelemetry> for Telemetry {
                 .checked_add(i64::from(br.dt))
                 .ok_or(Error::new(at("ts"), Reason::BadTimestamp("out of range")))?;
             let mut r = Reading::new(Timestamp::from_unix(ts));
-            for s in &br.samples {
+            // A reading has at most one sample per quantity, so a sample past the sixth
+            // repeats a quantity: it is refused below as the repeat it is, naming the quantity.
+            for s in br.samples.items.iter().chain(&br.samples.extra) {
                 let (q, sample) = s.split();
                 match r.get(q) {
                     None => r.set(q, Some(sample)),

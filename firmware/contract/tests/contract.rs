@@ -1,7 +1,7 @@
 //! The contract as a third party sees it: payloads in, typed messages or named errors out.
 
 use weir_contract::{
-    Ack, Encoding, Fault, Message, NodeConfig, NodeState, Quantity, Reading, Reason, Sample,
+    Ack, Encoding, Fault, Field, Message, NodeConfig, NodeState, Quantity, Reading, Reason, Sample,
     Status, Telemetry, Timestamp, MAX_READINGS,
 };
 
@@ -71,6 +71,39 @@ fn faults_travel_in_both_encodings_and_never_as_numbers() {
     let mut buf = [0u8; 256];
     let n = t.encode(Encoding::Binary, &mut buf).unwrap();
     assert_eq!(Telemetry::decode(&buf[..n]).unwrap(), t);
+}
+
+#[test]
+fn escaped_json_strings_mean_the_same_to_both_parsers() {
+    // `\u005A` is `Z`, `\u005f` is `_`: the same message as without escapes.
+    let escaped = r#"{"boot":1,"seq":1,"readings":[{"ts":"2026-11-22T07:40:00\u005A","flow\u005fm3h":1.5,"faults":{"turbidity_ntu":"no\u005fresponse"}}]}"#;
+    let plain = reading_json(r#""flow_m3h":1.5,"faults":{"turbidity_ntu":"no_response"}"#);
+    let expected = Telemetry::decode(plain.as_bytes()).unwrap();
+    assert_eq!(Telemetry::decode(escaped.as_bytes()).unwrap(), expected);
+    assert_eq!(
+        weir_contract::decode_json_as_no_std(escaped.as_bytes()).unwrap(),
+        expected
+    );
+    // A bad escape is bad JSON to both.
+    let bad = escaped.replace("\\u005A", "\\q");
+    assert_eq!(
+        Telemetry::decode(bad.as_bytes()).unwrap_err().code(),
+        "bad_json"
+    );
+    assert_eq!(
+        weir_contract::decode_json_as_no_std(bad.as_bytes())
+            .unwrap_err()
+            .code(),
+        "bad_json"
+    );
+    // And text with quotes and control characters comes back as it was, in a status.
+    let status = Status {
+        firmware: Some("a\"b\\c\u{0}\u{1f}é".try_into().unwrap()),
+        ..Status::offline()
+    };
+    let mut buf = [0u8; 256];
+    let n = status.encode(Encoding::Json, &mut buf).unwrap();
+    assert_eq!(Status::decode(&buf[..n]).unwrap(), status);
 }
 
 #[test]
@@ -186,6 +219,99 @@ fn a_batch_over_the_limit_is_refused() {
     assert_eq!(e.code(), "bad_json");
     #[cfg(feature = "std")]
     assert!(e.to_string().contains("readings: more than 64"), "{e}");
+}
+
+/// LEB128, as postcard writes an unsigned integer.
+fn varint(mut v: u64, out: &mut Vec<u8>) {
+    while v >= 0x80 {
+        out.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// A binary sample of `q` with a value in range, as in "The binary encoding" of protocol.md.
+fn binary_value(q: Quantity) -> Vec<u8> {
+    let mut b = vec![q as u8];
+    let v = q.range().1 / 2.0;
+    match q {
+        Quantity::Volume => b.extend(v.to_le_bytes()),
+        _ => b.extend((v as f32).to_le_bytes()),
+    }
+    b
+}
+
+/// A binary telemetry message written by hand from the layout in protocol.md, not by the
+/// encoder (whose `Telemetry` cannot hold more than the limit): boot 1, seq 1, `n` readings a
+/// minute apart from 2026-11-22T06:40:00Z, each with `samples`.
+fn binary_telemetry(n: usize, samples: &[Vec<u8>]) -> Vec<u8> {
+    let mut b = vec![weir_contract::PROTOCOL_VERSION, 1, 1];
+    let start = ts("2026-11-22T06:40:00Z").unix();
+    varint(((start << 1) ^ (start >> 63)) as u64, &mut b); // zigzag
+    varint(n as u64, &mut b);
+    for i in 0..n {
+        varint(if i == 0 { 0 } else { 60 }, &mut b);
+        varint(samples.len() as u64, &mut b);
+        b.extend(samples.concat());
+    }
+    b
+}
+
+#[test]
+fn a_binary_batch_over_the_limit_is_refused_naming_readings() {
+    let flow = [binary_value(Quantity::Flow)];
+    // The same bytes with one reading fewer are a valid message.
+    let t = Telemetry::decode(&binary_telemetry(MAX_READINGS, &flow)).unwrap();
+    assert_eq!(t.readings.len(), MAX_READINGS);
+    assert_eq!(t.readings[1].value(Quantity::Flow), Some(500.0));
+    for n in [MAX_READINGS + 1, 200] {
+        let e = Telemetry::decode(&binary_telemetry(n, &flow)).unwrap_err();
+        assert_eq!(e.field, Field::Top("readings"));
+        assert_eq!(e.reason, Reason::TooManyReadings);
+        assert_eq!(e.code(), "too_many_readings");
+        assert_eq!(
+            e.to_string(),
+            "readings: more than 64 readings in one message"
+        );
+    }
+    // Bytes after the refused batch are still noticed: the extra readings were read through.
+    let mut trailing = binary_telemetry(MAX_READINGS + 1, &flow);
+    trailing.push(0);
+    assert_eq!(
+        Telemetry::decode(&trailing).unwrap_err().code(),
+        "trailing_bytes"
+    );
+}
+
+#[test]
+fn a_binary_reading_with_more_samples_than_quantities_is_refused_naming_the_repeat() {
+    let all: Vec<Vec<u8>> = Quantity::ALL.into_iter().map(binary_value).collect();
+    let t = Telemetry::decode(&binary_telemetry(2, &all)).unwrap();
+    assert_eq!(t.readings[0].samples().count(), Quantity::COUNT);
+    // A seventh sample repeats a quantity: a second turbidity value...
+    let mut seven = all.clone();
+    seven.push(binary_value(Quantity::Turbidity));
+    let e = Telemetry::decode(&binary_telemetry(2, &seven)).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "readings[0].turbidity_ntu: appears more than once in the reading"
+    );
+    assert_eq!(e.code(), "repeated");
+    // ... or a fault for one that has a value (variant 6: quantity 0, fault 0).
+    let mut seven = all.clone();
+    seven.push(vec![6, 0, 0]);
+    let e = Telemetry::decode(&binary_telemetry(1, &seven)).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "readings[0].flow_m3h: has both a value and a fault code"
+    );
+    // Many more than fit: still the first repeat, not a parser's error.
+    let many: Vec<Vec<u8>> = (0..40).map(|_| binary_value(Quantity::Rssi)).collect();
+    let e = Telemetry::decode(&binary_telemetry(1, &many)).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "readings[0].rssi_dbm: appears more than once in the reading"
+    );
 }
 
 #[test]
@@ -329,6 +455,16 @@ fn the_refusals_documented_in_protocol_md_are_the_ones_given() {
         decode(""),
         decode(&" ".repeat(20_000)),
     ];
+    let decode_binary = |p: &[u8]| Telemetry::decode_received(p, now).unwrap_err().to_string();
+    let flow = binary_value(Quantity::Flow);
+    let binary_cases = [
+        decode_binary(&binary_telemetry(
+            MAX_READINGS + 1,
+            std::slice::from_ref(&flow),
+        )),
+        decode_binary(&binary_telemetry(1, &[flow.clone(), flow])),
+    ];
+    let cases = cases.into_iter().chain(binary_cases);
     for text in cases {
         assert!(doc.contains(&text), "protocol.md does not show: {text}");
     }
