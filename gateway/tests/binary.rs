@@ -39,6 +39,8 @@ impl std::ops::DerefMut for Killed {
     }
 }
 
+/// `weir` against Mosquitto on `broker_port`, data in `dir`. Its log (shown with a failing
+/// test's output) is at `warn`, or at `TEST_WEIR_LOG` when set, to look into a failure.
 fn weir(dir: &Path, broker_port: u16) -> Command {
     let mut c = Command::new(WEIR);
     c.env("WEIR_DATA_DIR", dir)
@@ -46,7 +48,10 @@ fn weir(dir: &Path, broker_port: u16) -> Command {
         .env("WEIR_MQTT__PORT", broker_port.to_string())
         .env("WEIR_MQTT__CLIENT_ID", "weir-gateway-kill-test")
         .env("WEIR_HTTP__LISTEN", "127.0.0.1:0")
-        .env("WEIR_LOG", "warn");
+        .env(
+            "WEIR_LOG",
+            std::env::var("TEST_WEIR_LOG").unwrap_or("warn".into()),
+        );
     c
 }
 
@@ -62,7 +67,12 @@ fn output(mut c: Command) -> String {
 
 /// Starts `weir serve`; returns the process and its HTTP address, read from its stderr.
 fn serve(dir: &Path, broker_port: u16) -> (Killed, String) {
-    let mut child = weir(dir, broker_port)
+    serve_with(weir(dir, broker_port))
+}
+
+/// Starts `weir serve` from command `c` (environment set).
+fn serve_with(mut c: Command) -> (Killed, String) {
+    let mut child = c
         .arg("serve")
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
@@ -79,7 +89,11 @@ fn serve(dir: &Path, broker_port: u16) -> (Killed, String) {
             break addr.to_owned();
         }
     };
-    std::thread::spawn(move || for _ in lines {});
+    std::thread::spawn(move || {
+        for l in lines.map_while(Result::ok) {
+            eprintln!("GW: {l}")
+        }
+    });
     (Killed(child), addr)
 }
 
@@ -102,8 +116,18 @@ async fn stored(addr: &str, token: &str, from: i64, to: i64) -> Option<BTreeSet<
     Some(ts.collect())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigkill_mid_stream_and_a_restart_lose_no_acknowledged_reading() {
+/// How the gateway is stopped mid-stream.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Stop {
+    Kill,
+    Term,
+}
+
+/// Stops `weir serve` with `how` once a node publishing 3000 readings has 1000 acknowledged,
+/// restarts it, and checks that every reading arrives and none acknowledged was lost. A SIGTERM
+/// must also exit 0 having stored and acknowledged everything it took: the node's last ack is
+/// then the newest message in the store.
+async fn stop_mid_stream_and_restart(how: Stop) {
     let broker = mosquitto("");
     let dir = tempfile::tempdir().unwrap();
     output({
@@ -118,7 +142,7 @@ async fn sigkill_mid_stream_and_a_restart_lose_no_acknowledged_reading() {
     })
     .trim()
     .to_owned();
-    let (mut gateway, addr) = serve(dir.path(), broker.port);
+    let (mut gateway, _) = serve(dir.path(), broker.port);
 
     // A node publishing 3000 readings and recording the acks: an ack covers every message of
     // its boot up to its seq.
@@ -167,7 +191,7 @@ async fn sigkill_mid_stream_and_a_restart_lose_no_acknowledged_reading() {
         client
     });
 
-    // Kill the gateway once a third of the readings are acknowledged.
+    // Stop the gateway once a third of the readings are acknowledged.
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while acked.lock().unwrap().unwrap_or(0) < 1000 {
         assert!(
@@ -176,51 +200,114 @@ async fn sigkill_mid_stream_and_a_restart_lose_no_acknowledged_reading() {
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    gateway.kill().unwrap(); // SIGKILL
-    gateway.wait().unwrap();
-    let acked_before_kill = acked.lock().unwrap().unwrap();
+    match how {
+        Stop::Kill => gateway.kill().unwrap(),
+        Stop::Term => sigterm(&gateway),
+    }
+    let status = gateway.wait().unwrap();
+    if how == Stop::Term {
+        assert!(
+            status.success(),
+            "weir serve exited with {status} after SIGTERM"
+        );
+        // What it committed, it acknowledged before it went: the retained ack reaches the node.
+        let db = rusqlite::Connection::open(dir.path().join("weir.db")).unwrap();
+        let newest: u32 = db
+            .query_row("SELECT max(seq) FROM messages WHERE boot = 1", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while *acked.lock().unwrap() != Some(newest) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "stored up to seq {newest}, acknowledged only {:?}",
+                acked.lock().unwrap()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let acked_before_stop = acked.lock().unwrap().unwrap();
     assert!(
-        acked_before_kill < total - 1,
-        "the kill came too late to mean anything"
+        acked_before_stop < total - 1,
+        "the stop came too late to mean anything"
     );
 
-    let (mut gateway, addr2) = serve(dir.path(), broker.port);
+    let (mut gateway, addr) = serve(dir.path(), broker.port);
     let _client = publisher.await.unwrap();
     let all: BTreeSet<i64> = (0..total).map(ts_of).collect();
     let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    let mut missing = Vec::new();
     let got = loop {
-        if let Some(got) = stored(&addr2, &token, start, start + i64::from(total) * 10 + 1).await {
+        if let Some(got) = stored(&addr, &token, start, start + i64::from(total) * 10 + 1).await {
             if got == all {
                 break got;
             }
+            missing = (0..total).filter(|s| !got.contains(&ts_of(*s))).collect();
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "not every reading arrived after the restart"
+            "not every reading arrived after the restart: {} missing, seqs {:?}...",
+            missing.len(),
+            &missing[..missing.len().min(20)]
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    for seq in 0..=acked_before_kill {
+    for seq in 0..=acked_before_stop {
         assert!(
             got.contains(&ts_of(seq)),
             "reading {seq} was acknowledged, then lost"
         );
     }
     assert_eq!(got.len(), total as usize);
-    let _ = addr;
 
-    // SIGTERM: a graceful stop exits 0.
-    let pid = gateway.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
+    // An idle gateway stops cleanly too.
+    sigterm(&gateway);
     let status = gateway.wait().unwrap();
     assert!(
         status.success(),
         "weir serve exited with {status} after SIGTERM"
     );
+}
+
+fn sigterm(process: &Child) {
+    let pid = process.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_stream_and_a_restart_lose_no_acknowledged_reading() {
+    stop_mid_stream_and_restart(Stop::Kill).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_mid_stream_stores_and_acknowledges_what_it_took_then_exits_0() {
+    stop_mid_stream_and_restart(Stop::Term).await;
+}
+
+#[test]
+fn the_bootstrap_token_is_an_admin_token_and_nothing_else_is() {
+    let broker = mosquitto("");
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "bootstrap-secret-for-the-test-0123456789";
+    let mut c = weir(dir.path(), broker.port);
+    c.env("WEIR_BOOTSTRAP_TOKEN", secret);
+    let (mut gateway, addr) = serve_with(c);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    // Admin-only: the dead letters and acting on alerts need operator or field; admin has all.
+    let (status, body) = rt.block_on(get(&format!("{addr}/api/v1/dead-letters"), Some(secret)));
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = rt.block_on(get(
+        &format!("{addr}/api/v1/dead-letters"),
+        Some("bootstrap-secret-for-the-test-012345678"),
+    ));
+    assert_eq!(status, 401);
+    sigterm(&gateway);
+    assert!(gateway.wait().unwrap().success());
 }
 
 #[test]
@@ -329,7 +416,11 @@ async fn the_demo_serves_all_38_terminals_and_each_scripted_fault_raises_its_ale
             login = Some(l.trim().to_owned());
         }
     }
-    std::thread::spawn(move || for _ in lines {});
+    std::thread::spawn(move || {
+        for l in lines.map_while(Result::ok) {
+            eprintln!("GW: {l}")
+        }
+    });
     let (url, login) = (url.unwrap(), login.unwrap());
     let (user, password) = login.split_once(" / ").expect("login is `user / password`");
     let http = reqwest::Client::builder()

@@ -32,8 +32,9 @@ async fn every_reading_reaches_victoria_metrics_after_an_outage() {
     cfg.influx.url = format!("http://127.0.0.1:{vm_port}");
     cfg.influx.batch_size = 500;
     cfg.influx.max_backoff_s = 1;
+    cfg.influx.max_rate = 200;
     // VictoriaMetrics is down while readings arrive.
-    let g = Gateway::start(cfg).await;
+    let g = Gateway::start(cfg.clone()).await;
     g.add_terminal("HY-005");
     g.add_terminal("HY-006");
     let mut opts = MqttOptions::new("forward-test-node", "127.0.0.1", broker.port);
@@ -76,8 +77,28 @@ async fn every_reading_reaches_victoria_metrics_after_an_outage() {
     assert!(metric(&m, "weir_forward_errors_total").unwrap() >= 1.0);
     assert_eq!(metric(&m, "weir_forwarded_readings_total"), Some(0.0));
 
-    // The server comes back; everything is backfilled.
+    // The server comes back, and backfilling starts at a bounded rate; the gateway restarts
+    // half way and goes on from its durable cursor, not from the start.
     let vm = victoria_metrics(Some(vm_port));
+    g.eventually(60, || async {
+        let (_, m) = g.get("/metrics").await;
+        (metric(&m, "weir_forwarded_readings_total") >= Some(500.0)).then_some(())
+    })
+    .await;
+    g.stop().await;
+    let cursor: i64 = rusqlite::Connection::open(dir.path().join("weir.db"))
+        .unwrap()
+        .query_row(
+            "SELECT last_id FROM forward_cursor WHERE sink = 'influx'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(
+        (500..3000).contains(&cursor),
+        "the restart should fall mid-backfill; the cursor is at {cursor}"
+    );
+    let g = Gateway::start(cfg).await;
     g.eventually(60, || async {
         let (_, m) = g.get("/metrics").await;
         (metric(&m, "weir_forward_lag_readings") == Some(0.0)).then_some(())
@@ -91,6 +112,12 @@ async fn every_reading_reaches_victoria_metrics_after_an_outage() {
         })
         .await;
     assert_eq!(flow, 3000);
+    let (_, m) = g.get("/metrics").await;
+    assert_eq!(
+        metric(&m, "weir_forwarded_readings_total"),
+        Some((3000 - cursor) as f64),
+        "after the restart only what was left is sent"
+    );
     assert_eq!(
         points_in_vm(vm.port, r#"weir_turbidity_ntu{terminal="HY-006"}"#).await,
         1500

@@ -30,11 +30,28 @@ async fn count(g: &Gateway, id: &str, from: i64, to: i64) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_json_readings_from_mosquitto_pub_are_stored_exactly_once() {
-    // The embedded broker, and the node's own login, as docs/protocol.md shows.
+    // Registered with `weir terminal add`, as an administrator does; then the embedded broker
+    // and the node's own login, as docs/protocol.md shows.
     let dir = tempfile::tempdir().unwrap();
+    let added = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
+        .env("WEIR_DATA_DIR", dir.path())
+        .args(["terminal", "add", "HY-017", "--name", "Test terminal 17"])
+        .output()
+        .unwrap();
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    let printed = String::from_utf8(added.stdout).unwrap();
+    let password = printed
+        .lines()
+        .find_map(|l| l.strip_prefix("node MQTT password:"))
+        .unwrap_or_else(|| panic!("weir terminal add printed no password: {printed}"))
+        .trim()
+        .to_owned();
     let g = Gateway::start(config(dir.path(), None)).await;
     let port = g.running.mqtt_addr.unwrap().port();
-    let password = g.add_terminal("HY-017");
     let login = Some(("HY-017", password.as_str()));
     let now = weir_gateway::store::now();
     let first = now - 10_000 * 60;

@@ -134,6 +134,14 @@ pub async fn run(
                         *l = None;
                     }
                     let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
+                    // Read until the broker closes: closing a socket with unread data sends a
+                    // reset, and a broker that has not yet read the last acks and the
+                    // DISCONNECT loses them with it. What it sends meanwhile is not
+                    // acknowledged, so it is delivered again after the restart.
+                    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+                        while reader.next().await.is_ok() {}
+                    })
+                    .await;
                     return Ok(());
                 }
                 _ = ping.tick() => {
@@ -350,9 +358,12 @@ async fn acknowledge(
                 let Ok(n) = (Ack { boot, seq }).encode(enc, &mut buf) else {
                     continue;
                 };
+                tracing::debug!(%terminal, boot, seq, "node ack");
                 out.publish(t.as_str(), buf[..n].to_vec(), true);
             }
             let _ = tx.send(out.take());
+        } else {
+            tracing::debug!(outcomes = batch.outcomes.len(), "no link: acks not sent");
         }
         if !messages.is_empty() || !batch.statuses.is_empty() {
             let _ = live.send(LiveEvent::Committed {
