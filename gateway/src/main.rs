@@ -325,13 +325,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let store = Store::open(&config.database_path(), config.store.synchronous)?;
             let list = store.with(terminals::list)?;
             println!(
-                "{:<12} {:<24} {:<16} {:>10} {:>10}",
+                "{:<12} {:<24} {:<16} {:>10} {:>10}  SENSORS",
                 "ID", "NAME", "VILLAGE", "LAT", "LON"
             );
             for t in list {
                 let num = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.5}"));
+                let sensors = store
+                    .with(|c| Ok(provision::load_setup(c, &t.id)))??
+                    .map_or("- (not provisioned)".into(), |s| {
+                        provision::describe_sensors(&s.sensors)
+                    });
                 println!(
-                    "{:<12} {:<24} {:<16} {:>10} {:>10}",
+                    "{:<12} {:<24} {:<16} {:>10} {:>10}  {sensors}",
                     t.id,
                     t.name,
                     t.village.unwrap_or_default(),

@@ -501,7 +501,8 @@ pub fn label_svg(t: &Terminal, p: &Provision, dashboard_url: &str) -> anyhow::Re
     ))
 }
 
-fn describe_sensors(s: &SensorSet) -> String {
+/// The sensors in a few words, such as `NTU modbus 1, flow 100 p/m3, sludge ultrasonic`.
+pub fn describe_sensors(s: &SensorSet) -> String {
     let mut parts = Vec::new();
     match s.turbidity {
         Some(TurbiditySensor::Modbus { slave }) => parts.push(format!("NTU modbus {slave}")),

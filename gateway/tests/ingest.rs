@@ -256,3 +256,66 @@ async fn the_node_is_acked_only_once_its_readings_are_stored_and_replays_are_ack
     assert_eq!((ack.boot, ack.seq), (7, 42));
     g.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_are_bounded_and_a_reading_replayed_under_a_new_boot_is_stored_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path(), None);
+    c.store.dead_letters_max = 3;
+    let g = Gateway::start(c).await;
+    let password = g.add_terminal("HY-001");
+    let port = g.running.mqtt_addr.unwrap().port();
+    let login = Some(("HY-001", password.as_str()));
+    let topic = "weir/terminals/HY-001/telemetry";
+    let now = weir_gateway::store::now();
+
+    // Five refused messages (turbidity out of range, seq 0-4): the newest three are kept.
+    let bad: Vec<String> = (0..5)
+        .map(|seq| json_reading(1, seq, now - 600 + i64::from(seq), 5000.0))
+        .collect();
+    mosquitto_pub(port, login, topic, &bad);
+    g.eventually(20, || async {
+        let (_, m) = g.get("/metrics").await;
+        (metric(&m, "weir_rejected_messages_total{reason=\"above_max\"}") == Some(5.0))
+            .then_some(())
+    })
+    .await;
+    let (_, body) = g.get("/api/v1/dead-letters").await;
+    let kept: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
+    assert_eq!(kept.len(), 3, "{body}");
+    let mut seqs: Vec<i64> = kept
+        .iter()
+        .map(|d| {
+            let payload = d["payload"].as_str().unwrap();
+            let v: serde_json::Value = serde_json::from_str(payload).unwrap();
+            v["seq"].as_i64().unwrap()
+        })
+        .collect();
+    seqs.sort();
+    assert_eq!(seqs, vec![2, 3, 4]);
+
+    // A node that lost its boot counter sends a stored reading again as a new message.
+    mosquitto_pub(port, login, topic, &[json_reading(1, 10, now - 120, 3.4)]);
+    mosquitto_pub(port, login, topic, &[json_reading(2, 0, now - 120, 3.9)]);
+    let m = g
+        .eventually(20, || async {
+            let (_, m) = g.get("/metrics").await;
+            (metric(&m, "weir_duplicate_readings_total") == Some(1.0)).then_some(m)
+        })
+        .await;
+    assert_eq!(metric(&m, "weir_readings_stored_total"), Some(1.0));
+    let (_, body) = g
+        .get(&format!(
+            "/api/v1/terminals/HY-001/readings?from={}&to={}",
+            rfc3339(now - 200),
+            rfc3339(now)
+        ))
+        .await;
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["readings"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        v["readings"][0]["turbidity_ntu"], 3.4,
+        "the first one stays"
+    );
+    g.stop().await;
+}

@@ -196,6 +196,27 @@ async fn a_provisioned_image_is_what_the_node_reads_and_lets_the_node_in() {
         "{printed}"
     );
 
+    // The registry shows the sensors, to people and to scripts; the gateway publishes the
+    // node's config from the same record.
+    let listed = ok(weir(&data, &["terminal", "list"]));
+    assert!(
+        listed.contains("NTU modbus 1, flow 100 p/m3, sludge ultrasonic"),
+        "{listed}"
+    );
+    let (_, body) = g.get("/api/v1/terminals/HY-017").await;
+    let view: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        view["sensors"]["flow"]["Pulse"]["pulses_per_m3"], 100.0,
+        "{view}"
+    );
+    let (_, body) = g.get("/api/v1/terminals/HY-017/config").await;
+    let published: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        published["config"]["publish_interval_s"], 600,
+        "{published}"
+    );
+    assert_eq!(published["config"]["sensor_height_m"], 3.1, "{published}");
+
     // The node core reads the image.
     let image = std::fs::read(out.join("HY-017.weircfg")).unwrap();
     assert_eq!(image.len(), IMAGE_LEN);

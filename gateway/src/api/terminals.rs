@@ -23,6 +23,9 @@ pub struct TerminalView {
     latest: Option<Value>,
     /// The node's last status.
     status: Option<NodeStatus>,
+    /// The sensors of the node and how they are connected, as provisioned (none: never
+    /// provisioned).
+    sensors: Option<weir_node::provision::SensorSet>,
     /// Whether the node is connected and reporting: its status says online and a message
     /// arrived within three publish intervals (15 min at the default schedule).
     online: bool,
@@ -36,10 +39,18 @@ fn view(c: &rusqlite::Connection, t: Terminal, now: i64) -> rusqlite::Result<Ter
     let status = status::get(c, &t.id)?;
     let fresh = t.last_seen.is_some_and(|s| now - s <= STALE_AFTER_S);
     let online = fresh && status.as_ref().is_none_or(|s| s.online);
+    let sensors = match crate::provision::load_setup(c, &t.id) {
+        Ok(setup) => setup.map(|s| s.sensors),
+        Err(e) => {
+            tracing::warn!(terminal = %t.id, error = %format!("{e:#}"), "unreadable node setup");
+            None
+        }
+    };
     Ok(TerminalView {
         terminal: t,
         latest,
         status,
+        sensors,
         online,
     })
 }
