@@ -46,6 +46,22 @@ async function request(method, path, body, { raw = false, quiet401 = false } = {
   return res.json();
 }
 
+/** The path of each alert action under `/alerts/{id}/` (gateway/src/alerts/api.rs). */
+export const ALERT_ACTION_PATHS = {
+  acknowledge: 'acknowledge',
+  assign: 'assign',
+  dispatch: 'dispatch',
+  arrive: 'arrive',
+  resolve: 'resolve',
+  note: 'notes',
+};
+
+function alertActionPath(id, action) {
+  const path = ALERT_ACTION_PATHS[action];
+  if (!path) throw new Error(`no alert action ${action}`);
+  return `/alerts/${encodeURIComponent(id)}/${path}`;
+}
+
 function query(params) {
   const q = new URLSearchParams();
   for (const [k, v] of Object.entries(params)) if (v != null && v !== '') q.set(k, v);
@@ -59,7 +75,6 @@ export const api = {
   me: () => request('GET', '/me', undefined, { quiet401: true }),
   site: () => request('GET', '/site'),
   terminals: () => request('GET', '/terminals'),
-  terminal: (id) => request('GET', `/terminals/${encodeURIComponent(id)}`),
   readings: (id, params) => request('GET', `/terminals/${encodeURIComponent(id)}/readings${query(params)}`),
   readingsCsv: async (id, params) =>
     (await request('GET', `/terminals/${encodeURIComponent(id)}/readings${query({ ...params, format: 'csv' })}`, undefined, { raw: true })).text(),
@@ -67,9 +82,8 @@ export const api = {
   deadLetters: (limit = 100) => request('GET', `/dead-letters${query({ limit })}`),
   alerts: (params = {}) => request('GET', `/alerts${query(params)}`),
   alert: (id) => request('GET', `/alerts/${encodeURIComponent(id)}`),
-  alertAction: (id, action, body) => request('POST', `/alerts/${encodeURIComponent(id)}/${action}`, body),
+  alertAction: (id, action, body) => request('POST', alertActionPath(id, action), body),
   incidents: (state = 'active') => request('GET', `/incidents${query({ state })}`),
   crews: () => request('GET', '/crews'),
-  serviceTimes: (from, to) => request('GET', `/service-times${query({ from, to })}`),
   eventsUrl: `${BASE}/events`,
 };

@@ -35,11 +35,6 @@ export function mount(el, ...children) {
   return el;
 }
 
-/** Reads a form's named fields into an object. */
-export function formValues(form) {
-  return Object.fromEntries(new FormData(form).entries());
-}
-
 let liveRegion;
 /** How many toasts are on screen at once; a burst beyond that folds into one summary. */
 export const MAX_TOASTS = 3;

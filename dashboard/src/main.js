@@ -56,7 +56,7 @@ function header(page) {
     'header',
     { class: 'top' },
     h('a', { class: 'skip', href: '#main' }, t('nav.skip')),
-    h('a', { class: 'brand', href: '/' }, store.site.name || 'Weir'),
+    h('a', { class: 'brand', href: '/', translate: 'no' }, store.site.name || 'Weir'),
     h(
       'nav',
       { 'aria-label': t('nav.label') },
@@ -120,7 +120,7 @@ function header(page) {
         ? h(
             'span',
             { class: 'who', 'data-role': me.role },
-            me.name,
+            h('span', { translate: 'no' }, me.name),
             h('span', { class: 'role' }, t(`role.${me.role}`)),
           )
         : null,
@@ -217,14 +217,17 @@ function alertBadge(count) {
   );
 }
 
-async function start() {
-  try {
-    store.site = await api.site();
-  } catch {
-    // Keep the defaults: the page still works, in the default zone.
-  }
+/** Asks for the site and the data together. Without the site the defaults stay: the page
+ * still works, in the default zone. */
+function fetchData() {
+  return Promise.all([api.site().catch(() => null), loadAll()]);
+}
+
+/** Starts the signed-in app with the data `fetching` (fetchData()) brings. */
+async function start(fetching = fetchData()) {
+  const [site] = await fetching;
+  if (site) store.site = site;
   applyLanguage(language());
-  await loadAll();
   startLive();
 }
 
@@ -260,6 +263,11 @@ async function boot() {
       (n) => t('alerts.newMore', { n }),
     );
   });
+  // The session and the data are asked for at once: for a user who is signed in (the usual
+  // case) the first render waits for one round of requests, not two. Signed out, the data
+  // requests fail with 401 and are dropped.
+  const fetching = fetchData();
+  fetching.catch(() => {});
   try {
     store.me = await api.me();
   } catch {
@@ -267,7 +275,7 @@ async function boot() {
   }
   if (store.me) {
     try {
-      await start();
+      await start(fetching);
     } catch (e) {
       mount(document.getElementById('app'), h('p', { class: 'error', role: 'alert' }, t('error.load', { detail: e.message })));
       return;

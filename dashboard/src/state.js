@@ -81,9 +81,10 @@ export function can(role, action) {
   return (ROLE_ACTIONS[role] || []).includes(action);
 }
 
-/** The actions `role` can take on `alert` in its present state, in the order of the work. */
+/** The actions `role` can take on `alert` in its present state, in the order of the work.
+ * A resolved alert still takes notes (what was found later, a follow-up): the gateway allows it. */
 export function alertActions(alert, role) {
-  if (!isActive(alert)) return [];
+  if (!isActive(alert)) return ['note'].filter((a) => can(role, a));
   const wo = alert.work_order;
   const possible = [];
   if (alert.state === 'open') possible.push('acknowledge');

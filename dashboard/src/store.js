@@ -70,6 +70,9 @@ export function loadAll() {
 /** Puts an alert the API returned (after an action) into the store. */
 export function putAlert(alert) {
   const previous = store.alerts.get(alert.id);
+  // The live feed echoes what an action's answer already put here: nothing changed, so
+  // nothing is redrawn (a card redrawn under a user would take the form they are filling in).
+  if (previous && JSON.stringify(previous) === JSON.stringify(alert)) return;
   store.alerts.set(alert.id, alert);
   emit('alert', { alert, previous });
 }

@@ -11,6 +11,43 @@ import { connectMqtt, publishReadings, reading } from './support/mqtt.mjs';
 
 const TIMEOUT = { timeout: 180000 };
 
+/** The overview's first render since navigation must stay under this (ms). */
+const FIRST_RENDER_MS = 1000;
+
+/** Shown controls without a label, an aria-label or text: each as the start of its HTML.
+ * (A hidden one, such as the alert inbox's "show new alerts" button, gets its text when shown.) */
+function unlabelledControls(page) {
+  return page.$$eval('input, select, textarea, button', (els) =>
+    els
+      .filter((e) => e.checkVisibility() && !(e.labels?.length || e.getAttribute('aria-label') || e.textContent.trim()))
+      .map((e) => e.outerHTML.slice(0, 80)),
+  );
+}
+
+/** Visible text of the page that holds Chinese characters, leaving out what is not the UI's
+ * to translate: proper names from the data (terminal, village, site and people's names, notes:
+ * marked translate="no"), text in another language on purpose (the language switch, lang=...),
+ * and the transient toasts (their words are the dictionary's, with a terminal's name). */
+function visibleChinese(page) {
+  return page.evaluate(() => {
+    const found = [];
+    const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+    for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+      const el = n.parentElement;
+      if (!el || !/\p{Script=Han}/u.test(n.textContent)) continue;
+      if (el.closest('[translate="no"], #toasts, #announcer, title, script, style')) continue;
+      const lang = el.closest('[lang]')?.getAttribute('lang') || '';
+      if (!lang.startsWith('en')) continue;
+      if (!el.checkVisibility({ visibilityProperty: true })) continue;
+      found.push(`${el.tagName.toLowerCase()}${el.className && typeof el.className === 'string' ? `.${el.className.split(' ')[0]}` : ''}: ${n.textContent.trim().slice(0, 80)}`);
+    }
+    for (const el of document.querySelectorAll('[placeholder]')) {
+      if (/\p{Script=Han}/u.test(el.placeholder) && el.checkVisibility()) found.push(`placeholder: ${el.placeholder}`);
+    }
+    return found;
+  });
+}
+
 describe('the dashboard against a running gateway', TIMEOUT, () => {
   let env;
   let browser;
@@ -122,20 +159,32 @@ describe('the dashboard against a running gateway', TIMEOUT, () => {
     assert.equal(await page.locator('svg.map .map-point').count(), placed);
     assert.equal(await page.textContent('[data-count="all"]'), String(expected));
     assert.equal(await page.getAttribute('html', 'lang'), 'zh-CN');
-    // Measured on a fresh load of the overview, logged in: what an operator's wall display does.
-    await page.goto(`${env.url}/`);
-    await page.waitForFunction((n) => document.querySelectorAll('.tiles a[data-terminal]').length === n, expected);
-    await page.waitForFunction(() => performance.getEntriesByName('weir:overview:until-painted').length === 1);
+    // Measured on fresh loads of the overview, logged in: what an operator's wall display does.
+    // Five loads, so that one or two stalled by other processes on a shared machine do not decide.
+    const runs = [];
+    for (let i = 0; i < 5; i++) {
+      await page.goto(`${env.url}/`);
+      await page.waitForFunction((n) => document.querySelectorAll('.tiles a[data-terminal]').length === n, expected);
+      await page.waitForFunction(() => performance.getEntriesByName('weir:overview:until-painted').length === 1);
+      runs.push(
+        await page.evaluate(() =>
+          Object.fromEntries(performance.getEntriesByType('measure').filter((m) => m.name.startsWith('weir:overview')).map((m) => [m.name, Math.round(m.duration)])),
+        ),
+      );
+    }
     // Every tile is in one of the four states.
     const states = await page.$$eval('.tiles a[data-terminal]', (as) => as.map((a) => a.dataset.state));
     assert.ok(states.every((s) => ['ok', 'warning', 'alarm', 'offline'].includes(s)), states.join());
-    const timing = await page.evaluate(() =>
-      Object.fromEntries(performance.getEntriesByType('measure').filter((m) => m.name.startsWith('weir:overview')).map((m) => [m.name, Math.round(m.duration)])),
+    for (const timing of runs) {
+      t.diagnostic(`overview with ${expected} terminals: ${JSON.stringify(timing)} (ms)`);
+      console.log(`# first render of the overview with ${expected} terminals: ${JSON.stringify(timing)} (ms)`);
+      assert.ok(timing['weir:overview:render'] >= 0, 'the overview marks its first render');
+    }
+    const sinceNavigation = runs.map((r) => r['weir:overview:since-navigation']).sort((a, b) => a - b);
+    assert.ok(
+      sinceNavigation[2] < FIRST_RENDER_MS,
+      `the overview's first render took ${sinceNavigation.join(', ')} ms since navigation in five loads: the median is over the target of ${FIRST_RENDER_MS} ms`,
     );
-    t.diagnostic(`overview with ${expected} terminals: ${JSON.stringify(timing)} (ms)`);
-    console.log(`# first render of the overview with ${expected} terminals: ${JSON.stringify(timing)} (ms)`);
-    assert.ok(timing['weir:overview:render'] >= 0, 'the overview marks its first render');
-    assert.ok(timing['weir:overview:since-navigation'] < 5000, `first render took ${timing['weir:overview:since-navigation']} ms`);
     await shot(page, '01-overview');
   });
 
@@ -202,6 +251,47 @@ describe('the dashboard against a running gateway', TIMEOUT, () => {
     alarmId = id;
   });
 
+  /** Adds `note` to alert `id` through its card, and waits to see it in the card's history. */
+  async function addNote(id, note) {
+    const card = page.locator(`.alert-card[data-alert-id="${id}"]`);
+    await card.locator('button[data-action="note"]').click();
+    await card.locator('textarea[name="note"]').fill(note);
+    await card.locator('button[data-submit="note"]').click();
+    // The form closes once the gateway took the note (an error would keep it open).
+    await page
+      .waitForFunction((aid) => !document.querySelector(`.alert-card[data-alert-id="${aid}"] .action-form form`), id, { timeout: 10000 })
+      .catch(async () => {
+        const shown = await page.locator(`.alert-card[data-alert-id="${id}"] .error`).allTextContents();
+        throw new Error(`the note form of alert ${id} did not close (card says: ${shown.join(' ') || 'nothing'})`);
+      });
+    const history = page.locator(`.alert-card[data-alert-id="${id}"] details.history`);
+    if (!(await history.evaluate((d) => d.open))) await history.locator('summary').click();
+    await page
+      .waitForFunction(
+        ([aid, text]) => [...document.querySelectorAll(`.alert-card[data-alert-id="${aid}"] .history-list li[data-action="note"] q`)].some((q) => q.textContent === text),
+        [id, note],
+        { timeout: 10000 },
+      )
+      .catch(async () => {
+        const shown = await page.locator(`.alert-card[data-alert-id="${id}"] .error`).allTextContents();
+        throw new Error(`the note "${note}" did not appear in alert ${id}'s history (card says: ${shown.join(' ') || 'nothing'})`);
+      });
+    const stored = await api(`/alerts/${id}`);
+    assert.ok(
+      stored.history.some((h) => h.action === 'note' && h.note === note && h.who === env.user),
+      `the gateway has no such note: ${JSON.stringify(stored.history)}`,
+    );
+  }
+
+  it('adds a note to an open alert and shows it in its history', async () => {
+    if (setupError) throw setupError;
+    assert.ok(alarmId, 'needs the alarm of the test before');
+    await page.goto(`${env.url}/alerts`);
+    await page.locator(`.alert-card[data-alert-id="${alarmId}"]`).waitFor();
+    await addNote(alarmId, 'dashboard browser test: crew told to bring a spare probe');
+    await shot(page, '04b-note');
+  });
+
   it('dispatches a crew, records the arrival and resolves the alarm with a note', async () => {
     if (setupError) throw setupError;
     assert.ok(alarmId, 'needs the alarm of the test before');
@@ -230,6 +320,8 @@ describe('the dashboard against a running gateway', TIMEOUT, () => {
     assert.ok(at.every((i, k) => i >= 0 && (k === 0 || i > at[k - 1])), `history in the wrong order: ${actions.join(', ')}`);
     await page.click('button[data-tab="resolved"]');
     await card(alarmId).waitFor();
+    // The gateway takes notes on resolved alerts too: what was found afterwards.
+    await addNote(alarmId, 'dashboard browser test: probe replaced the next day');
     await shot(page, '05-resolved');
   });
 
@@ -243,6 +335,15 @@ describe('the dashboard against a running gateway', TIMEOUT, () => {
     assert.ok(Number(await page.getAttribute('.charts', 'data-points')) > 0, 'the last 24 hours have readings');
     assert.equal(await page.locator('.qr-label svg.qr').count(), 1);
     assert.equal(new URL(page.url()).pathname, `/terminals/${id}`);
+    // The label encodes the configured address (nodes.dashboard_url), else this page's; one on
+    // this computer gets a warning, since a phone at the cabinet cannot open it.
+    const loopback = /^(127\.|localhost$|\[::1\]$)/.test(new URL(env.url).hostname);
+    const want = `${site.dashboard_url ? site.dashboard_url.replace(/\/+$/, '') : env.url}/terminals/${id}`;
+    assert.equal(await page.getAttribute('.qr-label svg.qr', 'data-text'), want);
+    assert.equal(await page.textContent('.qr-label .label-url'), want);
+    const warns = !site.dashboard_url && loopback;
+    assert.equal(await page.isVisible('.qr-label .qr-warning'), warns, `warning shown for ${want}: expected ${warns}`);
+    if (warns) assert.match(await page.textContent('.qr-label .qr-warning'), /nodes\.dashboard_url.*[\u4e00-\u9fff]|[\u4e00-\u9fff].*nodes\.dashboard_url/);
     await shot(page, '06-terminal');
     for (const [range, step] of [['7d', 'step=1h'], ['1y', 'step=1d'], ['1h', null]]) {
       const [res] = await Promise.all([
@@ -254,14 +355,55 @@ describe('the dashboard against a running gateway', TIMEOUT, () => {
       else assert.ok(!res.url().includes('step='), `${range} asked ${res.url()}`);
       await page.waitForSelector('.charts[aria-busy="false"] canvas');
     }
-    // The label prints alone.
+    // The label prints alone, without the warning meant for the person printing it.
     await page.evaluate(() => document.body.classList.add('printing-label'));
     await page.emulateMedia({ media: 'print' });
     assert.equal(await page.isVisible('.qr-label svg.qr'), true);
     assert.equal(await page.isVisible('.charts'), false);
+    assert.equal(await page.isVisible('.qr-label .qr-warning'), false);
     await shot(page, '07-print-label');
     await page.emulateMedia({ media: 'screen' });
     await page.evaluate(() => document.body.classList.remove('printing-label'));
+  });
+
+  it("puts the configured dashboard address in the label's QR code, without a warning", async () => {
+    if (setupError) throw setupError;
+    const id = driven || terminals[0].id;
+    // A gateway whose config sets nodes.dashboard_url, with the page opened on this computer.
+    const configured = 'http://weir.example.cn:8080/';
+    await page.route('**/api/v1/site', (route) => route.fulfill({ json: { ...site, dashboard_url: configured } }));
+    try {
+      await page.goto(`${env.url}/terminals/${encodeURIComponent(id)}`);
+      await page.waitForSelector('.qr-label svg.qr');
+      assert.equal(await page.getAttribute('.qr-label svg.qr', 'data-text'), `http://weir.example.cn:8080/terminals/${id}`);
+      assert.equal(await page.textContent('.qr-label .label-url'), `http://weir.example.cn:8080/terminals/${id}`);
+      assert.equal(await page.locator('.qr-label .qr-warning').count(), 0);
+    } finally {
+      await page.unroute('**/api/v1/site');
+    }
+  });
+
+  it('shows a refused message on its terminal page with the reason in words', async () => {
+    if (setupError) throw setupError;
+    await publishAlarmReadings();
+    const client = await connectMqtt(mqttEnv().url);
+    try {
+      // Turbidity above any probe's range (4000 NTU): the gateway refuses it as above_max.
+      const payload = { boot: 1, seq: 0, readings: [reading(Date.now(), { turbidity_ntu: 99999 })] };
+      await client.publish(`${site.topic_prefix || 'weir'}/terminals/${driven}/telemetry`, JSON.stringify(payload));
+    } finally {
+      client.close();
+    }
+    let refused = [];
+    for (let i = 0; i < 50 && !refused.length; i++) {
+      refused = (await api('/dead-letters?limit=500')).filter((d) => d.terminal === driven && d.reason === 'above_max');
+      if (!refused.length) await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.ok(refused.length, `the gateway kept no above_max message of ${driven}`);
+    await page.goto(`${env.url}/terminals/${encodeURIComponent(driven)}`);
+    const reason = page.locator('.letters li[data-reason="above_max"] strong').first();
+    await reason.waitFor();
+    assert.equal(await reason.textContent(), '数值高于量程');
   });
 
   it('downloads a CSV whose rows are the stored readings, with UTC and local times', async () => {
@@ -313,10 +455,7 @@ describe('the dashboard against a running gateway', TIMEOUT, () => {
       assert.ok(overflow <= 0, `the overview is ${overflow} px wider than the phone`);
       await phone.page.keyboard.press('Tab');
       assert.equal(await phone.page.evaluate(() => document.activeElement.className), 'skip');
-      const unlabelled = await phone.page.$$eval('input, select, textarea, button', (els) =>
-        els.filter((e) => !(e.labels?.length || e.getAttribute('aria-label') || e.textContent.trim())).map((e) => e.outerHTML.slice(0, 80)),
-      );
-      assert.deepEqual(unlabelled, []);
+      assert.deepEqual(await unlabelledControls(phone.page), []);
       await shot(phone.page, '09-phone-overview');
       await phone.page.goto(`${env.url}/terminals/${encodeURIComponent(terminals[0].id)}`);
       await phone.page.waitForSelector('.charts[aria-busy="false"] canvas');
@@ -326,6 +465,106 @@ describe('the dashboard against a running gateway', TIMEOUT, () => {
     } finally {
       await phone.context.close();
     }
+  });
+
+  it('labels every control on the alerts, history and terminal pages', async () => {
+    if (setupError) throw setupError;
+    const id = driven || terminals[0].id;
+    await page.goto(`${env.url}/alerts`);
+    await page.waitForSelector('.alert-list');
+    const active = await api('/alerts?state=active');
+    if (active.length) await page.waitForSelector('.alert-card');
+    // With an action's form open too.
+    const note = page.locator('.alert-card button[data-action="note"]').first();
+    if (await note.count()) {
+      await note.click();
+      await page.waitForSelector('.action-form textarea');
+    }
+    assert.deepEqual(await unlabelledControls(page), [], 'alerts page');
+    if (alarmId) {
+      // The resolved tab, where the alarm of the tests before now is.
+      await page.click('button[data-tab="resolved"]');
+      await page.locator(`.alert-card[data-alert-id="${alarmId}"]`).waitFor();
+      assert.deepEqual(await unlabelledControls(page), [], 'resolved alerts');
+    }
+    await page.goto(`${env.url}/history?terminals=${encodeURIComponent(id)}`);
+    await page.waitForSelector('label.check input[type="checkbox"]');
+    await page.click('button[data-action="preview"]');
+    await page.waitForSelector(`.preview tr[data-terminal="${id}"]`);
+    assert.deepEqual(await unlabelledControls(page), [], 'history page');
+    await page.goto(`${env.url}/terminals/${encodeURIComponent(id)}`);
+    await page.waitForSelector('.charts[aria-busy="false"] canvas');
+    assert.deepEqual(await unlabelledControls(page), [], 'terminal page');
+  });
+
+  it('reads in English throughout: overview, alert inbox and terminal page', async () => {
+    if (setupError) throw setupError;
+    const id = driven || terminals[0].id;
+    const en = await newPage(browser, { locale: 'en-GB' });
+    try {
+      await login(en.page, env);
+      assert.equal(await en.page.getAttribute('html', 'lang'), 'en');
+      await en.page.waitForFunction((n) => document.querySelectorAll('.tiles a[data-terminal]').length === n, env.expectTerminals);
+      await shot(en.page, '12-en-overview');
+      assert.deepEqual(await visibleChinese(en.page), [], 'Chinese on the English overview');
+
+      await en.page.click('[data-nav="alerts"]');
+      await en.page.waitForSelector('.alert-list');
+      if ((await api('/alerts?state=active')).length) await en.page.waitForSelector('.alert-card .alert-title');
+      // Titles and details come from the dictionaries, not from the gateway's Chinese.
+      for (const title of await en.page.locator('.alert-card .alert-title').allTextContents()) assert.doesNotMatch(title, /\p{Script=Han}/u);
+      // The first alert's history too, where the gateway's own notes are.
+      const first = en.page.locator('.alert-card').first();
+      if (await first.count()) {
+        await first.locator('details.history summary').click();
+        await first.locator('.history-list li[data-action]').first().waitFor();
+      }
+      await shot(en.page, '13-en-alerts');
+      assert.deepEqual(await visibleChinese(en.page), [], 'Chinese on the English alert inbox');
+      assert.deepEqual(await unlabelledControls(en.page), [], 'English alerts page');
+
+      await en.page.goto(`${env.url}/terminals/${encodeURIComponent(id)}`);
+      await en.page.waitForSelector('.charts[aria-busy="false"] canvas');
+      await en.page.waitForSelector('#alerts-title + div h3');
+      if (driven) {
+        const reason = en.page.locator('.letters li[data-reason="above_max"] strong').first();
+        await reason.waitFor();
+        assert.equal(await reason.textContent(), "Value above the sensor's range");
+      }
+      await shot(en.page, '14-en-terminal');
+      assert.deepEqual(await visibleChinese(en.page), [], 'Chinese on the English terminal page');
+    } finally {
+      await en.context.close();
+    }
+    assert.deepEqual(en.errors, []);
+  });
+
+  it('fits all terminals and the map on a 1920x1080 wall display without scrolling', async () => {
+    if (setupError) throw setupError;
+    const wall = await newPage(browser, { width: 1920, height: 1080 });
+    try {
+      await login(wall.page, env);
+      await wall.page.goto(`${env.url}/?wall`);
+      await wall.page.waitForFunction((n) => document.querySelectorAll('.tiles a[data-terminal]').length === n, env.expectTerminals);
+      await wall.page.waitForSelector('svg.map .map-point');
+      assert.equal(await wall.page.evaluate(() => document.body.classList.contains('wall')), true);
+      const outside = await wall.page.evaluate(() => {
+        const inView = (el) => {
+          const r = el.getBoundingClientRect();
+          return r.width > 0 && r.height > 0 && r.top >= 0 && r.left >= 0 && r.bottom <= window.innerHeight && r.right <= window.innerWidth;
+        };
+        const bad = [...document.querySelectorAll('.tiles a[data-terminal]')].filter((a) => !inView(a)).map((a) => a.dataset.terminal);
+        if (!inView(document.querySelector('svg.map'))) bad.push('map');
+        return bad;
+      });
+      const scroll = await wall.page.evaluate(() => [document.documentElement.scrollHeight - window.innerHeight, document.documentElement.scrollWidth - window.innerWidth]);
+      await wall.page.screenshot({ path: new URL('../test-artifacts/15-wall-1920x1080.png', import.meta.url).pathname });
+      assert.deepEqual(outside, [], 'tiles or map outside the 1920x1080 screen');
+      assert.ok(scroll[0] <= 0 && scroll[1] <= 0, `the wall display scrolls by ${scroll.join(' x ')} px`);
+    } finally {
+      await wall.context.close();
+    }
+    assert.deepEqual(wall.errors, []);
   });
 
   it('gives inspectors no alert actions', async (t) => {

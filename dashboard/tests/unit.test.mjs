@@ -12,6 +12,10 @@ import { chooseStep, localIso, makeFormat, parseLocalInput, rfc3339, toLocalInpu
 import { alertActions, can, compareAlerts, crewCovers, groupByIncident, isOnline, terminalState } from '../src/state.js';
 import { addLocalTime, exportFileName } from '../src/csv.js';
 import { alertPeriods, toColumns } from '../src/series.js';
+import { ALERT_ACTION_PATHS, api } from '../src/api.js';
+import { alertDetail, alertNumber, alertTitle, gatewayValues, historyNote, incidentTitle, rejectReason, resolutionText, RULES } from '../src/texts.js';
+import { isLoopbackHost, labelTarget } from '../src/label.js';
+import { putAlert, subscribe } from '../src/store.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const en = DICTIONARIES.en;
@@ -180,7 +184,10 @@ test('inspectors get no alert actions; field staff cannot acknowledge or dispatc
   const dispatched = alert({ state: 'acknowledged', work_order: { crew: 'A', dispatched_at: '2026-11-22T07:01:00Z', arrived_at: null } });
   assert.deepEqual(alertActions(dispatched, 'field'), ['arrive', 'resolve', 'note']);
   assert.deepEqual(alertActions(dispatched, 'admin'), ['assign', 'arrive', 'resolve', 'note']);
-  assert.deepEqual(alertActions(alert({ state: 'resolved' }), 'admin'), []);
+  // A resolved alert takes notes only, from those who may add one.
+  assert.deepEqual(alertActions(alert({ state: 'resolved' }), 'admin'), ['note']);
+  assert.deepEqual(alertActions(alert({ state: 'resolved' }), 'field'), ['note']);
+  assert.deepEqual(alertActions(alert({ state: 'resolved' }), 'inspector'), []);
   assert.equal(can('inspector', 'deadLetters'), false);
   assert.equal(can('field', 'deadLetters'), true);
 });
@@ -262,4 +269,161 @@ test('alert periods are clipped to the chart and an active one runs to now', () 
     { from: s('2026-11-22T06:30:00Z'), to: s('2026-11-22T07:00:00Z'), severity: 'warning', rule: 'turbidity' },
     { from: s('2026-11-22T07:30:00Z'), to: s('2026-11-22T07:50:00Z'), severity: 'alarm', rule: 'turbidity' },
   ]);
+});
+
+test('each alert action posts to the gateway route of that action (a note to /notes)', async () => {
+  const calls = [];
+  const realFetch = globalThis.fetch;
+  globalThis.fetch = async (url, init) => {
+    calls.push([init.method, url, init.body]);
+    return new Response('{"id":7}', { status: 200, headers: { 'Content-Type': 'application/json' } });
+  };
+  try {
+    for (const action of ['acknowledge', 'assign', 'dispatch', 'arrive', 'resolve', 'note']) await api.alertAction(7, action, { note: 'x' });
+  } finally {
+    globalThis.fetch = realFetch;
+  }
+  // The routes of gateway/src/alerts/api.rs.
+  assert.deepEqual(
+    calls.map(([m, u]) => `${m} ${u}`),
+    ['acknowledge', 'assign', 'dispatch', 'arrive', 'resolve', 'notes'].map((p) => `POST /api/v1/alerts/7/${p}`),
+  );
+  assert.equal(calls[5][2], '{"note":"x"}');
+  assert.deepEqual(Object.keys(ALERT_ACTION_PATHS).sort(), ['acknowledge', 'arrive', 'assign', 'dispatch', 'note', 'resolve']);
+  assert.throws(() => api.alertAction(7, 'notes', {}), /no alert action/);
+});
+
+const zhf = makeFormat('zh-CN', 'Asia/Shanghai');
+const enf = makeFormat('en', 'Asia/Shanghai');
+const EN = { lang: 'en', fmt: enf };
+const ZH = { lang: 'zh-CN', fmt: zhf };
+const hasHan = (s) => /\p{Script=Han}/u.test(s);
+
+test('alert titles and details follow the UI language, not the gateway', () => {
+  // As a gateway with alerts.language = "zh" stores it (gateway/src/alerts/text.rs).
+  const turb = alert({ severity: 'alarm', title: '出水浊度超标', detail: '浊度 20.607304 NTU，高于 10 NTU 已 30 分钟', value: 20.607304, threshold: 10 });
+  assert.equal(alertTitle(turb, EN), 'Effluent turbidity over the alarm limit');
+  assert.equal(alertTitle({ ...turb, severity: 'warning' }, EN), 'Effluent turbidity high');
+  assert.equal(alertDetail(turb, EN), 'Turbidity 20.6 NTU, above the limit of 10 NTU');
+  assert.equal(alertTitle(turb, ZH), '出水浊度超标');
+  assert.equal(alertDetail(turb, ZH), '浊度 20.6 NTU，高于限值 10 NTU');
+  assert.equal(alertNumber(turb, turb.value, EN), '20.6 NTU');
+
+  const desludge = alert({ rule: 'desludge', severity: 'maintenance', detail: '泥位 81.25 %，达到清掏线 80 % 已 60 分钟', value: 81.25, threshold: 80 });
+  assert.equal(alertTitle(desludge, EN), 'Desludging due');
+  assert.equal(alertDetail(desludge, EN), 'Sludge 81 % of the tank depth, at or above the desludging line of 80 %');
+  assert.equal(alertDetail(desludge, ZH), '泥位 81 %，达到清掏线 80 %');
+
+  const noFlow = alert({ rule: 'no_flow', detail: '流量 0 m3/h，不超过 0.05 m3/h 已 6.0 小时', value: 0, threshold: 0.05 });
+  assert.equal(alertDetail(noFlow, EN), 'Flow 0 m³/h, at most 0.05 m³/h');
+  const over = alert({ rule: 'overflow', detail: 'flow 9.87654 m3/h, above 5 m3/h for 30 min', value: 9.87654, threshold: 5 });
+  assert.equal(alertTitle(over, ZH), '流量超过设计能力');
+  assert.equal(alertDetail(over, ZH), '流量 9.88 m³/h，超过 5 m³/h');
+
+  const offline = alert({ rule: 'offline', detail: '已 35 分钟未收到数据', value: 2100, threshold: 900 });
+  assert.equal(alertTitle(offline, EN), 'Terminal offline');
+  assert.equal(alertDetail(offline, EN), 'Nothing received for 35 min');
+  assert.equal(alertDetail(offline, ZH), '已 35 分钟未收到数据');
+  assert.equal(alertNumber(offline, offline.threshold, EN), '15 min');
+  const will = alert({ rule: 'offline', detail: '终端连接中断（遗嘱消息：离线）', value: 120, threshold: 900 });
+  assert.equal(alertDetail(will, EN), "The node's connection dropped (last will: offline)");
+
+  // Which quantity froze is in the gateway's detail only, by its unit.
+  const stuck = alert({ rule: 'stuck_sensor', severity: 'maintenance', detail: '浊度 3.21 NTU、流量 1.5 m3/h 已 6.0 小时完全不变', value: 3.21, threshold: null });
+  assert.equal(alertTitle(stuck, EN), 'Sensor value stuck');
+  assert.equal(alertDetail(stuck, EN), 'Reading unchanged: Turbidity 3.2 NTU, Flow 1.5 m³/h');
+  assert.equal(alertDetail(stuck, ZH), '读数完全不变：浊度 3.2 NTU、流量 1.5 m³/h');
+  assert.equal(alertNumber(stuck, stuck.value, EN), '3.2 NTU');
+
+  const fault = alert({ rule: 'sensor_fault', detail: '浊度无响应（no_response）、泥位超出量程（out_of_range）', value: null, threshold: null });
+  assert.equal(alertTitle(fault, EN), 'Sensor fault');
+  assert.equal(alertDetail(fault, EN), 'Turbidity: no response, Sludge: out of range');
+  assert.equal(alertDetail({ ...fault, detail: 'turbidity no response (no_response)' }, ZH), '浊度无响应');
+
+  const gap = alert({ rule: 'data_gap', severity: 'maintenance', detail: '缺少 5 条消息：boot 3 seq 10-13, boot 4 seq 2', value: 5, threshold: null });
+  assert.equal(alertTitle(gap, EN), 'Data missing');
+  assert.equal(alertDetail(gap, EN), '5 messages missing: boot 3, messages 10–13, boot 4, message 2');
+  assert.equal(alertDetail(gap, ZH), '缺少 5 条消息：第 3 次启动的第 10–13 条、第 4 次启动的第 2 条');
+  assert.equal(alertNumber(gap, gap.value, EN), '5 messages');
+
+  // Every rule the gateway has gets an English title and detail without a Chinese character.
+  for (const a of [turb, desludge, noFlow, over, offline, will, stuck, fault, gap]) {
+    assert.equal(hasHan(alertTitle(a, EN) + alertDetail(a, EN)), false, `${a.rule}: ${alertDetail(a, EN)}`);
+  }
+  assert.deepEqual(RULES.filter((r) => !(`alertTitle.${r}` in en && `alertTitle.${r}` in zh)), []);
+});
+
+test("a rule the dashboard does not know keeps the gateway's words", () => {
+  const odd = alert({ rule: 'ph', title: 'pH 偏低', detail: 'pH 5.2', value: 5.2, threshold: 6 });
+  assert.equal(alertTitle(odd, EN), 'pH 偏低');
+  assert.equal(alertDetail(odd, EN), 'pH 5.2');
+  assert.equal(alertNumber(odd, odd.value, EN), '5.2');
+  // A known rule whose numbers are missing falls back the same way.
+  assert.equal(alertDetail(alert({ detail: '浊度偏高', value: null, threshold: null }), EN), '浊度偏高');
+});
+
+test("incident titles and the gateway's own resolution notes follow the UI language", () => {
+  const inc = { id: 1, kind: 'offline', title: '3 个终端同时离线', terminals: ['HY-001', 'HY-002', 'HY-003'] };
+  assert.equal(incidentTitle(inc, EN), '3 terminals offline together');
+  assert.equal(incidentTitle(inc, ZH), '3 个终端同时离线');
+  assert.equal(incidentTitle({ ...inc, kind: 'flood', title: '洪水' }, EN), '洪水');
+  const cleared = alert({ state: 'resolved', resolved_by: 'weir', resolution_note: '条件已解除: 浊度 3.456 NTU' });
+  assert.equal(resolutionText(cleared, EN), 'Condition cleared: Turbidity 3.5 NTU');
+  assert.equal(resolutionText({ ...cleared, resolution_note: '条件已解除' }, EN), 'Condition cleared');
+  assert.equal(resolutionText({ ...cleared, rule: 'offline', resolution_note: '终端恢复通信' }, EN), 'The node is reporting again');
+  assert.equal(resolutionText({ ...cleared, rule: 'data_gap', resolution_note: 'the missing messages arrived' }, ZH), '缺失的消息已补齐');
+  // A person's note is theirs.
+  assert.equal(resolutionText({ ...cleared, resolved_by: 'li', resolution_note: '已清洗探头' }, EN), '已清洗探头');
+  assert.deepEqual(gatewayValues('flow 1.5 m3/h, totaliser 12 m3, -71 dBm'), [['flow_m3h', 1.5], ['volume_m3', 12], ['rssi_dbm', -71]]);
+});
+
+test("the gateway's own notes in an alert's history follow the UI language; people's stay as written", () => {
+  const turb = alert({ severity: 'alarm', value: 30, threshold: 20 });
+  const weir = (action, note) => ({ at: '2026-11-22T07:00:00Z', who: 'weir', action, note });
+  assert.equal(historyNote(turb, weir('opened', '浊度 250 NTU，高于 20 NTU 已 30 分钟'), EN), 'Turbidity 250 NTU, above the limit of 20 NTU');
+  assert.equal(historyNote(turb, weir('severity', 'turbidity 25.04 NTU, above 20 NTU for 30 min'), ZH), '浊度 25 NTU，高于限值 20 NTU');
+  assert.equal(historyNote(turb, weir('resolved', '条件已解除: 浊度 3 NTU'), EN), 'Condition cleared: Turbidity 3 NTU');
+  assert.equal(historyNote(alert({ rule: 'offline' }), weir('opened', '已 35 分钟未收到数据'), EN), 'Nothing received for 35 min');
+  assert.equal(historyNote(alert({ rule: 'offline' }), weir('opened', '终端连接中断（遗嘱消息：离线）'), EN), "The node's connection dropped (last will: offline)");
+  assert.equal(historyNote(alert({ rule: 'data_gap' }), weir('opened', '缺少 2 条消息：boot 3 seq 4-5'), EN), '2 messages missing: boot 3, messages 4–5');
+  assert.equal(historyNote(alert({ rule: 'stuck_sensor' }), weir('opened', '流量 1.39 m3/h 已 6.0 小时完全不变'), EN), 'Reading unchanged: Flow 1.39 m³/h');
+  assert.equal(historyNote(turb, { ...weir('note', '检查探头'), who: 'li' }, EN), '检查探头');
+  assert.equal(historyNote(turb, { ...weir('opened', '说不清'), who: 'li' }, EN), '说不清');
+  assert.equal(historyNote(alert({ rule: 'ph' }), weir('opened', 'pH 5.2'), EN), 'pH 5.2');
+});
+
+test('refused messages give their reason in words, or the code when it is new', () => {
+  // Every reason code of firmware/contract/src/error.rs, and the gateway's unknown_terminal.
+  const codes = ['empty', 'too_large', 'unknown_encoding', 'bad_json', 'bad_binary', 'trailing_bytes', 'buffer_full', 'no_readings', 'too_many_readings', 'not_finite', 'below_min', 'above_max', 'bad_timestamp', 'too_early', 'in_future', 'not_ascending', 'value_and_fault', 'repeated', 'bad_terminal_id', 'bad_topic', 'out_of_range', 'unknown_terminal'];
+  assert.deepEqual(codes.filter((c) => !(`reject.${c}` in en && `reject.${c}` in zh)), []);
+  assert.equal(rejectReason('above_max', EN), "Value above the sensor's range");
+  assert.equal(rejectReason('above_max', ZH), '数值高于量程');
+  assert.equal(rejectReason('some_new_reason', EN), 'some_new_reason');
+});
+
+test("a cabinet label points at the configured dashboard, and warns when it would point at this computer", () => {
+  for (const host of ['127.0.0.1', '127.8.9.10', 'localhost', 'LOCALHOST', 'weir.localhost', '[::1]', '::1', '0.0.0.0']) assert.equal(isLoopbackHost(host), true, host);
+  for (const host of ['192.168.1.20', 'weir.example.cn', '10.0.0.1', '128.0.0.1', 'localhost.example.com', '']) assert.equal(isLoopbackHost(host), false, host);
+  assert.deepEqual(labelTarget({ dashboardUrl: 'http://weir.example.cn:8080/', origin: 'http://127.0.0.1:8080', id: 'HY-001' }), {
+    url: 'http://weir.example.cn:8080/terminals/HY-001',
+    host: 'weir.example.cn',
+    loopback: false,
+  });
+  assert.deepEqual(labelTarget({ dashboardUrl: '', origin: 'http://127.0.0.1:8080', id: 'HY 2' }), { url: 'http://127.0.0.1:8080/terminals/HY%202', host: '127.0.0.1', loopback: true });
+  assert.deepEqual(labelTarget({ dashboardUrl: undefined, origin: 'http://[::1]:8080', id: 'A' }), { url: 'http://[::1]:8080/terminals/A', host: '[::1]', loopback: true });
+  assert.equal(labelTarget({ dashboardUrl: null, origin: 'https://weir.example.cn', id: 'A' }).loopback, false);
+});
+
+test("the live feed's echo of an action's answer redraws nothing; a real change does", () => {
+  const seen = [];
+  const off = subscribe('alert', ({ alert, previous }) => seen.push([alert.state, previous?.state ?? null]));
+  try {
+    const a = alert({ id: 4242, state: 'acknowledged' });
+    putAlert(a);
+    putAlert(structuredClone(a));
+    putAlert({ ...a, state: 'resolved' });
+  } finally {
+    off();
+  }
+  assert.deepEqual(seen, [['acknowledged', null], ['resolved', 'acknowledged']]);
 });

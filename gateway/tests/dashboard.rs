@@ -3,6 +3,12 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, SystemTime};
+
+/// The gateway's build script, whose checks run here as functions.
+#[allow(dead_code)]
+#[path = "../build.rs"]
+mod build_script;
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
 
@@ -139,4 +145,56 @@ fn the_dashboard_passes_its_browser_tests_against_the_demo() {
     );
     assert!(report.contains("# fail 0"), "{report}");
     drop(demo);
+}
+
+#[test]
+fn the_build_wants_node_20_or_newer_and_says_what_to_install() {
+    assert_eq!(build_script::node_version_ok("v20.19.2\n"), Ok(20));
+    assert_eq!(build_script::node_version_ok("v24.1.0"), Ok(24));
+    // Debian 12's nodejs.
+    let old = build_script::node_version_ok("v18.19.0\n").unwrap_err();
+    assert!(
+        old.contains("v18.19.0") && old.contains("Node.js 20 or newer"),
+        "{old}"
+    );
+    assert!(old.contains(".ci/install"), "{old}");
+    let odd = build_script::node_version_ok("").unwrap_err();
+    assert!(odd.contains("Node.js 20 or newer"), "{odd}");
+    // And the machine building this one has what it needs.
+    assert!(build_script::check_node().unwrap() >= 20);
+}
+
+#[test]
+fn the_build_installs_again_when_the_lock_is_newer_than_node_modules() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let touch = |p: &std::path::Path, at: SystemTime| {
+        std::fs::File::open(p).unwrap().set_modified(at).unwrap();
+    };
+    let lock = d.join("package-lock.json");
+    std::fs::write(&lock, "{}").unwrap();
+    assert!(build_script::needs_install(d), "no node_modules yet");
+
+    let modules = d.join("node_modules");
+    let installed = modules.join(".package-lock.json");
+    std::fs::create_dir(&modules).unwrap();
+    std::fs::write(&installed, "{}").unwrap();
+    let t0 = SystemTime::now() - Duration::from_secs(3600);
+    touch(&lock, t0);
+    touch(&installed, t0 + Duration::from_secs(60));
+    touch(&modules, t0 + Duration::from_secs(60));
+    assert!(!build_script::needs_install(d), "installed after the lock");
+
+    touch(&lock, t0 + Duration::from_secs(120));
+    assert!(
+        build_script::needs_install(d),
+        "the lock changed after the install"
+    );
+
+    // Without npm's record of the install, node_modules' own time counts.
+    std::fs::remove_file(&installed).unwrap();
+    touch(&modules, t0 + Duration::from_secs(180));
+    assert!(!build_script::needs_install(d));
+    touch(&lock, t0 + Duration::from_secs(240));
+    assert!(build_script::needs_install(d));
 }

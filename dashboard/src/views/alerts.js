@@ -4,13 +4,11 @@
 import { api } from '../api.js';
 import { ctx } from '../context.js';
 import { h, mount } from '../dom.js';
-import { t } from '../i18n.js';
+import { language, t } from '../i18n.js';
 import { alertActions, compareAlerts, crewCovers, groupByIncident, isActive, SEVERITIES } from '../state.js';
 import { durationParts, toMs } from '../format.js';
 import { activeAlerts, putAlert, store, subscribe } from '../store.js';
-
-/** Units of an alert's value and threshold, by rule. */
-const RULE_UNITS = { turbidity: 'NTU', desludge: '%', no_flow: 'm³/h', overflow: 'm³/h', offline: 's' };
+import { alertDetail, alertNumber, alertTitle, historyNote, incidentTitle, resolutionText } from '../texts.js';
 
 let crewsCache = null;
 function crews() {
@@ -30,10 +28,15 @@ function tr(prefix, key) {
 }
 
 /** One alert as a card, with its facts, the actions allowed, and its history. */
-export function alertCard(alert, { compact = false } = {}) {
+export function alertCard(alert, { compact = false, openHistory = false } = {}) {
   const role = store.me?.role;
   const term = store.terminals.get(alert.terminal);
-  const unit = RULE_UNITS[alert.rule] || '';
+  // Built here in the UI's language: the gateway wrote its own in alerts.language.
+  const words = { lang: language(), fmt: ctx.fmt };
+  const title = alertTitle(alert, words);
+  const detail = alertDetail(alert, words);
+  const value = alertNumber(alert, alert.value, words);
+  const threshold = alertNumber(alert, alert.threshold, words);
   const error = h('p', { class: 'error', role: 'alert', hidden: true });
   const formBox = h('div', { class: 'action-form' });
   const wo = alert.work_order;
@@ -53,6 +56,11 @@ export function alertCard(alert, { compact = false } = {}) {
     card.querySelectorAll('.actions button, .action-form button').forEach((b) => (b.disabled = true));
     try {
       const updated = await api.alertAction(alert.id, action, body);
+      // The form closes and an open history shows the new entry. A note leaves the alert as
+      // it was, so nothing redraws this card; any other change does (from the store).
+      formBox.replaceChildren();
+      card.querySelectorAll('.actions button').forEach((b) => (b.disabled = false));
+      if (details.open) loadHistory();
       putAlert(updated);
     } catch (e) {
       error.textContent = e.status === 409 ? t('alerts.conflict', { detail: e.message }) : t('error.generic', { detail: e.message });
@@ -158,31 +166,52 @@ export function alertCard(alert, { compact = false } = {}) {
   );
 
   const history = h('ol', { class: 'history-list' });
+  let historySeq = 0;
+  async function loadHistory() {
+    const seq = ++historySeq;
+    history.dataset.loaded = '1';
+    history.replaceChildren(h('li', { class: 'muted' }, t('common.loading')));
+    try {
+      const full = await api.alert(alert.id);
+      // Asked again meanwhile (a note just added): the later answer shows.
+      if (seq !== historySeq) return;
+      mount(
+        history,
+        (full.history || []).map((e) =>
+          h(
+            'li',
+            { 'data-action': e.action },
+            h('time', { datetime: e.at }, ctx.fmt.dateTime(e.at)),
+            ' ',
+            h('strong', null, tr('event', e.action)),
+            e.who ? [' · ', h('span', { translate: 'no' }, e.who)] : '',
+            // The gateway's own notes in the UI's language; people's as they wrote them.
+            e.note ? h('q', { translate: e.who === 'weir' ? null : 'no' }, historyNote(alert, e, words)) : null,
+          ),
+        ),
+      );
+      if (!full.history?.length) history.append(h('li', { class: 'muted' }, t('alerts.noHistory')));
+    } catch (e) {
+      if (seq !== historySeq) return;
+      delete history.dataset.loaded;
+      history.replaceChildren(h('li', { class: 'error' }, t('error.generic', { detail: e.message })));
+    }
+  }
   const details = h(
     'details',
     {
       class: 'history',
-      onToggle: async () => {
-        if (!details.open || history.dataset.loaded) return;
-        history.replaceChildren(h('li', { class: 'muted' }, t('common.loading')));
-        try {
-          const full = await api.alert(alert.id);
-          history.dataset.loaded = '1';
-          mount(
-            history,
-            (full.history || []).map((e) =>
-              h('li', null, h('time', { datetime: e.at }, ctx.fmt.dateTime(e.at)), ' ', h('strong', null, tr('event', e.action)), e.who ? ` · ${e.who}` : '', e.note ? h('q', null, e.note) : null),
-            ),
-          );
-          if (!full.history?.length) history.append(h('li', { class: 'muted' }, t('alerts.noHistory')));
-        } catch (e) {
-          history.replaceChildren(h('li', { class: 'error' }, t('error.generic', { detail: e.message })));
-        }
+      onToggle: () => {
+        if (details.open && !history.dataset.loaded) loadHistory();
       },
     },
     h('summary', null, t('alerts.history')),
     history,
   );
+  if (openHistory) {
+    details.open = true;
+    loadHistory();
+  }
 
   const fact = (label, ...value) => h('div', null, h('dt', null, label), h('dd', null, ...value));
   const targets = wo?.targets_met;
@@ -192,29 +221,29 @@ export function alertCard(alert, { compact = false } = {}) {
       'header',
       { class: 'alert-head' },
       h('span', { class: ['sev', `sev-${alert.severity}`] }, h('span', { class: 'shape', 'aria-hidden': 'true' }), tr('severity', alert.severity)),
-      h('h3', { id: `alert-${alert.id}-title` }, tr('rule', alert.rule), ' · ', compact ? alert.title : h('a', { href: `/terminals/${encodeURIComponent(alert.terminal)}` }, alert.terminal, term?.name ? ` ${term.name}` : '')),
+      h(
+        'h3',
+        { id: `alert-${alert.id}-title` },
+        tr('rule', alert.rule),
+        ' · ',
+        compact ? title : h('a', { href: `/terminals/${encodeURIComponent(alert.terminal)}` }, alert.terminal, term?.name ? [' ', h('span', { translate: 'no' }, term.name)] : ''),
+      ),
       h('span', { class: 'alert-state', 'data-alert-state': alert.state }, tr('alertState', alert.state)),
       alert.escalated ? h('span', { class: 'escalated' }, t('alerts.escalated')) : null,
     ),
-    compact ? null : h('p', { class: 'alert-title' }, alert.title),
-    alert.detail ? h('p', { class: 'muted' }, alert.detail) : null,
+    compact ? null : h('p', { class: 'alert-title' }, title),
+    detail ? h('p', { class: 'muted alert-detail' }, detail) : null,
     h(
       'dl',
       { class: 'facts' },
-      alert.value != null
-        ? fact(
-            t('alerts.value'),
-            `${ctx.fmt.number(alert.value, 2)} ${unit}`.trim(),
-            alert.threshold != null ? ` (${`${t('alerts.threshold')} ${ctx.fmt.number(alert.threshold, 2)} ${unit}`.trim()})` : '',
-          )
-        : null,
+      value != null ? fact(t('alerts.value'), value, threshold != null ? ` (${t('alerts.threshold')} ${threshold})` : '') : null,
       fact(t('alerts.opened'), h('time', { datetime: alert.opened_at }, ctx.fmt.dateTime(alert.opened_at)), ' · ', isActive(alert) ? t('alerts.openFor', { d: duration(openFor) }) : t('alerts.lasted', { d: duration(openFor) })),
-      alert.acknowledged_at ? fact(t('alerts.acknowledged'), ctx.fmt.dateTime(alert.acknowledged_at), alert.acknowledged_by ? ` · ${alert.acknowledged_by}` : '') : null,
-      alert.assignee ? fact(t('alerts.assignee'), alert.assignee) : null,
+      alert.acknowledged_at ? fact(t('alerts.acknowledged'), ctx.fmt.dateTime(alert.acknowledged_at), alert.acknowledged_by ? [' · ', h('span', { translate: 'no' }, alert.acknowledged_by)] : '') : null,
+      alert.assignee ? fact(t('alerts.assignee'), h('span', { translate: 'no' }, alert.assignee)) : null,
       wo
         ? fact(
             t('alerts.workOrder'),
-            wo.crew || '',
+            h('span', { translate: 'no' }, wo.crew || ''),
             wo.dispatched_at ? ` · ${t('alerts.dispatchedAt', { at: ctx.fmt.time(wo.dispatched_at) })}` : '',
             wo.arrived_at ? ` · ${t('alerts.arrivedAt', { at: ctx.fmt.time(wo.arrived_at) })}` : '',
             wo.resolved_at ? ` · ${t('alerts.resolvedAt', { at: ctx.fmt.time(wo.resolved_at) })}` : '',
@@ -223,7 +252,14 @@ export function alertCard(alert, { compact = false } = {}) {
               : null,
           )
         : null,
-      alert.resolved_at ? fact(t('alerts.resolved'), ctx.fmt.dateTime(alert.resolved_at), alert.resolved_by ? ` · ${alert.resolved_by}` : '', alert.resolution_note ? h('q', null, alert.resolution_note) : null) : null,
+      alert.resolved_at
+        ? fact(
+            t('alerts.resolved'),
+            ctx.fmt.dateTime(alert.resolved_at),
+            alert.resolved_by ? [' · ', h('span', { translate: 'no' }, alert.resolved_by)] : '',
+            alert.resolution_note ? h('q', { translate: alert.resolved_by === 'weir' ? null : 'no' }, resolutionText(alert, words)) : null,
+          )
+        : null,
     ),
     actions.length ? h('div', { class: 'actions', role: 'group', 'aria-label': t('alerts.actions') }, actions) : null,
     formBox,
@@ -240,7 +276,7 @@ function incidentBlock(incident, cards) {
     h(
       'header',
       null,
-      h('h3', { id: `inc-${incident.id}` }, t('incident.label'), ' · ', incident.title || tr('incidentKind', incident.kind)),
+      h('h3', { id: `inc-${incident.id}` }, t('incident.label'), ' · ', incidentTitle(incident, { lang: language() })),
       h('p', { class: 'muted' }, t('incident.summary', { n: (incident.terminals || []).length, at: ctx.fmt.dateTime(incident.opened_at) }), ' ', (incident.terminals || []).join(', ')),
     ),
     cards,
@@ -261,6 +297,9 @@ export function alertsView(main, { query }) {
     (!text || `${a.terminal} ${store.terminals.get(a.terminal)?.name || ''} ${store.terminals.get(a.terminal)?.village || ''}`.toLowerCase().includes(text.toLowerCase()));
 
   function draw() {
+    // Histories the user opened stay open when the list is drawn again.
+    const opened = new Set([...list.querySelectorAll('.alert-card')].filter((c) => c.querySelector('details.history')?.open).map((c) => c.dataset.alertId));
+    const card = (a) => alertCard(a, { openHistory: opened.has(String(a.id)) });
     newCount = 0;
     pending.hidden = true;
     if (!store.alertsAvailable) {
@@ -280,7 +319,7 @@ export function alertsView(main, { query }) {
         return;
       }
       const items = resolved.filter(matches);
-      mount(list, items.length ? items.map((a) => alertCard(a)) : h('p', { class: 'muted' }, t('alerts.noneResolved')));
+      mount(list, items.length ? items.map(card) : h('p', { class: 'muted' }, t('alerts.noneResolved')));
       return;
     }
     const items = activeAlerts().filter(matches).sort(compareAlerts);
@@ -289,7 +328,7 @@ export function alertsView(main, { query }) {
       return;
     }
     const groups = groupByIncident(items, [...store.incidents.values()]);
-    mount(list, groups.map((g) => (g.incident ? incidentBlock(g.incident, g.alerts.map((a) => alertCard(a))) : alertCard(g.alerts[0]))));
+    mount(list, groups.map((g) => (g.incident ? incidentBlock(g.incident, g.alerts.map(card)) : card(g.alerts[0]))));
   }
 
   function busy() {
@@ -346,12 +385,24 @@ export function alertsView(main, { query }) {
       if (!busy()) draw();
     }),
     subscribe('alert', ({ alert, previous }) => {
-      if (tab !== 'active') return;
+      if (tab !== 'active') {
+        // A resolved alert that changed elsewhere: its card is redrawn in place.
+        const i = resolved?.findIndex((a) => a.id === alert.id) ?? -1;
+        if (i < 0 || isActive(alert)) return;
+        resolved[i] = alert;
+        const old = list.querySelector(`[data-alert-id="${CSS.escape(String(alert.id))}"]`);
+        if (!old) return;
+        const hadFocus = old.contains(document.activeElement);
+        const next = alertCard(alert, { openHistory: Boolean(old.querySelector('details.history')?.open) });
+        old.replaceWith(next);
+        if (hadFocus) next.focus();
+        return;
+      }
       const old = list.querySelector(`[data-alert-id="${CSS.escape(String(alert.id))}"]`);
       const regroup = previous && previous.incident_id !== alert.incident_id;
       if (old && !regroup) {
         const hadFocus = old.contains(document.activeElement);
-        const next = isActive(alert) ? alertCard(alert) : h('p', { class: 'muted gone' }, t('alerts.nowResolved', { terminal: alert.terminal, rule: tr('rule', alert.rule) }));
+        const next = isActive(alert) ? alertCard(alert, { openHistory: Boolean(old.querySelector('details.history')?.open) }) : h('p', { class: 'muted gone' }, t('alerts.nowResolved', { terminal: alert.terminal, rule: tr('rule', alert.rule) }));
         old.replaceWith(next);
         if (hadFocus && next.focus) next.focus();
         return;

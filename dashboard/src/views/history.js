@@ -86,7 +86,7 @@ export function historyView(main, { query }) {
           sync();
         },
       }),
-      h('span', null, h('strong', null, term.id), ' ', term.name, term.village ? ` · ${term.village}` : ''),
+      h('span', null, h('strong', null, term.id), ' ', h('span', { translate: 'no' }, term.name, term.village ? ` · ${term.village}` : '')),
     ),
   );
   const setAll = (on) => {

@@ -99,6 +99,7 @@ export function drawMap(svgHost, terminals, stateOf, labelOf) {
               'text-anchor': label.anchor,
               'font-size': fontSize,
               class: 'map-label',
+              translate: 'no',
             },
             labelOf(term),
           )

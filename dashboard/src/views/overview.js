@@ -75,7 +75,7 @@ export function overviewView(main) {
     a.parentElement?.toggleAttribute('hidden', filter !== 'all' && filter !== state);
     a.replaceChildren(
       h('div', { class: 'tile-head' }, h('span', { class: 'tid' }, term.id), stateBadge(state)),
-      h('div', { class: 'tname' }, term.name, term.village ? h('span', { class: 'village' }, ` · ${term.village}`) : null),
+      h('div', { class: 'tname', translate: 'no' }, term.name, term.village ? h('span', { class: 'village' }, ` · ${term.village}`) : null),
       metricList(term),
       h(
         'div',

@@ -19,7 +19,7 @@ export function qrSvg(text, { title } = {}) {
   }
   return s(
     'svg',
-    { viewBox: `0 0 ${size} ${size}`, class: 'qr', role: 'img', 'aria-label': title || text, 'shape-rendering': 'crispEdges' },
+    { viewBox: `0 0 ${size} ${size}`, class: 'qr', role: 'img', 'aria-label': title || text, 'data-text': text, 'shape-rendering': 'crispEdges' },
     s('title', null, title || text),
     s('rect', { width: size, height: size, fill: '#fff' }),
     s('path', { d, fill: '#000' }),

@@ -4,7 +4,7 @@
 import { api } from '../api.js';
 import { ctx } from '../context.js';
 import { h, mount } from '../dom.js';
-import { t } from '../i18n.js';
+import { language, t } from '../i18n.js';
 import { chooseStep, RANGES, rfc3339, toMs, parseLocalInput, toLocalInput, utcOffsetLabel } from '../format.js';
 import { can, isActive, QUANTITIES, terminalState } from '../state.js';
 import { alertPeriods, toColumns } from '../series.js';
@@ -13,6 +13,8 @@ import { metricList, stateBadge } from './overview.js';
 import { alertCard } from './alerts.js';
 import { drawChart } from './chart.js';
 import { qrSvg } from './qr.js';
+import { labelTarget } from '../label.js';
+import { rejectReason, resolutionText } from '../texts.js';
 
 const COLORS = { flow_m3h: 'rgb(0, 105, 180)', turbidity_ntu: 'rgb(150, 90, 0)', sludge_pct: 'rgb(100, 60, 150)' };
 
@@ -63,7 +65,8 @@ export function terminalView(main, { params, query }) {
   let alertHistory = [];
   let loadSeq = 0;
   const tz = store.site.timezone;
-  const pageUrl = `${location.origin}/terminals/${encodeURIComponent(id)}`;
+  // The label's QR code: the address field staff reach (nodes.dashboard_url), else this one.
+  const target = labelTarget({ dashboardUrl: store.site.dashboard_url, origin: location.origin, id });
 
   const head = h('div', { class: 'terminal-head' });
   const now = h('div');
@@ -77,8 +80,8 @@ export function terminalView(main, { params, query }) {
     const state = terminalState(term, activeAlerts().filter((a) => a.terminal === id), Date.now());
     mount(
       head,
-      h('h1', null, h('span', { class: 'tid' }, id), ' ', term.name, ' ', stateBadge(state)),
-      term.village ? h('p', { class: 'muted' }, term.village) : null,
+      h('h1', null, h('span', { class: 'tid' }, id), ' ', h('span', { translate: 'no' }, term.name), ' ', stateBadge(state)),
+      term.village ? h('p', { class: 'muted', translate: 'no' }, term.village) : null,
     );
     mount(
       now,
@@ -179,6 +182,7 @@ export function terminalView(main, { params, query }) {
     const open = alertHistory.filter(isActive);
     const past = alertHistory.filter((a) => !isActive(a));
     const f = ctx.fmt;
+    const words = { lang: language(), fmt: f };
     mount(
       alertsBox,
       h('h3', null, t('terminal.openAlerts', { n: open.length })),
@@ -196,7 +200,7 @@ export function terminalView(main, { params, query }) {
                 'tbody',
                 null,
                 past.map((a) =>
-                  h('tr', null, h('td', null, t(`severity.${a.severity}`)), h('td', null, t(`rule.${a.rule}`)), h('td', null, f.dateTime(a.opened_at)), h('td', null, f.dateTime(a.resolved_at)), h('td', null, a.resolved_by || '—'), h('td', null, a.resolution_note || '')),
+                  h('tr', null, h('td', null, t(`severity.${a.severity}`)), h('td', null, t(`rule.${a.rule}`)), h('td', null, f.dateTime(a.opened_at)), h('td', null, f.dateTime(a.resolved_at)), h('td', { translate: 'no' }, a.resolved_by || '—'), h('td', { translate: a.resolved_by === 'weir' ? null : 'no' }, resolutionText(a, words))),
                 ),
               ),
             ),
@@ -214,7 +218,22 @@ export function terminalView(main, { params, query }) {
         h('h2', null, t('terminal.deadLetters')),
         h('p', { class: 'muted small' }, t('terminal.deadLettersHint')),
         letters.length
-          ? h('ul', { class: 'letters' }, letters.map((d) => h('li', null, h('time', null, ctx.fmt.dateTimeSec(d.received_at)), ' ', h('strong', null, d.reason), d.detail ? ` ${d.detail}` : '', h('details', null, h('summary', null, t('terminal.payload')), h('pre', null, String(d.payload ?? '').slice(0, 2000))))))
+          ? h(
+              'ul',
+              { class: 'letters' },
+              letters.map((d) =>
+                h(
+                  'li',
+                  { 'data-reason': d.reason },
+                  h('time', null, ctx.fmt.dateTimeSec(d.received_at)),
+                  ' ',
+                  h('strong', { title: d.reason }, rejectReason(d.reason, { lang: language() })),
+                  // The contract's own sentence, in English: it names the field and the limit.
+                  d.detail ? [' ', h('span', { lang: 'en', class: 'letter-detail' }, d.detail)] : '',
+                  h('details', null, h('summary', null, t('terminal.payload')), h('pre', null, String(d.payload ?? '').slice(0, 2000))),
+                ),
+              ),
+            )
           : h('p', { class: 'muted' }, t('terminal.noDeadLetters')),
       );
     } catch {
@@ -226,9 +245,17 @@ export function terminalView(main, { params, query }) {
     'section',
     { class: 'qr-label', 'aria-labelledby': 'qr-title' },
     h('h2', { id: 'qr-title', class: 'no-print' }, t('terminal.qr')),
+    target.loopback ? h('p', { class: 'notice qr-warning no-print', role: 'note' }, t('terminal.qrLoopback', { host: target.host })) : null,
     h('div', { class: 'label-body' },
-      qrSvg(pageUrl, { title: t('terminal.qrAlt', { id }) }),
-      h('div', { class: 'label-text' }, h('strong', { class: 'label-id' }, id), h('span', null, term.name), h('span', null, term.village || ''), h('span', { class: 'label-url' }, pageUrl)),
+      qrSvg(target.url, { title: t('terminal.qrAlt', { id }) }),
+      h(
+        'div',
+        { class: 'label-text' },
+        h('strong', { class: 'label-id' }, id),
+        h('span', { translate: 'no' }, term.name),
+        h('span', { translate: 'no' }, term.village || ''),
+        h('span', { class: 'label-url' }, target.url),
+      ),
     ),
     h('button', {
       type: 'button',
