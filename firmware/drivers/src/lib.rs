@@ -7,8 +7,9 @@
 //!   devices that speak it: a [`turbidity`] probe and an electromagnetic [`flow_meter`].
 //! * [`current_loop`]: a 4-20 mA input read through an ADC and a shunt resistor.
 //! * [`pulse`]: a flow meter with a pulse output, counted by a hardware counter.
-//! * [`ultrasonic`]: a UART distance sensor above the sludge tank, and [`sludge`], which turns
-//!   the distance into a share of the tank's working depth.
+//! * [`ultrasonic`]: a UART distance sensor above the sludge tank. It gives the distance; the
+//!   node core (`weir_node::calibrate`) turns it into a share of the tank's working depth with
+//!   the tank geometry of the node's configuration, so that conversion lives in one place.
 //!
 //! The crate is `no_std` and needs no heap. Drivers are generic over `embedded-hal` 1.0
 //! (`OutputPin`, `DelayNs`) and `embedded-io` 0.6 (`Read`, `Write`, `ReadReady`), plus two
@@ -32,7 +33,6 @@ pub mod current_loop;
 pub mod flow_meter;
 pub mod modbus;
 pub mod pulse;
-pub mod sludge;
 pub mod turbidity;
 pub mod ultrasonic;
 

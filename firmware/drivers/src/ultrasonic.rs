@@ -17,9 +17,8 @@
 
 use embedded_hal::delay::DelayNs;
 use embedded_io::{Read, ReadReady};
-use weir_contract::{Fault, NodeConfig};
+use weir_contract::Fault;
 
-use crate::sludge::{SludgeError, Tank};
 use crate::FaultCode;
 
 const HEADER: u8 = 0xFF;
@@ -82,19 +81,8 @@ pub enum Error<E> {
     Timeout,
     /// Bytes arrived but no frame with a matching SUM among them.
     Checksum,
-    /// The distance is outside the sensor's range, or the sludge level outside the tank.
+    /// The distance is outside the sensor's range.
     OutOfRange,
-    /// No tank geometry to turn a distance into a sludge level.
-    NotCalibrated,
-}
-
-impl<E> From<SludgeError> for Error<E> {
-    fn from(e: SludgeError) -> Self {
-        match e {
-            SludgeError::NotCalibrated => Error::NotCalibrated,
-            SludgeError::OutOfRange => Error::OutOfRange,
-        }
-    }
 }
 
 impl<E> FaultCode for Error<E> {
@@ -103,7 +91,6 @@ impl<E> FaultCode for Error<E> {
             Error::Bus(_) | Error::Checksum => Fault::Checksum,
             Error::Timeout => Fault::NoResponse,
             Error::OutOfRange => Fault::OutOfRange,
-            Error::NotCalibrated => Fault::NotCalibrated,
         }
     }
 }
@@ -144,15 +131,6 @@ where
     /// The settings in use.
     pub fn config(&self) -> &Config {
         &self.config
-    }
-
-    /// The sludge level, % of the tank's working depth, from the tank geometry in `config`.
-    ///
-    /// Without a geometry the sensor is not read at all.
-    pub fn read_sludge_pct(&mut self, config: &NodeConfig) -> Result<f32, Error<U::Error>> {
-        let tank = Tank::from_config(config)?;
-        let mm = self.read_distance_mm()?;
-        Ok(tank.sludge_pct(f64::from(mm) / 1000.0)?)
     }
 
     /// Reads a fresh distance, mm: input buffered before the call is discarded, then the

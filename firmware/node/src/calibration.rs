@@ -9,7 +9,8 @@ use crate::sensors::RawReading;
 /// * every value becomes `raw * scale + offset` (identity when not calibrated);
 /// * sludge: the raw value is the distance from the sensor to the sludge surface, and the
 ///   level is `(sensor_height_m - distance) / tank_depth_m * 100` before correction; without
-///   both heights it is [`Fault::NotCalibrated`];
+///   both heights (or with one that is not a positive number) it is [`Fault::NotCalibrated`].
+///   A level up to [`SLUDGE_TOLERANCE_PCT`] outside 0-100 % is reported as 0 or 100 %;
 /// * a value outside the quantity's range, or not finite, becomes [`Fault::OutOfRange`]: the
 ///   node never sends a number it knows is wrong.
 pub fn calibrate(raw: &RawReading, config: &NodeConfig, ts: Timestamp) -> Reading {
@@ -28,17 +29,45 @@ pub fn calibrate(raw: &RawReading, config: &NodeConfig, ts: Timestamp) -> Readin
     reading
 }
 
+/// How far outside 0-100 % a sludge level may fall and still be reported as 0 or 100 %, in
+/// percentage points: the slack of a sensor height measured with a tape and of the sensor's
+/// own accuracy (about 1 cm), so that a freshly desludged tank or a full one does not flicker
+/// between a level and [`Fault::OutOfRange`]. Beyond it the geometry or the echo is wrong.
+pub const SLUDGE_TOLERANCE_PCT: f64 = 2.0;
+
 fn value(q: Quantity, raw: f64, config: &NodeConfig) -> Result<f64, Fault> {
     let base = if q == Quantity::Sludge {
-        match (config.sensor_height_m, config.tank_depth_m) {
-            (Some(height), Some(depth)) => (height - raw) / depth * 100.0,
-            _ => return Err(Fault::NotCalibrated),
-        }
+        sludge_pct(raw, config)?
     } else {
         raw
     };
-    let v = config.calibration.get(q).apply(base);
+    let mut v = config.calibration.get(q).apply(base);
+    if q == Quantity::Sludge {
+        v = clamp_within(v, Quantity::Sludge.range(), SLUDGE_TOLERANCE_PCT);
+    }
     q.check(v).map(|()| v).map_err(|_| Fault::OutOfRange)
+}
+
+/// The sludge level, % of the tank's working depth, for a distance `distance_m` from the
+/// sensor to the sludge surface, before calibration and range checks.
+fn sludge_pct(distance_m: f64, config: &NodeConfig) -> Result<f64, Fault> {
+    let usable = |x: f64| x.is_finite() && x > 0.0;
+    match (config.sensor_height_m, config.tank_depth_m) {
+        (Some(height), Some(depth)) if usable(height) && usable(depth) => {
+            Ok((height - distance_m) / depth * 100.0)
+        }
+        _ => Err(Fault::NotCalibrated),
+    }
+}
+
+/// `v` brought into `min..=max` if it is outside by at most `tolerance`; otherwise unchanged
+/// (and NaN stays NaN), for the range check to refuse.
+fn clamp_within(v: f64, (min, max): (f64, f64), tolerance: f64) -> f64 {
+    if (min - tolerance..=max + tolerance).contains(&v) {
+        v.clamp(min, max)
+    } else {
+        v
+    }
 }
 
 #[cfg(test)]
@@ -113,6 +142,75 @@ mod tests {
         let r = calibrate(&raw, &config, TS);
         for q in [Quantity::Flow, Quantity::Turbidity, Quantity::Sludge] {
             assert_eq!(r.fault(q), Some(Fault::OutOfRange), "{q}");
+        }
+    }
+
+    fn sludge(distance_m: f64, config: &NodeConfig) -> Result<f64, Fault> {
+        let r = calibrate(
+            &RawReading::new().with(Quantity::Sludge, distance_m),
+            config,
+            TS,
+        );
+        match r.get(Quantity::Sludge) {
+            Some(Sample::Value(v)) => Ok(v),
+            Some(Sample::Fault(f)) => Err(f),
+            None => panic!("no sludge sample"),
+        }
+    }
+
+    #[test]
+    fn an_empty_tank_within_the_tolerance_reads_zero_percent() {
+        // Sensor 3.0 m above the bottom of a 2.5 m tank: 1 % is 2.5 cm.
+        assert_eq!(sludge(3.0, &tank()), Ok(0.0));
+        // A freshly desludged tank whose echo comes from 1 cm, then 2.5 cm, then 5 cm (the
+        // tolerance exactly) below the bottom: 0 %, not out of range.
+        assert_eq!(sludge(3.01, &tank()), Ok(0.0));
+        assert_eq!(sludge(3.025, &tank()), Ok(0.0));
+        assert_eq!(sludge(3.0499, &tank()), Ok(0.0));
+        // Beyond the tolerance the geometry or the echo is wrong.
+        assert_eq!(sludge(3.06, &tank()), Err(Fault::OutOfRange));
+        assert_eq!(sludge(4.0, &tank()), Err(Fault::OutOfRange));
+    }
+
+    #[test]
+    fn a_full_tank_within_the_tolerance_reads_a_hundred_percent() {
+        // The overflow level is 0.5 m below the sensor.
+        assert_eq!(sludge(0.5, &tank()), Ok(100.0));
+        assert_eq!(sludge(0.49, &tank()), Ok(100.0));
+        assert_eq!(sludge(0.4501, &tank()), Ok(100.0));
+        assert_eq!(sludge(0.44, &tank()), Err(Fault::OutOfRange));
+        assert_eq!(sludge(0.1, &tank()), Err(Fault::OutOfRange));
+    }
+
+    #[test]
+    fn the_tolerance_applies_to_the_calibrated_level_and_never_to_nan() {
+        let mut config = tank();
+        // An operator's correction that takes 1 % to -1 %: still reported as 0 %.
+        config.calibration.set(
+            Quantity::Sludge,
+            Some(Calibration {
+                offset: -2.0,
+                scale: 1.0,
+            }),
+        );
+        assert_eq!(sludge(2.975, &config), Ok(0.0));
+        assert_eq!(sludge(f64::NAN, &tank()), Err(Fault::OutOfRange));
+        assert_eq!(sludge(f64::INFINITY, &tank()), Err(Fault::OutOfRange));
+    }
+
+    #[test]
+    fn an_unusable_tank_geometry_is_not_calibrated() {
+        for (height, depth) in [(3.0, 0.0), (3.0, -2.5), (0.0, 2.5), (f64::NAN, 2.5)] {
+            let config = NodeConfig {
+                sensor_height_m: Some(height),
+                tank_depth_m: Some(depth),
+                ..NodeConfig::default()
+            };
+            assert_eq!(
+                sludge(1.0, &config),
+                Err(Fault::NotCalibrated),
+                "{height} {depth}"
+            );
         }
     }
 

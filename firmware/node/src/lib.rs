@@ -42,7 +42,7 @@ mod sensors;
 mod store;
 mod uplink;
 
-pub use calibration::calibrate;
+pub use calibration::{calibrate, SLUDGE_TOLERANCE_PCT};
 pub use clock::Clock;
 pub use error::Error;
 pub use node::{Node, Settings, Stats};

@@ -105,6 +105,8 @@ pub struct Node<S, C, U, F: MultiwriteNorFlash> {
     boot: u32,
     seq: u32,
     dropped: u32,
+    /// The newest message dropped from the full queue; counted in `dropped` before it left.
+    last_dropped: Option<(u32, u32)>,
     /// Readings in queued messages.
     buffered: u32,
     /// Messages in the queue.
@@ -204,6 +206,7 @@ where
             boot: 0,
             seq: 0,
             dropped: 0,
+            last_dropped: None,
             buffered: 0,
             queued_messages: 0,
             pending: 0,
@@ -235,7 +238,7 @@ where
         let store = &mut self.store;
         self.boot = store.counter(key::BOOT).await?.unwrap_or(0).wrapping_add(1);
         store.set_counter(key::BOOT, self.boot).await?;
-        self.dropped = store.counter(key::DROPPED).await?.unwrap_or(0);
+        (self.dropped, self.last_dropped) = store.drops().await?;
         if let Some(config) = store.config().await? {
             self.config = config;
         }
@@ -249,12 +252,17 @@ where
         Ok(())
     }
 
-    /// Counts the queued messages and their readings.
+    /// Counts the queued messages and their readings, and finishes a drop that a power cut
+    /// interrupted: a message already counted as dropped leaves the queue now.
     async fn scan_queue(&mut self) -> Result<(), Error<F::Error>> {
         let Store { queue, msg_buf, .. } = &mut self.store;
         let mut it = queue.iter().await?;
         while let Some(entry) = it.next(&mut msg_buf.0).await? {
             if let Some(h) = MessageHeader::read(&entry) {
+                if self.last_dropped.is_some_and(|d| h.id() <= d) {
+                    entry.pop().await?;
+                    continue;
+                }
                 self.buffered += u32::from(h.count);
                 self.queued_messages += 1;
                 self.newest_queued = Some(h.id());
@@ -384,6 +392,7 @@ where
         self.last_ts = Some(ts.unix());
         self.stats.recorded += 1;
         self.stats.last_recorded = Some(ts);
+        self.sensors.recorded(&reading);
         Ok(())
     }
 
@@ -453,7 +462,6 @@ where
     /// Encodes `self.telemetry` and pushes it to the queue, dropping the oldest messages
     /// while the queue is full.
     async fn push_message(&mut self, header: &MessageHeader) -> Result<(), Error<F::Error>> {
-        let dropped_before = self.dropped;
         loop {
             let buf = &mut self.store.msg_buf.0;
             let len = self
@@ -467,27 +475,35 @@ where
                 .push(&buf[..MESSAGE_HEADER_LEN + len], false)
                 .await
             {
-                Ok(()) => break,
+                Ok(()) => return Ok(()),
                 Err(FlashError::FullStorage) => {}
                 Err(e) => return Err(e.into()),
             }
-            // Full: drop the oldest message (this overwrites the encoded one; it is
-            // encoded again on the next turn).
-            let oldest = self.store.queue.pop(&mut self.store.msg_buf.0).await?;
-            let Some(oldest) = oldest.and_then(|bytes| MessageHeader::read(bytes)) else {
-                return Err(Error::Partition {
-                    name: "queue",
-                    why: "full, yet holds no message to drop",
-                });
+            // Full: drop the oldest message (this overwrites the encoded one; it is encoded
+            // again on the next turn). Its readings are counted, with its identity, before it
+            // leaves the queue: after a power cut between the two, the next start finishes
+            // the drop, so the count is exactly what was dropped.
+            let oldest = match self.store.queue.peek(&mut self.store.msg_buf.0).await? {
+                Some(bytes) => MessageHeader::read(bytes),
+                None => {
+                    return Err(Error::Partition {
+                        name: "queue",
+                        why: "full, yet holds no message to drop",
+                    })
+                }
             };
-            self.dropped = self.dropped.saturating_add(u32::from(oldest.count));
-            self.buffered = self.buffered.saturating_sub(u32::from(oldest.count));
-            self.queued_messages = self.queued_messages.saturating_sub(1);
+            if let Some(oldest) = &oldest {
+                self.dropped = self.dropped.saturating_add(u32::from(oldest.count));
+                self.last_dropped = Some(oldest.id());
+                self.store.set_drops(self.dropped, oldest.id()).await?;
+            }
+            // An unreadable record is not a message: dropped without counting.
+            self.store.queue.pop(&mut self.store.msg_buf.0).await?;
+            if let Some(oldest) = oldest {
+                self.buffered = self.buffered.saturating_sub(u32::from(oldest.count));
+                self.queued_messages = self.queued_messages.saturating_sub(1);
+            }
         }
-        if self.dropped != dropped_before {
-            self.store.set_counter(key::DROPPED, self.dropped).await?;
-        }
-        Ok(())
     }
 
     /// Publishes queued messages not yet sent on this connection, oldest first, until done,

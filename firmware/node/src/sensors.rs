@@ -1,6 +1,6 @@
 //! What a board's sensors give the node: raw values or fault codes.
 
-use weir_contract::{Fault, Quantity};
+use weir_contract::{Fault, Quantity, Reading};
 
 /// The sensors of one node.
 ///
@@ -15,6 +15,15 @@ pub trait Sensors {
     /// distance in metres from the ultrasonic sensor's face to the sludge surface; the node
     /// turns it into a level with the tank's geometry from its configuration.
     async fn sample(&mut self) -> RawReading;
+
+    /// Called once the reading made from the last sample is written to flash: from then on
+    /// the node guarantees that it reaches the gateway, or that it is counted in
+    /// `Status.dropped` if the queue overflows. A sample the node skips (time unknown or gone
+    /// back) is never recorded. Boards have nothing to do here; simulators and tests keep a
+    /// ground truth of what must arrive.
+    fn recorded(&mut self, reading: &Reading) {
+        let _ = reading;
+    }
 }
 
 /// One sample of every sensor: per quantity, a raw value, a fault code, or nothing.

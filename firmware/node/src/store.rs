@@ -1,6 +1,6 @@
 //! The node's flash: three partitions, each a `sequential-storage` structure.
 //!
-//! * `settings`, a map: the boot counter, the dropped-readings counter and the last valid
+//! * `settings`, a map: the boot counter, the dropped-readings record and the last valid
 //!   configuration.
 //! * `pending`, a queue of reading records: what was sampled since the last publication, so
 //!   that a power cut loses no reading, even one not yet published.
@@ -166,6 +166,42 @@ impl<F: MultiwriteNorFlash> Store<F> {
         Ok(self
             .settings
             .store_item(&mut self.map_buf.0, &key, &value)
+            .await?)
+    }
+
+    /// The dropped-readings record: how many readings the full queue dropped since the flash
+    /// was new, and the identity (boot, seq) of the newest message dropped. A record written
+    /// by an older firmware holds the count alone.
+    pub async fn drops(&mut self) -> Result<(u32, Option<(u32, u32)>), Error<F::Error>> {
+        let bytes = self
+            .settings
+            .fetch_item::<&[u8]>(&mut self.map_buf.0, &key::DROPPED)
+            .await?;
+        let word = |b: &[u8], i: usize| {
+            b.get(4 * i..4 * i + 4)
+                .map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]))
+        };
+        Ok(match bytes {
+            None => (0, None),
+            Some(b) => (word(b, 0).unwrap_or(0), word(b, 1).zip(word(b, 2))),
+        })
+    }
+
+    /// Writes the dropped-readings record as one map item, the count with the message it
+    /// includes: `sequential-storage` makes a power cut leave the old item or the new one. The count comes first, so an older
+    /// firmware reading a `u32` still finds it.
+    pub async fn set_drops(
+        &mut self,
+        dropped: u32,
+        last: (u32, u32),
+    ) -> Result<(), Error<F::Error>> {
+        let mut record = [0u8; 12];
+        record[..4].copy_from_slice(&dropped.to_le_bytes());
+        record[4..8].copy_from_slice(&last.0.to_le_bytes());
+        record[8..].copy_from_slice(&last.1.to_le_bytes());
+        Ok(self
+            .settings
+            .store_item(&mut self.map_buf.0, &key::DROPPED, &&record[..])
             .await?)
     }
 

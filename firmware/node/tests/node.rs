@@ -3,7 +3,9 @@
 
 mod common;
 
-use common::{reading_times, Rig, TestFlashError, T0};
+use std::collections::{BTreeMap, BTreeSet};
+
+use common::{reading_times, Rig, TestFlashError, TestNode};
 use weir_contract::{Fault, NodeConfig, NodeState, Quantity};
 use weir_node::RawReading;
 
@@ -346,63 +348,277 @@ fn a_power_cut_loses_no_reading_that_was_written_to_flash() {
     assert_eq!(times, (5..15).map(|m| m * 60).collect::<Vec<_>>());
 }
 
-/// Cuts the power at every flash write or erase of a stretch of normal work (sampling,
-/// batching, acks freeing messages), restarts on the same flash each time, and checks that
-/// every reading the node had confirmed in flash is published afterwards, once.
-#[test]
-fn a_power_cut_at_any_flash_operation_loses_nothing_confirmed() {
-    for budget in 1.. {
-        let rig = Rig::new(2);
-        *rig.raw.borrow_mut() = flow(1.0);
-        let mut node = rig.start();
-        rig.connect();
-        // A first stretch runs normally; its messages are partly acked.
-        rig.run_until(&mut node, 11 * MIN + 1);
-        rig.ack(1, 0);
-        rig.run_until(&mut node, 11 * MIN + 2);
-        // Then the power fails after `budget` more writes or erases.
-        rig.power.set(Some(budget));
-        let result = rig.try_run_until(&mut node, 30 * MIN + 1);
-        let confirmed = node.stats().last_recorded.map_or(0, |t| t.unix() - T0);
-        drop(node);
-        if result.is_ok() {
-            assert!(budget > 20, "the stretch should take many flash operations");
-            break;
-        }
-        assert!(matches!(
-            result,
-            Err(weir_node::Error::Flash(
-                sequential_storage::Error::Storage {
-                    value: TestFlashError::PowerCut,
-                    ..
-                }
-            ))
-        ));
+// ---------------------------------------------------------------------------------------
+// Power cuts at every flash operation
 
-        rig.power.set(None);
+type StepResult = Result<(), weir_node::Error<TestFlashError>>;
+
+/// A power-cut sweep: `before` runs normally; then the power is cut after 1, 2, 3, ... flash
+/// writes or erases of `armed`, one cut per run on a fresh rig, until a run gets through
+/// `armed` without a cut. After each cut the node restarts on the same flash and
+/// [`check_after_cut`] holds it to its guarantees.
+struct Sweep {
+    queue_pages: usize,
+    factory: NodeConfig,
+    raw: RawReading,
+    before: fn(&Rig, &mut TestNode),
+    armed: fn(&Rig, &mut TestNode) -> StepResult,
+}
+
+/// What the run without a cut did during the armed stretch.
+struct Uncut {
+    /// Runs cut short: the flash operations of the armed stretch.
+    cuts: u32,
+    freed: u32,
+    queued: u32,
+    dropped: u32,
+}
+
+fn sweep(s: &Sweep) -> Uncut {
+    for budget in 1.. {
+        let mut rig = Rig::new(s.queue_pages);
+        rig.factory = s.factory;
+        *rig.raw.borrow_mut() = s.raw;
         let mut node = rig.start();
-        assert_eq!(node.boot(), 2, "budget {budget}");
-        rig.connect();
-        rig.run_for(&mut node, 1);
-        common::run(node.flush()).unwrap();
-        // Identities are unique: a message sent twice is the same message.
-        let mut messages = rig.telemetry();
-        messages.sort_by_key(|t| (t.boot, t.seq));
-        messages.dedup_by_key(|t| (t.boot, t.seq));
-        let mut times = reading_times(&messages);
-        let all = times.len();
-        times.sort();
-        times.dedup();
-        assert_eq!(
-            times.len(),
-            all,
-            "a reading in two messages, budget {budget}"
+        (s.before)(&rig, &mut node);
+        let (stats, dropped) = (*node.stats(), node.dropped());
+        rig.power.set(Some(budget));
+        let result = (s.armed)(&rig, &mut node);
+        rig.power.set(None);
+        if result.is_ok() {
+            return Uncut {
+                cuts: budget - 1,
+                freed: node.stats().freed - stats.freed,
+                queued: node.stats().queued - stats.queued,
+                dropped: node.dropped() - dropped,
+            };
+        }
+        assert!(
+            matches!(
+                result,
+                Err(weir_node::Error::Flash(
+                    sequential_storage::Error::Storage {
+                        value: TestFlashError::PowerCut,
+                        ..
+                    }
+                ))
+            ),
+            "budget {budget}: {result:?}"
         );
-        for minute in 0..=confirmed / 60 {
-            assert!(
-                times.contains(&(minute * 60)),
-                "the reading of minute {minute} is lost, budget {budget}: {times:?}"
-            );
+        // Power cut: the node vanishes with its RAM and its link, unannounced.
+        drop(node);
+        check_after_cut(&rig, budget);
+    }
+    unreachable!()
+}
+
+/// Readings (seconds after T0) per message identity; a message sent twice must be the same.
+fn messages_by_id(
+    messages: &[weir_contract::Telemetry],
+    budget: u32,
+) -> BTreeMap<(u32, u32), Vec<i64>> {
+    let mut by_id = BTreeMap::new();
+    for m in messages {
+        let times = reading_times(core::slice::from_ref(m));
+        let old = by_id.insert((m.boot, m.seq), times.clone());
+        assert!(
+            old.is_none_or(|old| old == times),
+            "budget {budget}: two different messages ({}, {})",
+            m.boot,
+            m.seq
+        );
+    }
+    by_id
+}
+
+/// Restarts the node after a cut and checks, from the node's documented guarantees:
+///
+/// * every reading the node had recorded in flash ([`Sensors::recorded`]) reaches the
+///   gateway: it was in a message the gateway acknowledged before the cut, or the restarted
+///   node still holds it (republished at the connection, or batched by `flush`), or it was
+///   dropped from a full queue and counted: the readings missing are exactly as many as the
+///   `dropped` counter says, and they are the oldest;
+/// * nothing an ack freed comes back: no message covered by an ack the node had finished
+///   handling is published again (one whose handling the cut interrupted may come back);
+/// * a message identity always carries the same readings, and no reading is in two
+///   messages (the gateway would store it twice);
+/// * nothing is invented: every reading published was sampled;
+/// * the restarted node's backlog is what it republishes.
+fn check_after_cut(rig: &Rig, budget: u32) {
+    let before_cut = rig.telemetry();
+    let recorded: BTreeSet<i64> = rig.recorded.borrow().iter().copied().collect();
+    let (acks_sent, acks_delivered) = {
+        let mut link = rig.link.borrow_mut();
+        // The link went down with the power; acks not delivered are lost with it.
+        link.events.clear();
+        link.auto_ack = false;
+        link.up = false;
+        link.publishes_left = None;
+        (link.acks_sent.clone(), link.acks_delivered.clone())
+    };
+    let interrupted = rig.interrupted_ack.take();
+    let handled = &acks_delivered[..acks_delivered.len() - usize::from(interrupted.is_some())];
+    rig.forget_sent();
+
+    let mut node = rig
+        .try_start()
+        .unwrap_or_else(|e| panic!("budget {budget}: {e:?}"));
+    assert_eq!(node.boot(), 2, "budget {budget}");
+    let (dropped, buffered) = (node.dropped(), node.buffered());
+    rig.connect();
+    rig.run_for(&mut node, 1);
+    let republished = rig.telemetry();
+    assert_eq!(
+        reading_times(&republished).len() as u32,
+        buffered,
+        "budget {budget}: the backlog counted at start is not what is republished"
+    );
+    common::run(node.flush()).unwrap();
+    let after = rig.telemetry();
+
+    let covered = |acks: &[(u32, u32)], id: (u32, u32)| {
+        acks.iter().any(|&(boot, seq)| boot == id.0 && id.1 <= seq)
+    };
+    let before_ids = messages_by_id(&before_cut, budget);
+    let after_ids = messages_by_id(&after, budget);
+    for id in after_ids.keys() {
+        assert!(
+            !covered(handled, *id),
+            "budget {budget}: message {id:?} was freed by an ack, yet comes back"
+        );
+    }
+    let mut all = before_ids.clone();
+    for (id, times) in &after_ids {
+        let old = all.insert(*id, times.clone());
+        assert!(
+            old.is_none_or(|old| old == *times),
+            "budget {budget}: message {id:?} changed across the cut"
+        );
+    }
+    let mut seen = BTreeMap::new();
+    for (id, times) in &all {
+        for t in times {
+            if let Some(other) = seen.insert(*t, *id) {
+                panic!("budget {budget}: the reading at {t} s is in {other:?} and {id:?}");
+            }
         }
     }
+    let sampled: BTreeSet<i64> = rig.sampled.borrow().iter().copied().collect();
+    let invented: Vec<_> = seen.keys().filter(|t| !sampled.contains(t)).collect();
+    assert!(
+        invented.is_empty(),
+        "budget {budget}: invented {invented:?}"
+    );
+
+    let acked: BTreeSet<i64> = before_ids
+        .iter()
+        .filter(|(id, _)| covered(&acks_sent, **id))
+        .flat_map(|(_, times)| times.iter().copied())
+        .collect();
+    let held: BTreeSet<i64> = after_ids.values().flatten().copied().collect();
+    let missing: Vec<i64> = recorded
+        .iter()
+        .filter(|t| !acked.contains(t) && !held.contains(t))
+        .copied()
+        .collect();
+    assert_eq!(
+        missing.len() as u32,
+        dropped,
+        "budget {budget}: readings recorded in flash and neither acked nor held {missing:?}, \
+         but {dropped} counted as dropped"
+    );
+    if let (Some(newest_missing), Some(oldest_held)) =
+        (missing.last(), held.iter().find(|t| recorded.contains(t)))
+    {
+        assert!(
+            newest_missing < oldest_held,
+            "budget {budget}: dropped {missing:?}, not the oldest (still holds {oldest_held})"
+        );
+    }
+}
+
+/// Cuts the power at every flash write or erase of a stretch of normal work: sampling,
+/// batching, acks freeing messages as they arrive, a late ack while a newer message waits
+/// for a busy link, an outage and the replay after it.
+#[test]
+fn a_power_cut_at_any_flash_operation_loses_nothing_confirmed() {
+    let uncut = sweep(&Sweep {
+        queue_pages: 4,
+        factory: NodeConfig::default(),
+        raw: flow(1.0),
+        before: |rig, node| {
+            rig.link.borrow_mut().auto_ack = true;
+            rig.connect();
+            rig.run_until(node, 11 * MIN + 1);
+        },
+        armed: |rig, node| {
+            // The gateway acks each message as it comes: acks free messages in the stretch.
+            rig.try_run_until(node, 16 * MIN + 1)?;
+            // A late ack: it arrives while the next message waits for a busy link, so it
+            // must free one message and leave the other.
+            rig.link.borrow_mut().auto_ack = false;
+            rig.try_run_until(node, 21 * MIN + 1)?;
+            rig.link.borrow_mut().publishes_left = Some(0);
+            rig.try_run_until(node, 26 * MIN + 1)?;
+            rig.ack(1, 3);
+            rig.try_run_until(node, 27 * MIN + 1)?;
+            {
+                let mut link = rig.link.borrow_mut();
+                link.publishes_left = None;
+                link.auto_ack = true;
+            }
+            // An outage, then the replay and its acks.
+            rig.try_run_until(node, 31 * MIN + 1)?;
+            rig.disconnect();
+            rig.try_run_until(node, 43 * MIN + 1)?;
+            rig.connect();
+            rig.try_run_until(node, 51 * MIN + 1)
+        },
+    });
+    assert!(uncut.cuts > 50, "only {} flash operations", uncut.cuts);
+    assert!(uncut.freed >= 5, "acks freed {} messages", uncut.freed);
+    assert!(uncut.queued >= 5, "{} messages queued", uncut.queued);
+}
+
+/// The same with a queue so small that it overflows: the oldest messages are dropped (and
+/// counted) while the link is down, and the power is cut at each flash operation of that,
+/// and of the replay and the acks when the link comes back.
+#[test]
+fn a_power_cut_while_a_full_queue_drops_its_oldest_loses_nothing_uncounted() {
+    let uncut = sweep(&Sweep {
+        queue_pages: 2,
+        // Messages of 30 readings, a page holding three.
+        factory: NodeConfig {
+            publish_interval_s: 1800,
+            ..NodeConfig::default()
+        },
+        raw: RawReading::new()
+            .with(Quantity::Flow, 1.0)
+            .with(Quantity::Volume, 1234.5)
+            .with(Quantity::Turbidity, 3.0)
+            .with(Quantity::Sludge, 1.0)
+            .with(Quantity::Supply, 12.5)
+            .with(Quantity::Rssi, -80.0),
+        before: |rig, node| {
+            rig.link.borrow_mut().auto_ack = true;
+            rig.connect();
+            rig.run_until(node, 61 * MIN + 1);
+            rig.disconnect();
+            // The queue fills at 3:30 and then drops its oldest messages a page at a time
+            // (three of these), every 90 minutes: the next drop is at 5:00.
+            rig.run_until(node, 285 * MIN + 1);
+            assert!(node.dropped() > 0, "the queue is full");
+        },
+        armed: |rig, node| {
+            rig.try_run_until(node, 305 * MIN + 1)?;
+            rig.connect();
+            rig.try_run_until(node, 312 * MIN + 1)
+        },
+    });
+    assert!(
+        uncut.dropped >= 2 * 30,
+        "{} readings dropped",
+        uncut.dropped
+    );
+    assert!(uncut.freed >= 3, "acks freed {} messages", uncut.freed);
 }

@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, Context as _};
+use anyhow::{anyhow, bail, Context as _};
 use tokio_util::sync::CancellationToken;
-use weir_contract::{topic, TerminalId};
+use weir_contract::{topic, Reading, TerminalId};
 use weir_node::{Clock as _, Node, Partitions, RawReading, Sensors, Settings};
 
 use crate::flash::FileFlash;
@@ -24,8 +24,15 @@ pub const QUEUE_PAGES: usize = 64;
 pub const SETTINGS_PAGES: usize = 2;
 /// Pages of the pending-readings partition.
 pub const PENDING_PAGES: usize = 4;
-/// Name of the file, in a terminal's data directory, that lists every reading it recorded.
+/// Name of the file, in a terminal's data directory, that lists (as Unix seconds) every
+/// reading the node wrote to its flash, written once the write is done: each must reach the
+/// gateway.
 pub const SAMPLE_LOG: &str = "recorded.log";
+/// Name of the file, in a terminal's data directory, that lists (as Unix seconds) every
+/// sample the node took, written before the node stores it: the gateway must receive no
+/// reading that is not listed. A sample the node was taking when it was killed is listed
+/// here and may be missing from [`SAMPLE_LOG`] and from the gateway.
+pub const SAMPLED_LOG: &str = "sampled.log";
 
 /// A function from a terminal id to its password.
 pub type PasswordLookup = Arc<dyn Fn(&TerminalId) -> Option<String> + Send + Sync>;
@@ -38,38 +45,67 @@ pub enum Credentials {
     Anonymous,
     /// One password for every terminal (a test broker).
     Shared(String),
-    /// A password per terminal id; terminals not listed connect without one.
+    /// A password per terminal id. A terminal of the fleet that is not listed is an error:
+    /// the fleet does not start, rather than let it connect anonymously.
     PerTerminal(HashMap<String, String>),
-    /// Asks a function, for example the gateway's registry.
+    /// Asks a function, for example the gateway's registry; `None` is an error, as for a
+    /// terminal missing from [`Credentials::PerTerminal`].
     Lookup(PasswordLookup),
 }
 
 impl Credentials {
-    /// The password of terminal `id`, if it has one.
-    pub fn password(&self, id: &TerminalId) -> Option<String> {
+    /// The password of terminal `id`: `None` to connect anonymously (only with
+    /// [`Credentials::Anonymous`]); an error naming the terminal if per-terminal credentials
+    /// have none for it.
+    pub fn password(&self, id: &TerminalId) -> anyhow::Result<Option<String>> {
         match self {
-            Credentials::Anonymous => None,
-            Credentials::Shared(p) => Some(p.clone()),
-            Credentials::PerTerminal(map) => map.get(id.as_str()).cloned(),
-            Credentials::Lookup(f) => f(id),
+            Credentials::Anonymous => Ok(None),
+            Credentials::Shared(p) => Ok(Some(p.clone())),
+            Credentials::PerTerminal(map) => match map.get(id.as_str()) {
+                Some(p) => Ok(Some(p.clone())),
+                None => bail!(
+                    "no password for terminal {id} in the credentials ({} terminals listed)",
+                    map.len()
+                ),
+            },
+            Credentials::Lookup(f) => match f(id) {
+                Some(p) => Ok(Some(p)),
+                None => bail!("no password for terminal {id}"),
+            },
         }
     }
 
     /// Reads a file of `id password` lines; blank lines and lines starting with `#` are
-    /// skipped.
+    /// skipped. See [`Credentials::parse`].
     pub fn from_file(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading the credentials file {}", path.display()))?;
+        Credentials::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses `id password` lines (what follows the id and its blank is the password);
+    /// blank lines and lines starting with `#` are skipped. A line without a password, an id
+    /// that is not a terminal id or an id listed twice is an error naming `source` and the
+    /// line.
+    pub fn parse(text: &str, source: &str) -> anyhow::Result<Self> {
         let mut map = HashMap::new();
         for (n, line) in text.lines().enumerate() {
+            let at = || format!("{source}:{}", n + 1);
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
             let Some((id, password)) = line.split_once(char::is_whitespace) else {
-                bail!("{}:{}: expected `id password`", path.display(), n + 1);
+                bail!("{}: expected `id password`", at());
             };
-            map.insert(id.to_string(), password.trim().to_string());
+            let id = TerminalId::new(id)
+                .map_err(|e| anyhow!("{}: `{id}` is not a terminal id: {e}", at()))?;
+            if map
+                .insert(id.to_string(), password.trim().to_string())
+                .is_some()
+            {
+                bail!("{}: {id} is listed twice", at());
+            }
         }
         Ok(Credentials::PerTerminal(map))
     }
@@ -113,7 +149,9 @@ pub struct FleetConfig {
     pub only: Vec<String>,
     /// Play the scenario's scripted faults.
     pub faults: bool,
-    /// Append each recorded reading's time to `{data_dir}/{id}/recorded.log` (for tests).
+    /// Keep a ground truth for tests in each terminal's directory: every sample's time in
+    /// [`SAMPLED_LOG`] before the node stores it, every reading's time in [`SAMPLE_LOG`] once
+    /// it is in flash.
     pub sample_log: bool,
 }
 
@@ -192,6 +230,19 @@ impl Fleet {
             }
             plans
         };
+        // Every terminal must have its password: one connecting anonymously would be
+        // refused by the gateway's broker, or worse, accepted by a test broker unnoticed.
+        let missing: Vec<&str> = plans
+            .iter()
+            .filter(|p| config.credentials.password(&p.id).is_err())
+            .map(|p| p.id.as_str())
+            .collect();
+        if !missing.is_empty() {
+            bail!(
+                "no password for {} in the credentials: the fleet does not start",
+                missing.join(", ")
+            );
+        }
         tracing::info!(
             terminals = plans.len(),
             broker = %format!("{}:{}", config.host, config.port),
@@ -263,11 +314,54 @@ fn run_group(
 pub struct SimSensors {
     plan: TerminalPlan,
     clock: SimClock,
+    logs: Option<SampleLogs>,
+}
+
+/// The ground truth a test checks the gateway against ([`SAMPLED_LOG`], [`SAMPLE_LOG`]).
+#[derive(Debug)]
+struct SampleLogs {
+    sampled: std::fs::File,
+    recorded: std::fs::File,
+}
+
+impl SampleLogs {
+    fn open(dir: &Path) -> anyhow::Result<Self> {
+        let open = |name: &str| {
+            let path = dir.join(name);
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .with_context(|| format!("opening {}", path.display()))
+        };
+        Ok(SampleLogs {
+            sampled: open(SAMPLED_LOG)?,
+            recorded: open(SAMPLE_LOG)?,
+        })
+    }
+}
+
+/// Appends `t` as a line with one `write` to a file opened for appending, unbuffered: once it
+/// returns, the line survives the process being killed.
+fn append_time(file: &mut std::fs::File, t: i64) {
+    if let Err(e) = file.write_all(format!("{t}\n").as_bytes()) {
+        tracing::warn!("writing the sample log: {e}");
+    }
 }
 
 impl Sensors for SimSensors {
     async fn sample(&mut self) -> RawReading {
-        self.plan.raw_at(self.clock.unix_s())
+        let t = self.clock.unix_s();
+        if let Some(logs) = &mut self.logs {
+            append_time(&mut logs.sampled, t);
+        }
+        self.plan.raw_at(t)
+    }
+
+    fn recorded(&mut self, reading: &Reading) {
+        if let Some(logs) = &mut self.logs {
+            append_time(&mut logs.recorded, reading.ts.unix());
+        }
     }
 }
 
@@ -289,21 +383,11 @@ async fn run_terminal(
 ) -> anyhow::Result<()> {
     let dir = config.data_dir.join(plan.id.as_str());
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut log = if config.sample_log {
-        Some(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(dir.join(SAMPLE_LOG))?,
-        )
-    } else {
-        None
-    };
     let uplink_config = UplinkConfig {
         host: config.host.clone(),
         port: config.port,
         id: plan.id.clone(),
-        password: config.credentials.password(&plan.id),
+        password: config.credentials.password(&plan.id)?,
         prefix: config.prefix.clone(),
     };
     let gate: Gate = {
@@ -326,6 +410,11 @@ async fn run_terminal(
         let sensors = SimSensors {
             plan: plan.clone(),
             clock: clock.clone(),
+            logs: if config.sample_log {
+                Some(SampleLogs::open(&dir)?)
+            } else {
+                None
+            },
         };
         let settings = Settings {
             factory_config: plan.factory_config(),
@@ -347,7 +436,10 @@ async fn run_terminal(
             .map(|at| timeline.wall_at(at));
 
         let outcome = tokio::select! {
-            e = run_logged(&mut node, &mut log) => Outcome::Failed(e),
+            result = node.run() => match result {
+                Err(e) => Outcome::Failed(e),
+                Ok(never) => match never {},
+            },
             () = cancel.cancelled() => Outcome::Stop,
             () = wall_sleep_until(reboot_wall_ms) => Outcome::Reboot,
         };
@@ -367,28 +459,6 @@ async fn run_terminal(
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }
-    }
-}
-
-/// Steps the node for ever, appending each recorded reading's time to `log`.
-async fn run_logged(
-    node: &mut SimNode,
-    log: &mut Option<std::fs::File>,
-) -> weir_node::Error<crate::flash::FileFlashError> {
-    let mut recorded = node.stats().recorded;
-    loop {
-        if let Err(e) = node.step().await {
-            return e;
-        }
-        let stats = node.stats();
-        if let (Some(log), true, Some(ts)) = (
-            log.as_mut(),
-            stats.recorded != recorded,
-            stats.last_recorded,
-        ) {
-            let _ = writeln!(log, "{}", ts.unix());
-        }
-        recorded = stats.recorded;
     }
 }
 
@@ -424,4 +494,93 @@ async fn shut_down(node: &mut SimNode) {
     }
     let _ = node.go_offline().await;
     node.uplink_mut().disconnect().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(s: &str) -> TerminalId {
+        TerminalId::new(s).unwrap()
+    }
+
+    #[test]
+    fn a_credentials_file_gives_each_terminal_its_password() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("passwords.txt");
+        std::fs::write(
+            &path,
+            "# the county's terminals\n\nHY-001 s3cret\n  HY-002\tpass word  \n",
+        )
+        .unwrap();
+        let credentials = Credentials::from_file(&path).unwrap();
+        assert_eq!(
+            credentials.password(&id("HY-001")).unwrap().as_deref(),
+            Some("s3cret")
+        );
+        // What follows the id is the password, inner blanks included.
+        assert_eq!(
+            credentials.password(&id("HY-002")).unwrap().as_deref(),
+            Some("pass word")
+        );
+        assert_eq!(format!("{credentials:?}"), "PerTerminal(2 terminals)");
+    }
+
+    #[test]
+    fn a_terminal_missing_from_the_credentials_is_an_error_that_names_it() {
+        let credentials = Credentials::parse("HY-001 s3cret\n", "passwords.txt").unwrap();
+        let e = credentials.password(&id("HY-002")).unwrap_err().to_string();
+        assert!(e.contains("HY-002"), "{e}");
+        let lookup = Credentials::Lookup(Arc::new(|_: &TerminalId| None));
+        let e = lookup.password(&id("HY-007")).unwrap_err().to_string();
+        assert!(e.contains("HY-007"), "{e}");
+        // Anonymous is asked for, not fallen into.
+        assert_eq!(
+            Credentials::Anonymous.password(&id("HY-002")).unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn malformed_credentials_lines_are_errors_that_say_where() {
+        for (text, line, what) in [
+            ("HY-001 a\nHY-002\n", 2, "expected `id password`"),
+            ("# ok\nHY-001    \n", 2, "expected `id password`"),
+            ("HY.001 a\n", 1, "not a terminal id"),
+            ("HY-001 a\nHY-001 b\n", 2, "listed twice"),
+        ] {
+            let e = Credentials::parse(text, "pw.txt").unwrap_err().to_string();
+            assert!(
+                e.starts_with(&format!("pw.txt:{line}: ")) && e.contains(what),
+                "{text:?}: {e}"
+            );
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let e = Credentials::from_file(&dir.path().join("none.txt"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("none.txt"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_fleet_with_a_terminal_missing_from_the_credentials_refuses_to_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = FleetConfig {
+            // Nothing listens there: a fleet that started would retry for ever.
+            port: 1,
+            credentials: Credentials::parse("HY-001 a\nHY-003 c\n", "pw.txt").unwrap(),
+            count: 3,
+            data_dir: dir.path().to_path_buf(),
+            ..FleetConfig::default()
+        };
+        let cancel = CancellationToken::new();
+        let run = Fleet::new(config).run(cancel.clone());
+        let result = tokio::time::timeout(Duration::from_secs(10), run).await;
+        cancel.cancel();
+        let e = result
+            .expect("the fleet refuses at once rather than running")
+            .unwrap_err();
+        assert!(format!("{e:#}").contains("HY-002"), "{e:#}");
+        assert!(!format!("{e:#}").contains("HY-001"), "{e:#}");
+    }
 }

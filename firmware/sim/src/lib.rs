@@ -21,7 +21,8 @@ mod uplink;
 
 pub use flash::{FileFlash, FileFlashError, PAGE};
 pub use fleet::{
-    Credentials, Fleet, FleetConfig, PasswordLookup, SimSensors, QUEUE_PAGES, SAMPLE_LOG,
+    Credentials, Fleet, FleetConfig, PasswordLookup, SimSensors, QUEUE_PAGES, SAMPLED_LOG,
+    SAMPLE_LOG,
 };
 pub use scenario::{Scenario, ScriptedFault, TerminalPlan};
 pub use timeline::{wall_now_ms, SimClock, Timeline};

@@ -1,5 +1,5 @@
 use embedded_hal_mock::eh1::delay::{CheckedDelay, Transaction as DelayTx};
-use weir_contract::{Fault, NodeConfig};
+use weir_contract::Fault;
 use weir_drivers::ultrasonic::{Config, Error, UltrasonicSensor, MAX_SCAN_BYTES};
 use weir_drivers::FaultCode;
 
@@ -45,14 +45,6 @@ fn read_distance(script: Vec<Step>, polls: usize) -> Result<u16, Error<embedded_
     let result = sensor.read_distance_mm();
     finish(sensor);
     result
-}
-
-fn tank() -> NodeConfig {
-    NodeConfig {
-        sensor_height_m: Some(3.0),
-        tank_depth_m: Some(2.5),
-        ..NodeConfig::default()
-    }
 }
 
 #[test]
@@ -119,31 +111,4 @@ fn a_distance_inside_the_blind_zone_is_out_of_range() {
     // 20 mm is 0x0014, SUM 0x13.
     let error = read_distance(fresh_after(0, &[0xFF, 0x00, 0x14, 0x13]), 0).unwrap_err();
     assert_eq!(error.fault(), Fault::OutOfRange);
-}
-
-#[test]
-fn sludge_is_the_share_of_the_working_depth_below_the_measured_surface() {
-    // 1975 mm (0x07B7, SUM 0xBD) below a sensor 3.0 m above the bottom of a 2.5 m tank:
-    // (3.0 - 1.975) / 2.5 * 100 = 41 %.
-    let mut sensor = sensor(fresh_after(0, &[0xFF, 0x07, 0xB7, 0xBD]), 0);
-    assert_eq!(sensor.read_sludge_pct(&tank()), Ok(41.0));
-    finish(sensor);
-}
-
-#[test]
-fn sludge_below_the_tank_bottom_is_out_of_range() {
-    // 4000 mm (0x0FA0, SUM 0xAE) is a metre below the bottom: an echo from elsewhere.
-    let mut sensor = sensor(fresh_after(0, &[0xFF, 0x0F, 0xA0, 0xAE]), 0);
-    let error = sensor.read_sludge_pct(&tank()).unwrap_err();
-    assert_eq!(error, Error::OutOfRange);
-    finish(sensor);
-}
-
-#[test]
-fn sludge_without_a_tank_geometry_is_not_calibrated_and_the_sensor_is_not_read() {
-    let mut sensor = sensor(vec![], 0);
-    let error = sensor.read_sludge_pct(&NodeConfig::default()).unwrap_err();
-    assert_eq!(error, Error::NotCalibrated);
-    assert_eq!(Fault::from(error), Fault::NotCalibrated);
-    finish(sensor);
 }

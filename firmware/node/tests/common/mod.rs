@@ -13,7 +13,7 @@ use embedded_storage_async::nor_flash::{
 };
 use futures::executor::block_on;
 use weir_contract::topic::Channel;
-use weir_contract::{Ack, Message, NodeConfig, Status, Telemetry, Timestamp};
+use weir_contract::{Ack, Message, NodeConfig, Reading, Status, Telemetry, Timestamp};
 use weir_node::{Clock, Event, Node, Partitions, RawReading, Sensors, Settings, Uplink};
 
 pub const PAGE: usize = 4096;
@@ -165,11 +165,21 @@ impl Clock for TestClock {
 
 pub struct TestSensors {
     raw: Rc<RefCell<RawReading>>,
+    now_ms: Rc<Cell<u64>>,
+    sampled: Rc<RefCell<Vec<i64>>>,
+    recorded: Rc<RefCell<Vec<i64>>>,
 }
 
 impl Sensors for TestSensors {
     async fn sample(&mut self) -> RawReading {
+        self.sampled
+            .borrow_mut()
+            .push((self.now_ms.get() / 1000) as i64);
         *self.raw.borrow()
+    }
+
+    fn recorded(&mut self, reading: &Reading) {
+        self.recorded.borrow_mut().push(reading.ts.unix() - T0);
     }
 }
 
@@ -188,6 +198,14 @@ pub struct Link {
     pub publishes_left: Option<usize>,
     pub sent: Vec<(Channel, Vec<u8>, bool)>,
     pub events: VecDeque<LinkEvent>,
+    /// Every ack the gateway sent, as (boot, seq), delivered to the node or not yet.
+    pub acks_sent: Vec<(u32, u32)>,
+    /// The acks the node took from the link, in order.
+    pub acks_delivered: Vec<(u32, u32)>,
+    /// The gateway acks each telemetry message as soon as it is published.
+    pub auto_ack: bool,
+    /// How much of `sent` the automatic acks have looked at.
+    auto_acked: usize,
 }
 
 pub struct TestUplink {
@@ -217,6 +235,13 @@ impl Uplink for TestUplink {
             Some(LinkEvent::Connected) => Event::Connected,
             Some(LinkEvent::Disconnected) => Event::Disconnected,
             Some(LinkEvent::Message(channel, payload)) => {
+                if channel == Channel::Ack {
+                    let ack = Ack::decode(&payload).expect("the rig sends valid acks");
+                    self.link
+                        .borrow_mut()
+                        .acks_delivered
+                        .push((ack.boot, ack.seq));
+                }
                 self.current = payload;
                 Event::Message {
                     channel,
@@ -243,6 +268,13 @@ pub struct Rig {
     pub raw: Rc<RefCell<RawReading>>,
     pub link: Rc<RefCell<Link>>,
     pub factory: NodeConfig,
+    /// Seconds after T0 of every sample the node took, across boots.
+    pub sampled: Rc<RefCell<Vec<i64>>>,
+    /// Seconds after T0 of every reading the node reported as in flash
+    /// ([`Sensors::recorded`]), across boots.
+    pub recorded: Rc<RefCell<Vec<i64>>>,
+    /// The ack the node was handling when a step failed (a power cut): it may be half done.
+    pub interrupted_ack: Cell<Option<(u32, u32)>>,
 }
 
 impl Rig {
@@ -259,6 +291,9 @@ impl Rig {
             raw: Rc::new(RefCell::new(RawReading::new())),
             link: Rc::new(RefCell::new(Link::default())),
             factory: NodeConfig::default(),
+            sampled: Rc::new(RefCell::new(Vec::new())),
+            recorded: Rc::new(RefCell::new(Vec::new())),
+            interrupted_ack: Cell::new(None),
         }
     }
 
@@ -282,6 +317,9 @@ impl Rig {
         let mut node = Node::new(
             TestSensors {
                 raw: self.raw.clone(),
+                now_ms: self.now_ms.clone(),
+                sampled: self.sampled.clone(),
+                recorded: self.recorded.clone(),
             },
             TestClock {
                 now_ms: self.now_ms.clone(),
@@ -327,7 +365,17 @@ impl Rig {
             if self.now_ms() >= until_ms && self.link.borrow().events.is_empty() {
                 return Ok(());
             }
-            block_on(node.step())?;
+            let delivered = self.link.borrow().acks_delivered.len();
+            if let Err(e) = block_on(node.step()) {
+                // An ack taken from the link in the failed step was being handled.
+                let link = self.link.borrow();
+                if link.acks_delivered.len() > delivered {
+                    self.interrupted_ack
+                        .set(link.acks_delivered.last().copied());
+                }
+                return Err(e);
+            }
+            self.auto_ack();
         }
         panic!("the node did not reach {until_ms} ms in a million steps");
     }
@@ -352,10 +400,33 @@ impl Rig {
         let len = Ack { boot, seq }
             .encode(weir_node::ENCODING, &mut buf)
             .unwrap();
-        self.link
-            .borrow_mut()
-            .events
+        let mut link = self.link.borrow_mut();
+        link.acks_sent.push((boot, seq));
+        link.events
             .push_back(LinkEvent::Message(Channel::Ack, buf[..len].to_vec()));
+    }
+
+    /// With [`Link::auto_ack`], acks every telemetry message published since the last call.
+    fn auto_ack(&self) {
+        let fresh: Vec<(u32, u32)> = {
+            let mut link = self.link.borrow_mut();
+            if !link.auto_ack {
+                return;
+            }
+            let start = link.auto_acked.min(link.sent.len());
+            link.auto_acked = link.sent.len();
+            link.sent[start..]
+                .iter()
+                .filter(|(c, _, _)| *c == Channel::Telemetry)
+                .map(|(_, p, _)| {
+                    let t = Telemetry::decode(p).expect("the node publishes valid telemetry");
+                    (t.boot, t.seq)
+                })
+                .collect()
+        };
+        for (boot, seq) in fresh {
+            self.ack(boot, seq);
+        }
     }
 
     /// The gateway sends a configuration (as JSON, as an operator might).
@@ -395,7 +466,9 @@ impl Rig {
     }
 
     pub fn forget_sent(&self) {
-        self.link.borrow_mut().sent.clear();
+        let mut link = self.link.borrow_mut();
+        link.sent.clear();
+        link.auto_acked = 0;
     }
 }
 
