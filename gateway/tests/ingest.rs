@@ -15,19 +15,6 @@ fn json_reading(boot: u32, seq: u32, ts: i64, turbidity: f64) -> String {
     )
 }
 
-async fn count(g: &Gateway, id: &str, from: i64, to: i64) -> usize {
-    let (status, body) = g
-        .get(&format!(
-            "/api/v1/terminals/{id}/readings?from={}&to={}",
-            rfc3339(from),
-            rfc3339(to)
-        ))
-        .await;
-    assert_eq!(status, 200, "{body}");
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-    v["readings"].as_array().unwrap().len()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_json_readings_from_mosquitto_pub_are_stored_exactly_once() {
     // Registered with `weir terminal add`, as an administrator does; then the embedded broker
@@ -61,7 +48,7 @@ async fn ten_thousand_json_readings_from_mosquitto_pub_are_stored_exactly_once()
     mosquitto_pub(port, login, "weir/terminals/HY-017/telemetry", &lines);
     let n = g
         .eventually(60, || async {
-            let n = count(&g, "HY-017", first, now + 1).await;
+            let n = g.count_readings("HY-017", first, now + 1).await;
             (n == 10_000).then_some(n)
         })
         .await;
@@ -74,7 +61,7 @@ async fn ten_thousand_json_readings_from_mosquitto_pub_are_stored_exactly_once()
         (metric(&m, "weir_duplicate_messages_total") == Some(10_000.0)).then_some(())
     })
     .await;
-    assert_eq!(count(&g, "HY-017", first, now + 1).await, 10_000);
+    assert_eq!(g.count_readings("HY-017", first, now + 1).await, 10_000);
     let (_, m) = g.get("/metrics").await;
     assert_eq!(metric(&m, "weir_readings_stored_total"), Some(10_000.0));
     g.stop().await;
@@ -95,7 +82,7 @@ async fn a_malformed_message_is_counted_by_reason_and_kept_and_stored_readings_s
         &[json_reading(1, 0, now - 120, 3.4)],
     );
     g.eventually(20, || async {
-        (count(&g, "HY-001", now - 200, now + 1).await == 1).then_some(())
+        (g.count_readings("HY-001", now - 200, now + 1).await == 1).then_some(())
     })
     .await;
 
@@ -226,7 +213,7 @@ async fn the_node_is_acked_only_once_its_readings_are_stored_and_replays_are_ack
     let ack = next_ack(&mut events).await;
     assert_eq!((ack.boot, ack.seq), (7, 41));
     // The ack means the reading is readable already.
-    assert_eq!(count(&g, "HY-002", now - 100, now + 1).await, 1);
+    assert_eq!(g.count_readings("HY-002", now - 100, now + 1).await, 1);
 
     // A replay of the same message is acked again and stored once.
     client
@@ -240,7 +227,7 @@ async fn the_node_is_acked_only_once_its_readings_are_stored_and_replays_are_ack
         .unwrap();
     let ack = next_ack(&mut events).await;
     assert_eq!((ack.boot, ack.seq), (7, 41));
-    assert_eq!(count(&g, "HY-002", now - 100, now + 1).await, 1);
+    assert_eq!(g.count_readings("HY-002", now - 100, now + 1).await, 1);
 
     // A message refused for a value out of range is acked too: resending cannot fix it.
     client

@@ -12,19 +12,6 @@ fn reading(seq: i64, ts: i64, turbidity: f64) -> String {
     )
 }
 
-async fn raw_count(g: &Gateway, id: &str, from: i64, to: i64) -> usize {
-    let (status, body) = g
-        .get(&format!(
-            "/api/v1/terminals/{id}/readings?from={}&to={}",
-            rfc3339(from),
-            rfc3339(to)
-        ))
-        .await;
-    assert_eq!(status, 200, "{body}");
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-    v["readings"].as_array().unwrap().len()
-}
-
 /// Waits until the alert engine has gone over every stored reading (retention keeps what it
 /// has not seen).
 async fn alerts_caught_up(g: &Gateway) {
@@ -105,9 +92,9 @@ async fn old_raw_readings_go_and_their_hourly_figures_stay() {
         (metric(&m, "weir_pruned_readings_total") == Some(23.0)).then_some(())
     })
     .await;
-    assert_eq!(raw_count(&g, "HY-001", old, old + 2 * hour).await, 0);
-    assert_eq!(raw_count(&g, "HY-001", recent, now + 1).await, 12);
-    assert_eq!(raw_count(&g, "HY-002", old, old + 2 * hour).await, 1);
+    assert_eq!(g.count_readings("HY-001", old, old + 2 * hour).await, 0);
+    assert_eq!(g.count_readings("HY-001", recent, now + 1).await, 12);
+    assert_eq!(g.count_readings("HY-002", old, old + 2 * hour).await, 1);
     let (_, list) = g.get("/api/v1/terminals").await;
     let list: serde_json::Value = serde_json::from_str(&list).unwrap();
     let hy2 = list
@@ -119,13 +106,12 @@ async fn old_raw_readings_go_and_their_hourly_figures_stay() {
     assert_eq!(hy2["latest"]["ts"], rfc3339(old + 11 * 600), "{hy2}");
 
     // The hours are still there, whole.
-    let (_, body) = g
-        .get(&format!(
-            "/api/v1/terminals/HY-001/readings?from={}&to={}&step=1h",
-            rfc3339(old),
-            rfc3339(old + 2 * hour)
-        ))
-        .await;
+    let hours = format!(
+        "/api/v1/terminals/HY-001/readings?from={}&to={}&step=1h",
+        rfc3339(old),
+        rfc3339(old + 2 * hour)
+    );
+    let (_, body) = g.get(&hours).await;
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     let rows = v["readings"].as_array().unwrap();
     assert_eq!(rows.len(), 2, "{body}");
@@ -148,14 +134,8 @@ async fn old_raw_readings_go_and_their_hourly_figures_stay() {
         (metric(&m, "weir_expired_readings_total") == Some(1.0)).then_some(())
     })
     .await;
-    assert_eq!(raw_count(&g, "HY-001", old, old + 2 * hour).await, 0);
-    let (_, again) = g
-        .get(&format!(
-            "/api/v1/terminals/HY-001/readings?from={}&to={}&step=1h",
-            rfc3339(old),
-            rfc3339(old + 2 * hour)
-        ))
-        .await;
+    assert_eq!(g.count_readings("HY-001", old, old + 2 * hour).await, 0);
+    let (_, again) = g.get(&hours).await;
     assert_eq!(again, body);
     g.stop().await;
 }

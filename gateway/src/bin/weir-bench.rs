@@ -30,6 +30,9 @@ struct Args {
     /// Terminals the messages come from.
     #[arg(long, default_value_t = 38)]
     terminals: u32,
+    /// Readings per message (4: a 101-byte binary payload, one minute apart).
+    #[arg(long, default_value_t = 4)]
+    readings: u32,
     /// Mosquitto's max_inflight_messages for both subscribers.
     #[arg(long, default_value_t = 1000)]
     inflight: u32,
@@ -62,8 +65,13 @@ async fn create_session(port: u16, id: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Publishes the backlog: `n` binary telemetry messages of two readings each.
-async fn publish_backlog(port: u16, n: u32, terminals: u32) -> anyhow::Result<usize> {
+/// Publishes the backlog: `n` binary telemetry messages of `per_message` readings each.
+async fn publish_backlog(
+    port: u16,
+    n: u32,
+    terminals: u32,
+    per_message: u32,
+) -> anyhow::Result<usize> {
     let mut opts = MqttOptions::new("bench-publisher", "127.0.0.1", port);
     opts.set_inflight(1000);
     let (client, mut events) = AsyncClient::new(opts, 10_000);
@@ -76,7 +84,8 @@ async fn publish_backlog(port: u16, n: u32, terminals: u32) -> anyhow::Result<us
         }
         anyhow::Ok(())
     });
-    let start = weir_gateway::store::now() - i64::from(n / terminals + 1) * 120;
+    let span = i64::from(per_message) * 60;
+    let start = weir_gateway::store::now() - i64::from(n / terminals + 1) * span;
     let mut bytes = 0;
     let mut buf = [0u8; 512];
     for i in 0..n {
@@ -87,8 +96,8 @@ async fn publish_backlog(port: u16, n: u32, terminals: u32) -> anyhow::Result<us
             seq: i / terminals,
             readings: Default::default(),
         };
-        for j in 0..2 {
-            let r = Reading::new(Timestamp::from_unix(start + k * 120 + j * 60))
+        for j in 0..i64::from(per_message) {
+            let r = Reading::new(Timestamp::from_unix(start + k * span + j * 60))
                 .with(Quantity::Flow, 1.5 + f64::from(i % 7) * 0.1)
                 .with(Quantity::Volume, 10_000.0 + k as f64 * 0.05)
                 .with(Quantity::Turbidity, 3.4)
@@ -191,10 +200,14 @@ async fn run(
         "queueing {} QoS 1 messages from {} terminals...",
         args.messages, args.terminals
     );
-    let size = publish_backlog(port, args.messages, args.terminals).await?;
+    anyhow::ensure!(
+        (1..=64).contains(&args.readings),
+        "--readings must be 1 to 64"
+    );
+    let size = publish_backlog(port, args.messages, args.terminals, args.readings).await?;
     println!(
-        "payload {size} B per message (2 readings, binary), Mosquitto max_inflight_messages {}",
-        args.inflight
+        "payload {size} B per message ({} readings, binary), Mosquitto max_inflight_messages {}",
+        args.readings, args.inflight
     );
 
     // The plain subscriber: mosquitto_sub resumes its session and drains to nowhere.
@@ -221,7 +234,7 @@ async fn run(
     // The gateway resumes its session and drains into SQLite.
     let t0 = Instant::now();
     let running = weir_gateway::serve::start(Arc::new(config)).await?;
-    let expected = u64::from(args.messages) * 2;
+    let expected = u64::from(args.messages) * u64::from(args.readings);
     let deadline = Instant::now() + Duration::from_secs(1800);
     while running.metrics.readings_stored.load(Relaxed) < expected {
         anyhow::ensure!(

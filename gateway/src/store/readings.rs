@@ -169,9 +169,32 @@ pub fn step_start(ts: i64, step: i64, tz: &jiff::tz::TimeZone) -> i64 {
     if step % 3600 != 0 {
         return ts.div_euclid(step) * step;
     }
-    let offset = jiff::Timestamp::from_second(ts)
-        .map(|t| i64::from(tz.to_offset(t).seconds()))
-        .unwrap_or(0);
+    let Ok(t) = jiff::Timestamp::from_second(ts) else {
+        return ts.div_euclid(step) * step;
+    };
+    if step % 86_400 == 0 {
+        // Whole days start at local midnight, whose UTC offset may differ from `ts`'s on the
+        // day a clock changes: go by the local calendar date.
+        let days = tz
+            .to_datetime(t)
+            .date()
+            .since(jiff::civil::date(1970, 1, 1));
+        if let Ok(days) = days {
+            let n = i64::from(days.get_days());
+            let first = n.div_euclid(step / 86_400) * (step / 86_400);
+            let midnight = jiff::civil::date(1970, 1, 1)
+                .checked_add(jiff::Span::new().days(first))
+                .ok()
+                .and_then(|d| {
+                    tz.to_timestamp(d.to_datetime(jiff::civil::Time::midnight()))
+                        .ok()
+                });
+            if let Some(m) = midnight {
+                return m.as_second();
+            }
+        }
+    }
+    let offset = i64::from(tz.to_offset(t).seconds());
     (ts + offset).div_euclid(step) * step - offset
 }
 

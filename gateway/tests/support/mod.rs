@@ -187,6 +187,20 @@ impl Gateway {
         password
     }
 
+    /// How many raw readings of terminal `id` the API returns in `from..to`.
+    pub async fn count_readings(&self, id: &str, from: i64, to: i64) -> usize {
+        let (status, body) = self
+            .get(&format!(
+                "/api/v1/terminals/{id}/readings?from={}&to={}",
+                rfc3339(from),
+                rfc3339(to)
+            ))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        v["readings"].as_array().unwrap().len()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.http)
     }
