@@ -49,6 +49,16 @@ pub fn get(conn: &Connection, id: &str) -> anyhow::Result<Option<Option<NodeConf
     Ok(Some(provision::load_setup(conn, id)?.map(|s| of(&t, &s))))
 }
 
+/// What a change to terminal `id`'s config starts from: its config, or for a node never set
+/// up the defaults with the terminal's tank depth. `None` for an unknown terminal.
+pub fn base(conn: &Connection, id: &str) -> anyhow::Result<Option<NodeConfig>> {
+    let Some(t) = terminals::get(conn, id)? else {
+        return Ok(None);
+    };
+    let setup = provision::load_setup(conn, id)?.unwrap_or_default();
+    Ok(Some(of(&t, &setup)))
+}
+
 /// Every terminal's config, for those with a node setup.
 pub fn all(conn: &Connection) -> anyhow::Result<Vec<(String, NodeConfig)>> {
     let mut out = Vec::new();
@@ -63,7 +73,9 @@ pub fn all(conn: &Connection) -> anyhow::Result<Vec<(String, NodeConfig)>> {
 /// Makes `config` terminal `id`'s: its setup's intervals, calibration and sensor height, and
 /// the terminal's tank depth, in one transaction. The caller validates `config` first.
 pub fn set(conn: &Connection, id: &str, config: &NodeConfig) -> anyhow::Result<()> {
-    let tx = conn.unchecked_transaction()?;
+    // IMMEDIATE: this reads, then writes; a deferred transaction would fail at once if the
+    // store writer committed in between (see writer.rs).
+    let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
     let mut setup = provision::load_setup(&tx, id)?.unwrap_or_default();
     setup.sample_interval_s = Some(config.sample_interval_s);
     setup.publish_interval_s = Some(config.publish_interval_s);
@@ -157,11 +169,12 @@ pub async fn run(session: Session, store: Arc<Store>, changed: Changed, cancel: 
             let Ok(t) = topic::topic(&session.prefix, &terminal, Channel::Config) else {
                 continue;
             };
-            if client
-                .publish(t.as_str(), QoS::AtLeastOnce, true, payload.clone())
-                .await
-                .is_ok()
-            {
+            // The request queue may be full while the connection is down: give up on stop.
+            let sent_ok = tokio::select! {
+                _ = cancel.cancelled() => break,
+                r = client.publish(t.as_str(), QoS::AtLeastOnce, true, payload.clone()) => r.is_ok(),
+            };
+            if sent_ok {
                 tracing::debug!(terminal = %id, "node config published");
                 sent.insert(id, payload);
             }

@@ -267,18 +267,23 @@ async fn dead_letters_are_bounded_and_a_reading_replayed_under_a_new_boot_is_sto
             .then_some(())
     })
     .await;
-    let (_, body) = g.get("/api/v1/dead-letters").await;
-    let kept: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
-    assert_eq!(kept.len(), 3, "{body}");
-    let mut seqs: Vec<i64> = kept
-        .iter()
-        .map(|d| {
-            let payload = d["payload"].as_str().unwrap();
-            let v: serde_json::Value = serde_json::from_str(payload).unwrap();
-            v["seq"].as_i64().unwrap()
+    // Counted on arrival, kept on commit: wait for the last commit.
+    let seqs = g
+        .eventually(20, || async {
+            let (_, body) = g.get("/api/v1/dead-letters").await;
+            let kept: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
+            let mut seqs: Vec<i64> = kept
+                .iter()
+                .map(|d| {
+                    let payload = d["payload"].as_str().unwrap();
+                    let v: serde_json::Value = serde_json::from_str(payload).unwrap();
+                    v["seq"].as_i64().unwrap()
+                })
+                .collect();
+            seqs.sort();
+            (seqs.last() == Some(&4)).then_some(seqs)
         })
-        .collect();
-    seqs.sort();
+        .await;
     assert_eq!(seqs, vec![2, 3, 4]);
 
     // A node that lost its boot counter sends a stored reading again as a new message.

@@ -46,14 +46,21 @@ async fn put(g: &Gateway, token: &str, id: &str, body: &str) -> (u16, serde_json
     (status, resp.json().await.unwrap())
 }
 
-/// The config a node gets when it connects: it may arrive live the first time (published
-/// while the node subscribed); the next connection must find it retained.
-async fn config_the_node_receives(port: u16, password: &str) -> NodeConfig {
-    let (first, _) = receive(port, password).await;
-    let (again, retained) = receive(port, password).await;
-    assert!(retained, "a config is retained");
-    assert_eq!(first, again);
-    again
+/// Waits until a node connecting finds `expected` as its retained config (a change is
+/// published just after the API answers).
+async fn node_finds(port: u16, password: &str, expected: &NodeConfig) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (got, retained) = receive(port, password).await;
+        if got == *expected && retained {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the node still finds {got:?} (retained: {retained}), not {expected:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -80,7 +87,7 @@ async fn field_staff_set_a_config_and_the_node_receives_it_retained_also_after_a
     assert_eq!(status, 200, "{v}");
     let expected = NodeConfig::decode(wanted.as_bytes()).unwrap();
     let port = g.running.mqtt_addr.unwrap().port();
-    assert_eq!(config_the_node_receives(port, &password).await, expected);
+    node_finds(port, &password, &expected).await;
 
     // Refusals name the problem and change nothing.
     for (body, names) in [
@@ -103,11 +110,31 @@ async fn field_staff_set_a_config_and_the_node_receives_it_retained_also_after_a
     let (_, body) = g.get("/api/v1/terminals/HY-001").await;
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["tank_depth_m"], 2.5, "{v}");
+
+    // A change names only what changes: the rest stays, calibrations per quantity.
+    let (status, v) = put(&g, &field, "HY-001", r#"{"sample_interval_s":45}"#).await;
+    assert_eq!(status, 200, "{v}");
+    let (status, v) = put(
+        &g,
+        &field,
+        "HY-001",
+        r#"{"calibration":{"flow_m3h":{"offset":0.1,"scale":1.0}}}"#,
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    let c = &v["config"];
+    assert_eq!(c["sample_interval_s"], 45, "{v}");
+    assert_eq!(c["publish_interval_s"], 120, "{v}");
+    assert_eq!(c["tank_depth_m"], 2.5, "{v}");
+    assert_eq!(c["calibration"]["turbidity_ntu"]["offset"], -0.4, "{v}");
+    assert_eq!(c["calibration"]["flow_m3h"]["offset"], 0.1, "{v}");
+    let changed = NodeConfig::decode(serde_json::to_string(c).unwrap().as_bytes()).unwrap();
+    node_finds(port, &password, &changed).await;
     g.stop().await;
 
     // The embedded broker starts empty; the gateway publishes the config again.
     let g = Gateway::start(config(dir.path(), None)).await;
     let port = g.running.mqtt_addr.unwrap().port();
-    assert_eq!(config_the_node_receives(port, &password).await, expected);
+    node_finds(port, &password, &changed).await;
     g.stop().await;
 }

@@ -149,9 +149,10 @@ pub async fn node_config(
     }
 }
 
-/// `PUT /api/v1/terminals/{id}/config` (admin, field): the node's new config, as the wire
-/// contract's JSON; fields left out take their defaults. It is checked by the contract's rules,
-/// kept in the registry and published to the node, retained.
+/// `PUT /api/v1/terminals/{id}/config` (admin, field): changes to the node's config, as the
+/// wire contract's JSON. Fields left out keep their current values (a calibration is changed
+/// per quantity); `null` clears `tank_depth_m` or `sensor_height_m`. The result is checked by
+/// the contract's rules, kept in the registry and published to the node, retained.
 pub async fn set_node_config(
     State(state): State<AppState>,
     caller: Caller,
@@ -165,21 +166,36 @@ pub async fn set_node_config(
             "send the config as a JSON object, such as {\"sample_interval_s\":60}",
         ));
     }
-    let config = weir_contract::NodeConfig::decode(&body)
+    let changes: serde_json::Map<String, Value> = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("the config is not a JSON object: {e}")))?;
+    let wanted = id.clone();
+    let current = state
+        .store
+        .run(move |c| Ok(crate::node_config::base(c, &wanted)))
+        .await??
+        .ok_or_else(|| ApiError::not_found(format!("no terminal {id}")))?;
+    let mut merged = match config_json(&current)? {
+        Value::Object(m) => m,
+        _ => serde_json::Map::new(),
+    };
+    for (key, value) in changes {
+        match (merged.get_mut(&key), value) {
+            (Some(Value::Object(now)), Value::Object(new)) if key == "calibration" => {
+                now.extend(new);
+            }
+            (_, value) => {
+                merged.insert(key, value);
+            }
+        }
+    }
+    let merged = serde_json::to_vec(&Value::Object(merged)).map_err(anyhow::Error::from)?;
+    let config = weir_contract::NodeConfig::decode(&merged)
         .map_err(|e| ApiError::bad_request(format!("the config is refused: {e}")))?;
     let wanted = id.clone();
-    let done = state
+    state
         .store
-        .run(move |c| {
-            Ok(match terminals::get(c, &wanted)? {
-                None => Ok(false),
-                Some(_) => crate::node_config::set(c, &wanted, &config).map(|()| true),
-            })
-        })
+        .run(move |c| Ok(crate::node_config::set(c, &wanted, &config)))
         .await??;
-    if !done {
-        return Err(ApiError::not_found(format!("no terminal {id}")));
-    }
     tracing::info!(terminal = %id, by = %caller.0.name, "node config changed");
     state.node_configs.notify();
     Ok(Json(

@@ -340,15 +340,17 @@ async fn acknowledge(
                 }
             }
             for ((terminal, boot), (seq, enc)) in node_acks {
-                let seq = match highest.get_mut(&terminal) {
+                // An ack of an older boot (a late replay) is sent but not retained: the
+                // retained ack stays the current boot's.
+                let (seq, retain) = match highest.get_mut(&terminal) {
                     Some((b, s)) if *b == boot => {
                         *s = (*s).max(seq);
-                        *s
+                        (*s, true)
                     }
-                    Some((b, _)) if *b > boot => seq,
+                    Some((b, _)) if *b > boot => (seq, false),
                     _ => {
                         highest.insert(terminal.clone(), (boot, seq));
-                        seq
+                        (seq, true)
                     }
                 };
                 let Ok(t) = topic::topic(&prefix, &terminal, Channel::Ack) else {
@@ -359,7 +361,7 @@ async fn acknowledge(
                     continue;
                 };
                 tracing::debug!(%terminal, boot, seq, "node ack");
-                out.publish(t.as_str(), buf[..n].to_vec(), true);
+                out.publish(t.as_str(), buf[..n].to_vec(), retain);
             }
             let _ = tx.send(out.take());
         } else {

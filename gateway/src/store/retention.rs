@@ -141,3 +141,74 @@ pub async fn run(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(conn: &Connection) -> Vec<i64> {
+        conn.prepare("SELECT id FROM readings ORDER BY id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    }
+
+    fn cursors(conn: &Connection, alerts: i64, forwarded: i64) {
+        conn.execute_batch(&format!(
+            "INSERT INTO alert_cursor (name, last_id) VALUES ('readings', {alerts})
+               ON CONFLICT (name) DO UPDATE SET last_id = excluded.last_id;
+             INSERT INTO forward_cursor (sink, last_id) VALUES ('influx', {forwarded})
+               ON CONFLICT (sink) DO UPDATE SET last_id = excluded.last_id;"
+        ))
+        .unwrap();
+    }
+
+    #[test]
+    fn prune_keeps_what_cursors_have_not_passed_the_newest_per_terminal_and_the_newest_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = super::super::Store::open(
+            &dir.path().join("weir.db"),
+            crate::config::Synchronous::Normal,
+        )
+        .unwrap();
+        let conn = store.connect().unwrap();
+        let (now, old) = (1_800_000_000_i64, 1_700_000_000_i64);
+        let horizon = now - 7 * 86_400;
+        conn.execute_batch(&format!(
+            "INSERT INTO terminals (key, id, name, created_at) VALUES (1, 'HY-001', 'a', 0), (2, 'HY-002', 'b', 0);
+             -- HY-001: five old readings, one recent; HY-002: two old ones (its newest is old);
+             -- then a late old reading of HY-001, committed last: the newest row of all.
+             INSERT INTO readings (id, terminal, ts) VALUES
+               (1, 1, {old}), (2, 1, {old} + 60), (3, 1, {old} + 120), (4, 1, {old} + 180),
+               (5, 1, {old} + 240), (6, 1, {now}), (7, 2, {old}), (8, 2, {old} + 60),
+               (9, 1, {old} - 60);
+             INSERT INTO messages (terminal, boot, seq, received_at, readings) VALUES
+               (1, 1, 0, {old}, 1), (1, 1, 1, {now}, 1);"
+        ))
+        .unwrap();
+
+        // The alert engine has seen up to 3: nothing after it goes.
+        cursors(&conn, 3, 0);
+        let p = prune(&conn, horizon, false).unwrap();
+        assert_eq!(
+            p,
+            Pruned {
+                readings: 3,
+                messages: 1
+            }
+        );
+        assert_eq!(ids(&conn), vec![4, 5, 6, 7, 8, 9]);
+
+        // With forwarding on, its cursor (7) holds too; HY-002 keeps its newest (8).
+        cursors(&conn, 100, 7);
+        prune(&conn, horizon, true).unwrap();
+        assert_eq!(ids(&conn), vec![6, 8, 9]);
+
+        // Everything processed: the newest row (9) still stays, so no id is ever reused.
+        cursors(&conn, 9, 9);
+        prune(&conn, horizon, true).unwrap();
+        assert_eq!(ids(&conn), vec![6, 8, 9]);
+    }
+}
