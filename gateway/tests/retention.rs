@@ -138,6 +138,24 @@ async fn old_raw_readings_go_and_their_hourly_figures_stay() {
     let (_, again) = g.get(&hours).await;
     assert_eq!(again, body);
     g.stop().await;
+
+    // Retention turned off again: what was deleted stays out, rollups stay right.
+    let g = Gateway::start(config(dir.path(), None)).await;
+    let port = g.running.mqtt_addr.unwrap().port();
+    mosquitto_pub(
+        port,
+        Some(("HY-001", &p1)),
+        "weir/terminals/HY-001/telemetry",
+        &[reading(501, old + 120, 99.0)],
+    );
+    g.eventually(30, || async {
+        let (_, m) = g.get("/metrics").await;
+        (metric(&m, "weir_expired_readings_total") == Some(1.0)).then_some(())
+    })
+    .await;
+    let (_, after) = g.get(&hours).await;
+    assert_eq!(after, body);
+    g.stop().await;
 }
 
 #[test]

@@ -9,9 +9,10 @@
 //!   the highest would let the next reading reuse an id the cursors have already passed.
 //!
 //! Messages (the (terminal, boot, seq) record used to recognise replays) received before the
-//! window go too. A reading that arrives already older than the window is not stored (see
-//! the writer), so a late replay can never bring back, or count twice in a rollup, a reading
-//! that was deleted.
+//! window go too. A reading that arrives already older than the window, or older than anything
+//! retention ever deleted below ([`oldest_accepted`]), is not stored (see the writer), so a
+//! late replay can never bring back, or count twice in a rollup, a reading that was deleted,
+//! even after the window is widened or retention turned off.
 
 use std::time::Duration;
 
@@ -35,6 +36,24 @@ pub struct Pruned {
 /// The oldest reading time kept, for `days` of retention (0: keep everything).
 pub fn horizon(days: u32, now: i64) -> Option<i64> {
     (days > 0).then(|| now - i64::from(days) * 86_400)
+}
+
+/// The oldest reading time the store accepts: the configured window's start, or, if later,
+/// the time below which retention has ever deleted. A reading older than what was deleted
+/// would count a second time in its hour's rollup, so it is not stored even after the window
+/// is widened or retention turned off.
+pub fn oldest_accepted(conn: &Connection, days: u32, now: i64) -> rusqlite::Result<Option<i64>> {
+    let floor: Option<i64> = conn
+        .query_row(
+            "SELECT pruned_before FROM retention WHERE id = 1",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(match (horizon(days, now), floor) {
+        (Some(h), Some(f)) => Some(h.max(f)),
+        (h, f) => h.or(f),
+    })
 }
 
 /// The highest reading id that may be deleted: below what every consumer of the reading
@@ -102,6 +121,13 @@ pub fn prune(conn: &Connection, horizon: i64, forwarding: bool) -> rusqlite::Res
         if (n as i64) < CHUNK {
             break;
         }
+    }
+    if pruned.readings > 0 {
+        conn.execute(
+            "INSERT INTO retention (id, pruned_before) VALUES (1, ?1)
+             ON CONFLICT (id) DO UPDATE SET pruned_before = max(pruned_before, excluded.pruned_before)",
+            [horizon],
+        )?;
     }
     Ok(pruned)
 }

@@ -124,6 +124,16 @@ fn core_migrations() -> Vec<(&'static str, String)> {
             // Retention deletes message records by the time they arrived.
             "CREATE INDEX messages_by_received_at ON messages(received_at);".into(),
         ),
+        (
+            "core_0004_retention_floor",
+            // The oldest reading time retention ever deleted below: older readings are not
+            // stored again, even after the window is widened or retention turned off.
+            "CREATE TABLE retention (
+                 id INTEGER PRIMARY KEY CHECK (id = 1),
+                 pruned_before INTEGER NOT NULL
+             );"
+            .into(),
+        ),
     ]
 }
 

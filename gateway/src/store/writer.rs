@@ -248,7 +248,8 @@ impl Writer {
         let mut hours: HashMap<(i64, i64), HourAgg> = HashMap::new();
         let mut dead_letters = false;
         let mut last_seen: HashMap<i64, i64> = HashMap::new();
-        let horizon = super::retention::horizon(self.settings.raw_retention_days, super::now());
+        let horizon =
+            super::retention::oldest_accepted(&tx, self.settings.raw_retention_days, super::now())?;
         for job in batch {
             let outcome = match &job.item {
                 Item::Telemetry {
