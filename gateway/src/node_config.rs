@@ -40,23 +40,16 @@ pub fn of(terminal: &Terminal, setup: &NodeSetup) -> NodeConfig {
     }
 }
 
-/// The config of terminal `id`: `None` for an unknown terminal, `Some(None)` for one with no
-/// node setup.
-pub fn get(conn: &Connection, id: &str) -> anyhow::Result<Option<Option<NodeConfig>>> {
+/// Terminal `id`'s config and whether its node was ever set up (provisioned or configured);
+/// one never set up gets the defaults with the terminal's tank depth, what a change starts
+/// from. `None` for an unknown terminal.
+pub fn get(conn: &Connection, id: &str) -> anyhow::Result<Option<(NodeConfig, bool)>> {
     let Some(t) = terminals::get(conn, id)? else {
         return Ok(None);
     };
-    Ok(Some(provision::load_setup(conn, id)?.map(|s| of(&t, &s))))
-}
-
-/// What a change to terminal `id`'s config starts from: its config, or for a node never set
-/// up the defaults with the terminal's tank depth. `None` for an unknown terminal.
-pub fn base(conn: &Connection, id: &str) -> anyhow::Result<Option<NodeConfig>> {
-    let Some(t) = terminals::get(conn, id)? else {
-        return Ok(None);
-    };
-    let setup = provision::load_setup(conn, id)?.unwrap_or_default();
-    Ok(Some(of(&t, &setup)))
+    let setup = provision::load_setup(conn, id)?;
+    let set_up = setup.is_some();
+    Ok(Some((of(&t, &setup.unwrap_or_default()), set_up)))
 }
 
 /// Every terminal's config, for those with a node setup.

@@ -112,17 +112,15 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
         ingest_cancel.clone(),
     ));
 
-    let retention = crate::store::retention::horizon(config.store.raw_retention_days, 0)
-        .is_some()
-        .then(|| {
-            tokio::spawn(crate::store::retention::run(
-                store.clone(),
-                config.store.raw_retention_days,
-                config.influx.enabled,
-                metrics.clone(),
-                cancel.child_token(),
-            ))
-        });
+    let retention = (config.store.raw_retention_days > 0).then(|| {
+        tokio::spawn(crate::store::retention::run(
+            store.clone(),
+            config.store.raw_retention_days,
+            config.influx.enabled,
+            metrics.clone(),
+            cancel.child_token(),
+        ))
+    });
 
     let forwarder = config.influx.enabled.then(|| {
         tokio::spawn(crate::forward::influx::run(

@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime};
 #[allow(dead_code)]
 #[path = "../build.rs"]
 mod build_script;
+mod support;
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
 
@@ -63,12 +64,7 @@ fn the_dashboard_passes_its_browser_tests_against_the_demo() {
             "40",
         ],
     );
-    let node_password = added
-        .lines()
-        .find_map(|l| l.strip_prefix("node MQTT password:"))
-        .expect("terminal add prints the node's password")
-        .trim()
-        .to_owned();
+    let node_password = support::printed_password(&added);
     weir(
         &gateway_data,
         &[

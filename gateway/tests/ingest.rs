@@ -30,13 +30,7 @@ async fn ten_thousand_json_readings_from_mosquitto_pub_are_stored_exactly_once()
         "{}",
         String::from_utf8_lossy(&added.stderr)
     );
-    let printed = String::from_utf8(added.stdout).unwrap();
-    let password = printed
-        .lines()
-        .find_map(|l| l.strip_prefix("node MQTT password:"))
-        .unwrap_or_else(|| panic!("weir terminal add printed no password: {printed}"))
-        .trim()
-        .to_owned();
+    let password = printed_password(&String::from_utf8(added.stdout).unwrap());
     let g = Gateway::start(config(dir.path(), None)).await;
     let port = g.running.mqtt_addr.unwrap().port();
     let login = Some(("HY-017", password.as_str()));

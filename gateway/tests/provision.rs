@@ -8,7 +8,7 @@ mod support;
 use std::path::Path;
 use std::process::Command;
 
-use support::{config, rfc3339, try_mosquitto_pub, Gateway};
+use support::{config, printed_password, rfc3339, try_mosquitto_pub, Gateway};
 use weir_contract::Calibration;
 use weir_gateway::provision::uf2;
 use weir_node::provision::{
@@ -157,12 +157,7 @@ async fn a_provisioned_image_is_what_the_node_reads_and_lets_the_node_in() {
             "2.5",
         ],
     ));
-    let first_password = added
-        .lines()
-        .find_map(|l| l.strip_prefix("node MQTT password:"))
-        .unwrap()
-        .trim()
-        .to_string();
+    let first_password = printed_password(&added);
 
     let broker = format!("127.0.0.1:{port}");
     let o = dir.path().join("out");

@@ -142,8 +142,8 @@ pub async fn node_config(
         .await??;
     match found {
         None => Err(ApiError::not_found(format!("no terminal {id}"))),
-        Some(None) => Ok(Json(serde_json::json!({ "terminal": id, "config": null }))),
-        Some(Some(config)) => Ok(Json(
+        Some((_, false)) => Ok(Json(serde_json::json!({ "terminal": id, "config": null }))),
+        Some((config, true)) => Ok(Json(
             serde_json::json!({ "terminal": id, "config": config_json(&config)? }),
         )),
     }
@@ -161,19 +161,18 @@ pub async fn set_node_config(
 ) -> Result<Json<Value>, ApiError> {
     use weir_contract::Message as _;
     caller.require(&[Role::Field])?;
-    if !body.starts_with(b"{") {
-        return Err(ApiError::bad_request(
-            "send the config as a JSON object, such as {\"sample_interval_s\":60}",
-        ));
-    }
-    let changes: serde_json::Map<String, Value> = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(format!("the config is not a JSON object: {e}")))?;
+    let changes: serde_json::Map<String, Value> = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "send the config as a JSON object, such as {{\"sample_interval_s\":60}} ({e})"
+        ))
+    })?;
     let wanted = id.clone();
     let current = state
         .store
-        .run(move |c| Ok(crate::node_config::base(c, &wanted)))
+        .run(move |c| Ok(crate::node_config::get(c, &wanted)))
         .await??
-        .ok_or_else(|| ApiError::not_found(format!("no terminal {id}")))?;
+        .ok_or_else(|| ApiError::not_found(format!("no terminal {id}")))?
+        .0;
     let mut merged = match config_json(&current)? {
         Value::Object(m) => m,
         _ => serde_json::Map::new(),

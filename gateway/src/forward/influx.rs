@@ -35,7 +35,8 @@ struct Point {
     faults: Option<String>,
 }
 
-fn cursor(c: &Connection) -> rusqlite::Result<i64> {
+/// The id of the last reading forwarded (0: none yet).
+pub fn cursor(c: &Connection) -> rusqlite::Result<i64> {
     Ok(c.query_row(
         "SELECT last_id FROM forward_cursor WHERE sink = ?1",
         [SINK],

@@ -60,27 +60,10 @@ pub fn oldest_accepted(conn: &Connection, days: u32, now: i64) -> rusqlite::Resu
 /// stream (the forwarder if `forwarding`, the alert engine) has processed, and below the
 /// newest reading.
 fn deletable_up_to(conn: &Connection, forwarding: bool) -> rusqlite::Result<i64> {
-    let newest: i64 = conn.query_row("SELECT coalesce(max(id), 0) FROM readings", [], |r| {
-        r.get(0)
-    })?;
-    let mut limit = newest - 1;
-    let alerts: Option<i64> = conn
-        .query_row(
-            "SELECT last_id FROM alert_cursor WHERE name = 'readings'",
-            [],
-            |r| r.get(0),
-        )
-        .optional()?;
-    limit = limit.min(alerts.unwrap_or(0));
+    use crate::alerts::store as alerts;
+    let mut limit = (alerts::max_reading_id(conn)? - 1).min(alerts::cursor(conn)?.unwrap_or(0));
     if forwarding {
-        let forwarded: Option<i64> = conn
-            .query_row(
-                "SELECT last_id FROM forward_cursor WHERE sink = 'influx'",
-                [],
-                |r| r.get(0),
-            )
-            .optional()?;
-        limit = limit.min(forwarded.unwrap_or(0));
+        limit = limit.min(crate::forward::influx::cursor(conn)?);
     }
     Ok(limit)
 }

@@ -253,6 +253,16 @@ pub fn metric(body: &str, name: &str) -> Option<f64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
+/// The node password `weir terminal add` (or `weir node provision`) printed, once.
+pub fn printed_password(stdout: &str) -> String {
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("node MQTT password:"))
+        .unwrap_or_else(|| panic!("weir printed no node password: {stdout}"))
+        .trim()
+        .to_owned()
+}
+
 /// RFC 3339 for Unix seconds.
 pub fn rfc3339(ts: i64) -> String {
     weir_contract::Timestamp::from_unix(ts).to_string()
