@@ -199,7 +199,7 @@ fn classify(prefix: &str, p: Publish, generation: u64, metrics: &Metrics) -> Job
         Job {
             item: Item::Refused {
                 terminal,
-                topic: p.topic.clone(),
+                topic: p.topic,
                 payload: p.payload.to_vec(),
                 reason,
                 detail: e.to_string(),
@@ -228,7 +228,7 @@ fn classify(prefix: &str, p: Publish, generation: u64, metrics: &Metrics) -> Job
                         item: Item::Telemetry {
                             terminal,
                             telemetry: (&telemetry).into(),
-                            topic: p.topic.clone(),
+                            topic: p.topic,
                             raw,
                         },
                         token: Token {
