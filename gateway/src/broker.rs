@@ -14,9 +14,9 @@ use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 use weir_broker::{Broker, BrokerConfig, WeirPolicy};
 
-use crate::config::Config;
+use crate::config::MqttConfig;
 use crate::metrics::Metrics;
-use crate::store::{auth, terminals, Store};
+use weir_store::{auth, terminals, Store};
 
 /// The service user name: a colon is never part of a terminal id.
 const SERVICE_USER: &str = "weir:gateway";
@@ -71,23 +71,23 @@ impl Verified {
 
 /// Starts the embedded broker on `mqtt.listen`. It runs until [`Embedded::stopped`].
 pub async fn start(
-    config: &Config,
+    mqtt: &MqttConfig,
     store: Arc<Store>,
     metrics: &Metrics,
 ) -> anyhow::Result<Embedded> {
     let service_password = auth::new_secret("");
     let verified = Verified::default();
     let policy = WeirPolicy::new(
-        &config.mqtt.topic_prefix,
+        &mqtt.topic_prefix,
         SERVICE_USER,
         service_password.as_bytes(),
         move |id, password| verified.check(&store, id.as_str(), password),
     )
     .map_err(|e| anyhow::anyhow!("mqtt.topic_prefix: {}", e.reason))?;
     let broker_config = BrokerConfig {
-        listen: config.mqtt.listen,
-        max_inflight: config.mqtt.max_inflight,
-        max_queued: config.mqtt.max_queued,
+        listen: mqtt.listen,
+        max_inflight: mqtt.max_inflight,
+        max_queued: mqtt.max_queued,
         max_packet_size: weir_contract::MAX_PAYLOAD + 1024,
         ..BrokerConfig::default()
     };
@@ -95,9 +95,9 @@ pub async fn start(
         Broker::new(broker_config, Arc::new(policy)).context("configuring the embedded broker")?;
     let _ = metrics.broker.set(broker.stats());
     let listener = broker
-        .bind(config.mqtt.listen)
+        .bind(mqtt.listen)
         .await
-        .with_context(|| format!("listening for MQTT on {} (mqtt.listen)", config.mqtt.listen))?;
+        .with_context(|| format!("listening for MQTT on {} (mqtt.listen)", mqtt.listen))?;
     let addr = listener.local_addr();
     let stop = CancellationToken::new();
     let task = tokio::spawn(listener.run(stop.clone()));

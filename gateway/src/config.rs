@@ -9,6 +9,7 @@ use figment::providers::{Format, Serialized, Toml};
 use figment::value::{Dict, Map, Value};
 use figment::{Figment, Metadata, Profile, Provider};
 use serde::{Deserialize, Serialize};
+use weir_store::StoreConfig;
 
 /// Environment variable whose value is accepted as an admin API token.
 pub const BOOTSTRAP_TOKEN_VAR: &str = "WEIR_BOOTSTRAP_TOKEN";
@@ -192,43 +193,6 @@ impl Default for MqttConfig {
     }
 }
 
-/// How hard SQLite works to keep a commit across a power cut.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Synchronous {
-    /// Every commit is flushed to the disk before the node is acked: nothing acked is lost to a
-    /// power cut.
-    Full,
-    /// Commits survive a crash of the gateway but the last ones may be lost to a power cut.
-    Normal,
-}
-
-/// The reading store.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct StoreConfig {
-    /// `full` or `normal`, see above.
-    pub synchronous: Synchronous,
-    /// Most messages committed in one transaction. The writer never waits for a batch to
-    /// fill: it commits whatever has arrived, so batches grow only under load.
-    pub batch_max_messages: usize,
-    /// Days of raw readings to keep (hourly rollups are kept); 0 keeps them all, else at least 7.
-    pub raw_retention_days: u32,
-    /// Refused messages kept for inspection; the oldest go first.
-    pub dead_letters_max: u32,
-}
-
-impl Default for StoreConfig {
-    fn default() -> Self {
-        StoreConfig {
-            synchronous: Synchronous::Full,
-            batch_max_messages: 2000,
-            raw_retention_days: 0,
-            dead_letters_max: 10_000,
-        }
-    }
-}
-
 /// Forwarding of every stored reading to InfluxDB 2 (or anything serving its v2 write API).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -314,17 +278,7 @@ impl Config {
     pub fn validate(&self) -> anyhow::Result<()> {
         weir_contract::topic::check_prefix(&self.mqtt.topic_prefix)
             .map_err(|e| anyhow::anyhow!("mqtt.topic_prefix: {}", e.reason))?;
-        anyhow::ensure!(
-            self.store.batch_max_messages > 0,
-            "store.batch_max_messages must be at least 1"
-        );
-        anyhow::ensure!(
-            self.store.raw_retention_days == 0 || self.store.raw_retention_days >= 7,
-            "store.raw_retention_days must be 0 (keep everything) or at least 7, not {}: nodes keep \
-             days of readings while a link is down, and the alert rules and the dashboard's raw \
-             charts look back up to two days",
-            self.store.raw_retention_days
-        );
+        self.store.validate()?;
         anyhow::ensure!(
             self.http.session_hours > 0,
             "http.session_hours must be at least 1"

@@ -16,8 +16,8 @@ use tokio_util::sync::CancellationToken;
 use weir_sim::{Credentials, Fleet, FleetConfig, Scenario};
 
 use crate::config::{BrokerMode, Config};
-use crate::store::auth::{self, Role};
-use crate::store::terminals::{self, NewTerminal};
+use weir_store::auth::{self, Role};
+use weir_store::terminals::{self, NewTerminal};
 
 /// Options of `weir demo`.
 #[derive(Args, Debug)]
@@ -90,7 +90,7 @@ pub async fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<()> {
 }
 
 async fn run_in(config: Config, args: &DemoArgs, data_dir: &std::path::Path) -> anyhow::Result<()> {
-    let store = crate::store::Store::open(&config.database_path(), config.store.synchronous)?;
+    let store = weir_store::Store::open(&config.database_path(), config.store.synchronous)?;
     let scenario = Scenario::new(args.seed, args.terminals, 0, 86_400);
     let mut passwords = HashMap::new();
     for plan in &scenario.terminals {

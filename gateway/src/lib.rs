@@ -16,8 +16,6 @@ pub mod metrics;
 pub mod node_config;
 pub mod provision;
 pub mod serve;
-pub mod store;
-pub mod web;
 
 use std::sync::Arc;
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use weir_contract::{Status, TerminalId};
 
-use crate::store::writer::StoredReading;
+use weir_store::writer::StoredReading;
 
 /// Something was committed.
 #[derive(Clone, Debug)]

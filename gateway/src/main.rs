@@ -7,9 +7,9 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use weir_gateway::config::Config;
 use weir_gateway::provision;
-use weir_gateway::store::auth::{self, Role};
-use weir_gateway::store::terminals::{self, NewTerminal};
-use weir_gateway::store::Store;
+use weir_store::auth::{self, Role};
+use weir_store::terminals::{self, NewTerminal};
+use weir_store::Store;
 
 /// Weir: telemetry, storage, alerts and a dashboard for rural wastewater treatment terminals.
 #[derive(Parser)]
@@ -331,7 +331,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             for t in list {
                 let num = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.5}"));
                 let sensors = store
-                    .with(|c| Ok(provision::load_setup(c, &t.id)))??
+                    .with(|c| Ok(weir_store::terminals::setup(c, &t.id)))??
                     .map_or("- (not provisioned)".into(), |s| {
                         provision::describe_sensors(&s.sensors)
                     });

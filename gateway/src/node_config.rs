@@ -20,9 +20,9 @@ use weir_contract::topic::{self, Channel};
 use weir_contract::{Encoding, Message as _, NodeConfig, TerminalId};
 
 use crate::ingest::Session;
-use crate::provision::{self, NodeSetup};
-use crate::store::terminals::{self, Terminal};
-use crate::store::Store;
+use weir_store::terminals::NodeSetup;
+use weir_store::terminals::{self, Terminal};
+use weir_store::Store;
 
 /// The config of a node with `setup` at `terminal`.
 pub fn of(terminal: &Terminal, setup: &NodeSetup) -> NodeConfig {
@@ -47,7 +47,7 @@ pub fn get(conn: &Connection, id: &str) -> anyhow::Result<Option<(NodeConfig, bo
     let Some(t) = terminals::get(conn, id)? else {
         return Ok(None);
     };
-    let setup = provision::load_setup(conn, id)?;
+    let setup = terminals::setup(conn, id)?;
     let set_up = setup.is_some();
     Ok(Some((of(&t, &setup.unwrap_or_default()), set_up)))
 }
@@ -56,7 +56,7 @@ pub fn get(conn: &Connection, id: &str) -> anyhow::Result<Option<(NodeConfig, bo
 pub fn all(conn: &Connection) -> anyhow::Result<Vec<(String, NodeConfig)>> {
     let mut out = Vec::new();
     for t in terminals::list(conn)? {
-        if let Some(setup) = provision::load_setup(conn, &t.id)? {
+        if let Some(setup) = terminals::setup(conn, &t.id)? {
             out.push((t.id.clone(), of(&t, &setup)));
         }
     }
@@ -69,16 +69,13 @@ pub fn set(conn: &Connection, id: &str, config: &NodeConfig) -> anyhow::Result<(
     // IMMEDIATE: this reads, then writes; a deferred transaction would fail at once if the
     // store writer committed in between (see writer.rs).
     let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
-    let mut setup = provision::load_setup(&tx, id)?.unwrap_or_default();
+    let mut setup = terminals::setup(&tx, id)?.unwrap_or_default();
     setup.sample_interval_s = Some(config.sample_interval_s);
     setup.publish_interval_s = Some(config.publish_interval_s);
     setup.calibration = config.calibration;
     setup.sensor_height_m = config.sensor_height_m;
-    provision::save_setup(&tx, id, &setup)?;
-    tx.execute(
-        "UPDATE terminals SET tank_depth_m = ?2 WHERE id = ?1",
-        rusqlite::params![id, config.tank_depth_m],
-    )?;
+    terminals::save_setup(&tx, id, &setup)?;
+    terminals::set_tank_depth(&tx, id, config.tank_depth_m)?;
     tx.commit()?;
     Ok(())
 }

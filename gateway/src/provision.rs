@@ -13,60 +13,17 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, ensure, Context as _};
-use rusqlite::{params, Connection, OptionalExtension as _};
-use serde::{Deserialize, Serialize};
-use weir_contract::{Calibration, CalibrationSet, Quantity, TerminalId};
+use rusqlite::Connection;
+
+use weir_contract::{Calibration, Quantity, TerminalId};
 use weir_node::provision::{
     layout::{FlashLayout, BOARDS},
     parse_ipv4, Broker, FlowSensor, Network, Provision, SensorSet, TurbiditySensor, Ultrasonic,
     IMAGE_LEN,
 };
 
-use crate::store::auth;
-use crate::store::terminals::{self, Terminal};
-
-/// How a terminal's node is wired and set up, as kept in the registry.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct NodeSetup {
-    /// The sensors and how they are connected.
-    pub sensors: SensorSet,
-    /// Height of the ultrasonic sensor's face above the tank bottom, m.
-    pub sensor_height_m: Option<f64>,
-    /// Sampling and publishing, s (the node's defaults when unset).
-    pub sample_interval_s: Option<u32>,
-    /// Publishing interval, s.
-    pub publish_interval_s: Option<u32>,
-    /// Sensor corrections found on site.
-    pub calibration: CalibrationSet,
-    /// DHCP or a fixed address.
-    pub network: Option<Network>,
-}
-
-/// The registry's record of a node's setup, if it was ever provisioned.
-pub fn load_setup(conn: &Connection, id: &str) -> anyhow::Result<Option<NodeSetup>> {
-    let text: Option<Option<String>> = conn
-        .query_row(
-            "SELECT node_setup FROM terminals WHERE id = ?1",
-            [id],
-            |r| r.get(0),
-        )
-        .optional()?;
-    match text.flatten() {
-        None => Ok(None),
-        Some(t) => Ok(Some(serde_json::from_str(&t).with_context(|| {
-            format!("the registry's node setup of {id} does not read: {t}")
-        })?)),
-    }
-}
-
-pub(crate) fn save_setup(conn: &Connection, id: &str, setup: &NodeSetup) -> anyhow::Result<()> {
-    conn.execute(
-        "UPDATE terminals SET node_setup = ?2 WHERE id = ?1",
-        params![id, serde_json::to_string(setup)?],
-    )?;
-    Ok(())
-}
+use weir_store::auth;
+use weir_store::terminals::{self, Terminal};
 
 /// What the person provisioning asks for; unset fields keep the registry's record.
 #[derive(Clone, Debug, Default)]
@@ -132,7 +89,7 @@ pub fn provision<T>(
             req.terminal, req.terminal
         )
     })?;
-    let mut setup = load_setup(&tx, &terminal.id)?.unwrap_or_default();
+    let mut setup = terminals::setup(&tx, &terminal.id)?.unwrap_or_default();
     if let Some(t) = req.turbidity {
         setup.sensors.turbidity = t;
     }
@@ -215,7 +172,7 @@ pub fn provision<T>(
         .write(&mut image)
         .map_err(|e| anyhow::anyhow!("the configuration image for {}: {e}", terminal.id))?;
 
-    save_setup(&tx, &terminal.id, &setup)?;
+    terminals::save_setup(&tx, &terminal.id, &setup)?;
     if new_password {
         terminals::set_password_hash(&tx, &terminal.id, &auth::hash_password(&password))?;
     }

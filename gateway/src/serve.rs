@@ -12,8 +12,8 @@ use crate::api::{self, AppState};
 use crate::config::{BrokerMode, Config, BOOTSTRAP_TOKEN_VAR};
 use crate::ingest::{self, Session};
 use crate::metrics::Metrics;
-use crate::store::writer::{self, WriterSettings};
-use crate::store::Store;
+use weir_store::writer::{self, WriterSettings};
+use weir_store::Store;
 
 /// A running gateway.
 #[derive(Debug)]
@@ -83,7 +83,7 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
             )
         }
         BrokerMode::Embedded => {
-            let embedded = crate::broker::start(&config, store.clone(), &metrics).await?;
+            let embedded = crate::broker::start(&config.mqtt, store.clone(), &metrics).await?;
             let session = Session {
                 host: "127.0.0.1".into(),
                 port: embedded.addr.port(),
@@ -113,11 +113,23 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
     ));
 
     let retention = (config.store.raw_retention_days > 0).then(|| {
-        tokio::spawn(crate::store::retention::run(
+        tokio::spawn(weir_store::retention::run(
             store.clone(),
             config.store.raw_retention_days,
-            config.influx.enabled,
-            metrics.clone(),
+            // Every consumer of commit order that runs holds retention back.
+            if config.influx.enabled {
+                vec![weir_store::cursors::ALERTS, weir_store::cursors::INFLUX]
+            } else {
+                vec![weir_store::cursors::ALERTS]
+            },
+            {
+                let metrics = metrics.clone();
+                move |p| {
+                    metrics
+                        .pruned_readings
+                        .fetch_add(p.readings, std::sync::atomic::Ordering::Relaxed);
+                }
+            },
             cancel.child_token(),
         ))
     });
@@ -132,7 +144,7 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
     });
 
     let alerts = crate::alerts::start(
-        config.clone(),
+        config.alerts.clone(),
         store.clone(),
         live.subscribe(),
         cancel.child_token(),
@@ -156,13 +168,7 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
         alerts: alerts.clone(),
         node_configs,
     };
-    let app = api::router(state);
-    let http_cancel = cancel.clone();
-    let http = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { http_cancel.cancelled().await })
-            .await
-    });
+    let http = tokio::spawn(api::serve(listener, state, cancel.clone()));
 
     let stop = cancel.clone();
     let done = tokio::spawn(async move {

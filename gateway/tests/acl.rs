@@ -54,7 +54,7 @@ async fn only_own_topics_are_stored(g: &Gateway, port: u16, hy001: &str) {
     let node = connect(port, Some(("HY-001", hy001)))
         .await
         .expect("HY-001 logs in");
-    let now = weir_gateway::store::now();
+    let now = weir_store::now();
     node.publish(
         "weir/terminals/HY-001/telemetry",
         QoS::AtLeastOnce,

@@ -13,11 +13,13 @@ use weir_gateway::alerts::engine::{Action, ActionError};
 use weir_gateway::alerts::model::{AlertRow, AlertState, Rule, Severity};
 use weir_gateway::alerts::notify::Notice;
 use weir_gateway::alerts::preview::{self, PreviewRequest};
-use weir_gateway::alerts::{self, store as alert_store, Alerts};
-use weir_gateway::config::{Config, Synchronous};
+use weir_gateway::alerts::{self, Alerts};
+use weir_gateway::config::Config;
 use weir_gateway::live::LiveEvent;
-use weir_gateway::store::writer::StoredReading;
-use weir_gateway::store::Store;
+use weir_store::alerts as alert_store;
+use weir_store::writer::StoredReading;
+use weir_store::Store;
+use weir_store::Synchronous;
 
 /// One running engine with its feed.
 struct Engine {
@@ -74,7 +76,7 @@ impl Engine {
     async fn start(config: Config, store: Arc<Store>) -> Engine {
         let (live, rx) = broadcast::channel(1024);
         let cancel = CancellationToken::new();
-        let alerts = alerts::start(Arc::new(config), store, rx, cancel.clone())
+        let alerts = alerts::start(config.alerts, store, rx, cancel.clone())
             .await
             .unwrap();
         let notices = alerts.notices();
@@ -190,7 +192,7 @@ fn turbidity(ts: i64, ntu: f64) -> Reading {
 
 /// A turbidity alarm on `t`: 41 minute readings at 25 NTU ending now.
 fn alarm_readings(t: &str) -> Vec<(&str, Reading)> {
-    let now = weir_gateway::store::now();
+    let now = weir_store::now();
     (0..=40)
         .map(|m| (t, turbidity(now - (40 - m) * 60, 25.0)))
         .collect()
@@ -287,7 +289,7 @@ async fn twenty_terminals_dying_together_give_one_grouped_incident_and_one_notic
     .await;
     assert!(a.iter().all(|x| x.rule == Rule::Offline));
     let incidents = store
-        .run(|c| alert_store::incidents(c, true, 10))
+        .run(|c| weir_store::incidents::list(c, true, 10))
         .await
         .unwrap();
     assert_eq!(incidents.len(), 1, "{incidents:?}");
@@ -313,7 +315,7 @@ async fn twenty_terminals_dying_together_give_one_grouped_incident_and_one_notic
     }
     until(|| async { active(&store).await.is_empty().then_some(()) }).await;
     let resolved = store
-        .run(|c| alert_store::incidents(c, false, 10))
+        .run(|c| weir_store::incidents::list(c, false, 10))
         .await
         .unwrap();
     assert!(resolved[0].resolved_at.is_some());
@@ -340,7 +342,7 @@ async fn one_terminal_going_offline_alone_is_announced_on_its_own() {
     assert_eq!(notices.len(), 1, "{notices:#?}");
     assert_eq!(notices[0].subject, "HY-003/offline");
     let incidents = store
-        .run(|c| alert_store::incidents(c, false, 10))
+        .run(|c| weir_store::incidents::list(c, false, 10))
         .await
         .unwrap();
     assert!(incidents.is_empty());
@@ -353,7 +355,7 @@ async fn a_gateway_restart_raises_no_offline_storm() {
     let store = open_store(dir.path());
     let terminals = ids(20);
     // They last reported long ago, from the new gateway's point of view: it was down.
-    register(&store, &terminals, Some(weir_gateway::store::now() - 7200));
+    register(&store, &terminals, Some(weir_store::now() - 7200));
     let mut e = Engine::start(config(), store.clone()).await;
     // The nodes reconnect and flush their queues within a few minutes, then report as
     // usual; HY-020 never comes back.
@@ -591,7 +593,7 @@ async fn an_alert_goes_from_open_to_dispatched_to_resolved_by_hand_with_every_st
 
     // Resolved by hand while the water is still turbid: the rule starts over and raises
     // again only after the full 30 minutes.
-    let now = weir_gateway::store::now() + 600;
+    let now = weir_store::now() + 600;
     let later: Vec<(&str, Reading)> = (0..=31)
         .map(|m| ("HY-001", turbidity(now + m * 60, 25.0)))
         .collect();
@@ -609,7 +611,7 @@ async fn a_run_in_progress_survives_a_restart_of_the_gateway() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(dir.path());
     register(&store, &ids(1), None);
-    let t0 = weir_gateway::store::now() - 3600;
+    let t0 = weir_store::now() - 3600;
     let readings: Vec<(&str, Reading)> = (0..=35)
         .map(|m| ("HY-001", turbidity(t0 + m * 60, 15.0)))
         .collect();
@@ -636,7 +638,7 @@ async fn sensor_faults_desludging_and_a_lost_message_each_raise_their_own_alert(
     let store = open_store(dir.path());
     register(&store, &ids(1), None);
     let mut e = Engine::start(config(), store.clone()).await;
-    let t0 = weir_gateway::store::now() - 7200;
+    let t0 = weir_store::now() - 7200;
     let readings: Vec<(&str, Reading)> = (0..=70)
         .map(|m| {
             let r = Reading::new(Timestamp::from_unix(t0 + m * 60))

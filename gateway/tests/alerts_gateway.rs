@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use support::*;
 use weir_gateway::alerts::config::CrewConfig;
-use weir_gateway::store::auth::{self, Role};
+use weir_store::auth::{self, Role};
 
 /// One message of `n` minute readings at `ntu`, the last one `end`.
 fn telemetry(seq: u32, end: i64, n: i64, ntu: f64) -> String {
@@ -75,7 +75,7 @@ async fn turbidity_above_the_alarm_limit_for_half_an_hour_shows_as_an_alert_in_t
 
     // 40 minutes at 25 NTU, taken in the past (a node replaying its queue), sent twice:
     // the broker may deliver twice, and nodes resend what was not acknowledged.
-    let now = weir_gateway::store::now();
+    let now = weir_store::now();
     let message = telemetry(0, now - 60, 41, 25.0);
     mosquitto_pub(
         broker.port,

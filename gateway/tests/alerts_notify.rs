@@ -20,11 +20,13 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use weir_contract::{Quantity, Reading, TerminalId, Timestamp};
 use weir_gateway::alerts::config::CrewConfig;
-use weir_gateway::alerts::store::{self as alert_store, NotificationRow};
-use weir_gateway::config::{Config, Synchronous};
+use weir_gateway::config::Config;
 use weir_gateway::live::LiveEvent;
-use weir_gateway::store::writer::StoredReading;
-use weir_gateway::store::Store;
+use weir_store::alerts as alert_store;
+use weir_store::notifications::{self, NotificationRow};
+use weir_store::writer::StoredReading;
+use weir_store::Store;
+use weir_store::Synchronous;
 
 /// What the HTTP receiver got, per path: (headers, body), failed attempts included.
 type Hits = Arc<Mutex<HashMap<String, Vec<(HeaderMap, Bytes)>>>>;
@@ -147,10 +149,7 @@ impl Feed {
 }
 
 async fn rows(store: &Arc<Store>) -> Vec<NotificationRow> {
-    store
-        .run(|c| alert_store::notifications(c, 1000))
-        .await
-        .unwrap()
+    store.run(|c| notifications::list(c, 1000)).await.unwrap()
 }
 
 /// Polls `f` every 20 ms for at most 20 s of real time.
@@ -206,11 +205,11 @@ async fn an_alarm_reaches_the_webhook_sms_gateway_and_smtp_relay_after_a_failed_
 
     let (live, rx) = broadcast::channel(64);
     let cancel = CancellationToken::new();
-    let alerts = weir_gateway::alerts::start(Arc::new(config), store.clone(), rx, cancel.clone())
+    let alerts = weir_gateway::alerts::start(config.alerts, store.clone(), rx, cancel.clone())
         .await
         .unwrap();
     let mut feed = Feed { live, next_id: 0 };
-    let t0 = weir_gateway::store::now() - 7200;
+    let t0 = weir_store::now() - 7200;
     feed.readings((0..=40).map(|m| turbidity(t0 + m * 60, 25.0)));
 
     // One webhook, two SMS (the O&M centre's number and the zone crew's), one email.

@@ -3,7 +3,7 @@
 mod support;
 
 use support::*;
-use weir_gateway::store::auth::{self, Role};
+use weir_store::auth::{self, Role};
 
 /// One reading a minute for three hours from `h0` (a whole UTC hour), turbidity = the minute's
 /// index, so each step's min, mean and max are known.
@@ -23,7 +23,7 @@ async fn started() -> (tempfile::TempDir, Gateway, i64) {
     let g = Gateway::start(config(dir.path(), None)).await;
     let password = g.add_terminal("HY-001");
     // Yesterday 00:00 UTC: 08:00 to 11:00 in Shanghai, the site's default time zone.
-    let h0 = (weir_gateway::store::now() / 86_400 - 1) * 86_400;
+    let h0 = (weir_store::now() / 86_400 - 1) * 86_400;
     mosquitto_pub(
         g.running.mqtt_addr.unwrap().port(),
         Some(("HY-001", &password)),

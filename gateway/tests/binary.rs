@@ -167,7 +167,7 @@ async fn stop_mid_stream_and_restart(how: Stop) {
         }
     });
     let total = 3000u32;
-    let start = weir_gateway::store::now() - i64::from(total) * 10 - 60;
+    let start = weir_store::now() - i64::from(total) * 10 - 60;
     let ts_of = move |seq: u32| start + i64::from(seq) * 10;
     let publisher = tokio::spawn(async move {
         for seq in 0..total {
@@ -436,7 +436,7 @@ async fn the_demo_serves_all_38_terminals_and_each_scripted_fault_raises_its_ale
     assert_eq!(resp.status(), 200, "the printed login does not work");
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     // The fleet replays the last week first: ask for all of it.
-    let from = rfc3339(weir_gateway::store::now() - 8 * 86_400);
+    let from = rfc3339(weir_store::now() - 8 * 86_400);
     let with_data = loop {
         let terminals: serde_json::Value = get_json(&http, format!("{url}/api/v1/terminals")).await;
         let ids: Vec<String> = terminals

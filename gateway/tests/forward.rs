@@ -41,7 +41,7 @@ async fn every_reading_reaches_victoria_metrics_after_an_outage() {
     opts.set_keep_alive(Duration::from_secs(30));
     let (client, mut events) = AsyncClient::new(opts, 5000);
     tokio::spawn(async move { while events.poll().await.is_ok() {} });
-    let now = weir_gateway::store::now();
+    let now = weir_store::now();
     let per_terminal = 1500;
     for id in ["HY-005", "HY-006"] {
         for i in 0..per_terminal {
@@ -89,7 +89,7 @@ async fn every_reading_reaches_victoria_metrics_after_an_outage() {
     let cursor: i64 = rusqlite::Connection::open(dir.path().join("weir.db"))
         .unwrap()
         .query_row(
-            "SELECT last_id FROM forward_cursor WHERE sink = 'influx'",
+            "SELECT last_id FROM consumer_cursors WHERE consumer = 'influx'",
             [],
             |r| r.get(0),
         )
@@ -184,7 +184,7 @@ async fn retry_after_is_honoured_and_a_refused_reading_is_recorded_and_skipped()
     opts.set_keep_alive(Duration::from_secs(30));
     let (client, mut events) = AsyncClient::new(opts, 100);
     tokio::spawn(async move { while events.poll().await.is_ok() {} });
-    let now = weir_gateway::store::now();
+    let now = weir_store::now();
     // Ten readings, the fourth from the terminal the server refuses.
     for i in 0..10u32 {
         let id = if i == 3 { "HY-BAD" } else { "HY-007" };

@@ -34,7 +34,7 @@ async fn ten_thousand_json_readings_from_mosquitto_pub_are_stored_exactly_once()
     let g = Gateway::start(config(dir.path(), None)).await;
     let port = g.running.mqtt_addr.unwrap().port();
     let login = Some(("HY-017", password.as_str()));
-    let now = weir_gateway::store::now();
+    let now = weir_store::now();
     let first = now - 10_000 * 60;
     let lines: Vec<String> = (0..10_000u32)
         .map(|i| json_reading(1, i, first + i64::from(i) * 60, 3.4))
@@ -67,7 +67,7 @@ async fn a_malformed_message_is_counted_by_reason_and_kept_and_stored_readings_s
     let dir = tempfile::tempdir().unwrap();
     let g = Gateway::start(config(dir.path(), Some(broker.port))).await;
     g.add_terminal("HY-001");
-    let now = weir_gateway::store::now();
+    let now = weir_store::now();
     let topic = "weir/terminals/HY-001/telemetry";
     mosquitto_pub(
         broker.port,
@@ -193,7 +193,7 @@ async fn the_node_is_acked_only_once_its_readings_are_stored_and_replays_are_ack
     let g = Gateway::start(config(dir.path(), Some(broker.port))).await;
     g.add_terminal("HY-002");
     let (client, mut events) = node(broker.port, "HY-002").await;
-    let now = weir_gateway::store::now();
+    let now = weir_store::now();
     let topic = "weir/terminals/HY-002/telemetry";
     client
         .publish(
@@ -248,7 +248,7 @@ async fn dead_letters_are_bounded_and_a_reading_replayed_under_a_new_boot_is_sto
     let port = g.running.mqtt_addr.unwrap().port();
     let login = Some(("HY-001", password.as_str()));
     let topic = "weir/terminals/HY-001/telemetry";
-    let now = weir_gateway::store::now();
+    let now = weir_store::now();
 
     // Five refused messages (turbidity out of range, seq 0-4): the newest three are kept.
     let bad: Vec<String> = (0..5)

@@ -8,7 +8,7 @@ use std::time::Duration;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use support::*;
 use weir_contract::{Message as _, NodeConfig};
-use weir_gateway::store::auth::{self, Role};
+use weir_store::auth::{self, Role};
 
 const TOPIC: &str = "weir/terminals/HY-001/config";
 

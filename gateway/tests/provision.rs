@@ -287,7 +287,7 @@ async fn a_provisioned_image_is_what_the_node_reads_and_lets_the_node_in() {
     assert!(!label.contains(p.password.as_str()));
 
     // The image's credentials let the node in; the password from `terminal add` no longer.
-    let now = weir_gateway::store::now();
+    let now = weir_store::now();
     let line = format!(
         r#"{{"boot":1,"seq":1,"readings":[{{"ts":"{}","flow_m3h":1.5,"turbidity_ntu":3.2}}]}}"#,
         rfc3339(now - 60)

@@ -22,7 +22,7 @@ async fn alerts_caught_up(g: &Gateway) {
             .with(|c| {
                 Ok((
                     c.query_row(
-                        "SELECT coalesce((SELECT last_id FROM alert_cursor WHERE name = 'readings'), 0)",
+                        "SELECT coalesce((SELECT last_id FROM consumer_cursors WHERE consumer = 'alerts'), 0)",
                         [],
                         |r| r.get::<_, i64>(0),
                     )?,
@@ -40,7 +40,7 @@ async fn alerts_caught_up(g: &Gateway) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn old_raw_readings_go_and_their_hourly_figures_stay() {
     let dir = tempfile::tempdir().unwrap();
-    let now = weir_gateway::store::now();
+    let now = weir_store::now();
     let hour = 3600;
     // Ten days ago, on a whole hour: 12 readings over two hours for HY-001, then 12 recent
     // ones; HY-002 has only the old ones.

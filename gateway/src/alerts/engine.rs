@@ -17,15 +17,16 @@ use tokio_util::sync::CancellationToken;
 use weir_contract::{NodeState, Reading};
 
 use super::config::{AlertsConfig, NoticeEvent, RuleParams};
-use super::model::{Alert, AlertRow, AlertState, Incident, Rule, Severity, SYSTEM};
+use super::model::{self, Alert, AlertRow, AlertState, Incident, Rule, Severity, SYSTEM};
 use super::notify::Notice;
 use super::rules::gap::Gaps;
 use super::rules::offline::Offline;
 use super::rules::{Change, ReadingRules, Transition};
-use super::store::{self, NewAlert};
 use super::text::Text;
 use crate::live::LiveEvent;
-use crate::store::Store;
+use weir_store::alerts::{self as store, NewAlert};
+use weir_store::Store;
+use weir_store::{cursors, incidents, readings};
 
 /// Wall-clock seconds that advance with the tokio clock, so that alert times and silence
 /// timers agree (and tests with paused time see both move together).
@@ -39,7 +40,7 @@ impl Clock {
     /// Starts at the system's time now.
     pub fn start() -> Clock {
         Clock {
-            wall0: crate::store::now(),
+            wall0: weir_store::now(),
             inst0: Instant::now(),
         }
     }
@@ -237,12 +238,12 @@ impl Engine {
         let (registry, states, active, incidents, cursor, max_id) = store
             .run(|c| {
                 Ok((
-                    store::registry(c)?,
+                    weir_store::terminals::list(c)?,
                     store::terminal_states(c)?,
                     store::active(c)?,
-                    store::incidents(c, true, 100_000)?,
-                    store::cursor(c)?,
-                    store::max_reading_id(c)?,
+                    incidents::list(c, true, 100_000)?,
+                    cursors::get(c, cursors::ALERTS)?,
+                    readings::max_id(c)?,
                 ))
             })
             .await?;
@@ -260,8 +261,9 @@ impl Engine {
             last_reading_id: cursor.unwrap_or(max_id),
             out,
         };
-        for (id, design_flow, last_seen) in registry {
-            let mut term = engine.new_term(&id, design_flow);
+        for t in registry {
+            let (id, last_seen) = (t.id, t.last_seen);
+            let mut term = engine.new_term(&id, t.design_flow_m3d);
             if let Some((rules, gaps)) = saved.remove(&id) {
                 term.rules = serde_json::from_str(&rules).unwrap_or_else(|e| {
                     tracing::warn!(terminal = %id, error = %e, "unreadable saved rule state; starting afresh");
@@ -316,7 +318,7 @@ impl Engine {
             // First start: history before it raises nothing.
             engine
                 .store
-                .run(move |c| store::set_cursor(c, max_id))
+                .run(move |c| cursors::set(c, cursors::ALERTS, max_id))
                 .await?;
         }
         Ok(engine)
@@ -373,8 +375,11 @@ impl Engine {
             let after = self.last_reading_id;
             let batch = self
                 .store
-                .run(move |c| store::readings_after(c, after, 2000))
-                .await?;
+                .run(move |c| readings::after(c, after, 2000))
+                .await?
+                .into_iter()
+                .map(|r| (r.id, r.terminal, r.row.to_reading()))
+                .collect::<Vec<_>>();
             if batch.is_empty() {
                 return Ok(());
             }
@@ -467,8 +472,7 @@ impl Engine {
                 lookup
                     .iter()
                     .map(|t| {
-                        crate::store::terminals::get(c, t)
-                            .map(|x| x.and_then(|x| x.design_flow_m3d))
+                        weir_store::terminals::get(c, t).map(|x| x.and_then(|x| x.design_flow_m3d))
                     })
                     .collect()
             })
@@ -604,7 +608,7 @@ impl Engine {
             if let Some(i) = self.incidents.get_mut(&id) {
                 i.notify_at = None;
             }
-            if let Some(inc) = self.store.run(move |c| store::incident(c, id)).await? {
+            if let Some(inc) = self.store.run(move |c| incidents::get(c, id)).await? {
                 self.notice_incident(NoticeEvent::Opened, &inc);
             }
         }
@@ -727,7 +731,7 @@ impl Engine {
                 for (t, rules, gaps) in &dirty {
                     store::save_terminal_state(&tx, t, rules, gaps)?;
                 }
-                store::set_cursor(&tx, cursor)?;
+                cursors::set(&tx, cursors::ALERTS, cursor)?;
                 tx.commit()?;
                 Ok(applied)
             })
@@ -829,11 +833,11 @@ impl Engine {
         let inc = self
             .store
             .run(move |c| {
-                let Some(inc) = store::incident(c, inc_id)? else {
+                let Some(inc) = incidents::get(c, inc_id)? else {
                     return Ok(None);
                 };
-                store::save_incident(c, inc_id, &inc.title, Some(now))?;
-                store::incident(c, inc_id)
+                incidents::save(c, inc_id, &inc.title, Some(now))?;
+                incidents::get(c, inc_id)
             })
             .await?;
         if let Some(inc) = inc {
@@ -886,7 +890,7 @@ impl Engine {
                 )?;
                 let inc_id = match joining {
                     Some(i) => i,
-                    None => store::insert_incident(&tx, "offline", "", now)?,
+                    None => incidents::insert(&tx, "offline", "", now)?,
                 };
                 for id in &ids {
                     if let Some(mut row) = store::get(&tx, *id)? {
@@ -902,11 +906,11 @@ impl Engine {
                         )?;
                     }
                 }
-                let terminals = store::incident(&tx, inc_id)?
+                let terminals = incidents::get(&tx, inc_id)?
                     .map(|i| i.terminals.len())
                     .unwrap_or(0);
-                store::save_incident(&tx, inc_id, &text.offline_incident(terminals), None)?;
-                let inc = store::incident(&tx, inc_id)?;
+                incidents::save(&tx, inc_id, &text.offline_incident(terminals), None)?;
+                let inc = incidents::get(&tx, inc_id)?;
                 tx.commit()?;
                 Ok((inc_id, inc))
             })
@@ -961,7 +965,7 @@ impl Engine {
         if let Some(row) = row {
             match incident {
                 Some(i) if announce => {
-                    if let Some(inc) = self.store.run(move |c| store::incident(c, i)).await? {
+                    if let Some(inc) = self.store.run(move |c| incidents::get(c, i)).await? {
                         self.notice_incident(NoticeEvent::Escalated, &inc);
                     }
                 }
@@ -974,7 +978,7 @@ impl Engine {
     }
 
     fn view(&self, row: &AlertRow, now: i64) -> Alert {
-        row.view(self.cfg.targets_of(row.crew.as_deref()), now)
+        model::view(row, self.cfg.targets_of(row.crew.as_deref()), now)
     }
 
     fn emit(&self, row: &AlertRow, now: i64) {

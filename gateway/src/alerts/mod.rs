@@ -5,10 +5,11 @@
 //!   returning transitions.
 //! - `engine`: the one task that owns rule state and active alerts; follows the live feed,
 //!   runs the silence timers on the tokio clock, applies people's actions, persists first.
-//! - `store`: the alert tables. `notify/`: webhook, SMS and email, throttled and recorded.
-//! - `api`, `sse`, `preview`, `service`: the HTTP side (docs/api.md, "Alerts").
+//! - the alert tables are the store's (`weir_store::{alerts, incidents, notifications}`).
+//!   `notify/`: webhook, SMS and email, throttled and recorded.
+//! - `preview`, `service`: rule previews over stored readings, and service times; their
+//!   routes are in `api/alerts.rs` (docs/api.md, "Alerts").
 
-mod api;
 pub mod config;
 pub mod engine;
 pub mod model;
@@ -16,13 +17,10 @@ pub mod notify;
 pub mod preview;
 pub mod rules;
 pub mod service;
-mod sse;
-pub mod store;
 pub mod text;
 
 use std::sync::Arc;
 
-use axum::Router;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -31,15 +29,8 @@ use engine::{Action, ActionError, AlertEvent, Clock, Command, Engine, Outputs};
 use model::Alert;
 use notify::Notice;
 
-use crate::api::AppState;
-use crate::config::Config;
 use crate::live::LiveEvent;
-use crate::store::Store;
-
-/// The alert tables, as named migrations.
-pub fn migrations() -> Vec<(&'static str, String)> {
-    store::migrations()
-}
+use weir_store::Store;
 
 /// A handle on the running alert engine, cheap to clone.
 #[derive(Clone, Debug)]
@@ -105,12 +96,12 @@ impl Alerts {
 
 /// Starts the alert engine on the committed-data feed.
 pub async fn start(
-    config: Arc<Config>,
+    config: AlertsConfig,
     store: Arc<Store>,
     live: broadcast::Receiver<LiveEvent>,
     cancel: CancellationToken,
 ) -> anyhow::Result<Alerts> {
-    let cfg = Arc::new(config.alerts.clone());
+    let cfg = Arc::new(config);
     cfg.validate()?;
     let clock = Clock::start();
     let (events, _) = broadcast::channel(1024);
@@ -147,9 +138,4 @@ pub async fn start(
             stopped,
         }),
     })
-}
-
-/// The alert API routes, mounted under `/api/v1`.
-pub fn routes() -> Router<AppState> {
-    api::routes()
 }

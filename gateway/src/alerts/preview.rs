@@ -183,7 +183,7 @@ pub fn run(
             "to must be after from, and at most 366 days later".into(),
         ));
     }
-    let mut terminals = crate::store::terminals::list(conn)?;
+    let mut terminals = weir_store::terminals::list(conn)?;
     if let Some(t) = &req.terminal {
         terminals.retain(|x| &x.id == t);
         if terminals.is_empty() {
@@ -209,7 +209,7 @@ pub fn run(
         let mut rules = ReadingRules::default();
         let mut last_ts: Option<i64> = None;
         let limit = params.offline_after_s();
-        crate::store::readings::scan(conn, &t.id, from, to, |row| {
+        weir_store::readings::scan(conn, &t.id, from, to, |row| {
             tally.out.readings += 1;
             if req.rule == Rule::Offline {
                 // Silence between two readings longer than the limit.
@@ -222,8 +222,7 @@ pub fn run(
                 last_ts = Some(row.ts);
                 return true;
             }
-            let reading =
-                super::store::reading_from_columns(row.ts, &row.values, row.faults.as_deref());
+            let reading = row.to_reading();
             for x in rules.on_reading(&params, t.design_flow_m3d, &reading, text) {
                 match x.change {
                     Change::Raise => tally.raise(row.ts, x.severity),

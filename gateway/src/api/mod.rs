@@ -1,29 +1,37 @@
-//! The HTTP API (`/api/v1/...`), health and metrics. The dashboard is served beside it.
+//! The HTTP API (`/api/v1/...`), health and metrics, and the dashboard beside it: the only
+//! module that knows HTTP. Each domain's routes have a file here (`alerts`, `events`,
+//! `readings`, `terminals`, `session`); `error` maps every domain error to a status.
 //!
 //! Every `/api` route needs a principal: a dashboard session cookie or an
 //! `Authorization: Bearer` token; each handler states the roles it allows. Errors are
 //! `{"error": ..., "detail": ...}` with a fitting status code.
 
+mod alerts;
+mod error;
+mod events;
 mod readings;
 mod session;
 mod terminals;
+mod web;
 
 use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, State};
+use axum::http::header;
 use axum::http::request::Parts;
-use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 use tokio::sync::broadcast;
 
+pub use error::ApiError;
+
 use crate::config::Config;
 use crate::live::LiveEvent;
 use crate::metrics::Metrics;
-use crate::store::auth::{Principal, Role};
-use crate::store::Store;
+use weir_store::auth::{Principal, Role};
+use weir_store::Store;
 
 /// Name of the dashboard's session cookie.
 pub const SESSION_COOKIE: &str = "weir_session";
@@ -47,97 +55,6 @@ pub struct AppState {
     pub alerts: crate::alerts::Alerts,
     /// Tells the node config publisher that a config changed.
     pub node_configs: crate::node_config::Changed,
-}
-
-/// An API error: status, a stable code and a sentence for people.
-#[derive(Debug)]
-pub struct ApiError {
-    status: StatusCode,
-    error: &'static str,
-    detail: String,
-}
-
-impl ApiError {
-    /// 400: the request is wrong; `detail` says what to change.
-    pub fn bad_request(detail: impl Into<String>) -> Self {
-        ApiError {
-            status: StatusCode::BAD_REQUEST,
-            error: "bad_request",
-            detail: detail.into(),
-        }
-    }
-
-    /// 404.
-    pub fn not_found(detail: impl Into<String>) -> Self {
-        ApiError {
-            status: StatusCode::NOT_FOUND,
-            error: "not_found",
-            detail: detail.into(),
-        }
-    }
-
-    /// 409.
-    pub fn conflict(detail: impl Into<String>) -> Self {
-        ApiError {
-            status: StatusCode::CONFLICT,
-            error: "conflict",
-            detail: detail.into(),
-        }
-    }
-
-    /// 405: the route exists, the method does not.
-    fn method_not_allowed(method: &axum::http::Method) -> Self {
-        ApiError {
-            status: StatusCode::METHOD_NOT_ALLOWED,
-            error: "method_not_allowed",
-            detail: format!("this route does not take {method}; see docs/api.md"),
-        }
-    }
-
-    fn unauthorized() -> Self {
-        ApiError {
-            status: StatusCode::UNAUTHORIZED,
-            error: "unauthorized",
-            detail: "log in, or send Authorization: Bearer <token>".into(),
-        }
-    }
-
-    fn forbidden(role: Role, allowed: &[Role]) -> Self {
-        let allowed: Vec<&str> = allowed.iter().map(|r| r.name()).collect();
-        ApiError {
-            status: StatusCode::FORBIDDEN,
-            error: "forbidden",
-            detail: format!(
-                "the {role} role may not do this; it needs one of: {}",
-                allowed.join(", ")
-            ),
-        }
-    }
-
-    fn internal(e: &anyhow::Error) -> Self {
-        tracing::error!(error = %format!("{e:#}"), "request failed");
-        ApiError {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            error: "internal",
-            detail: "the gateway could not complete the request; see its log".into(),
-        }
-    }
-}
-
-impl From<anyhow::Error> for ApiError {
-    fn from(e: anyhow::Error) -> Self {
-        ApiError::internal(&e)
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (
-            self.status,
-            Json(json!({ "error": self.error, "detail": self.detail })),
-        )
-            .into_response()
-    }
 }
 
 /// The caller, authenticated. Extracting it fails with 401 when there is none.
@@ -178,7 +95,7 @@ impl FromRequestParts<AppState> for Caller {
             }
             let found = state
                 .store
-                .run(move |c| crate::store::auth::token(c, &token))
+                .run(move |c| weir_store::auth::token(c, &token))
                 .await?;
             return found.map(Caller).ok_or_else(ApiError::unauthorized);
         }
@@ -187,10 +104,22 @@ impl FromRequestParts<AppState> for Caller {
         };
         let found = state
             .store
-            .run(move |c| crate::store::auth::session(c, &session))
+            .run(move |c| weir_store::auth::session(c, &session))
             .await?;
         found.map(Caller).ok_or_else(ApiError::unauthorized)
     }
+}
+
+/// Serves the API and the dashboard on `listener` until `cancel`, finishing the requests
+/// under way.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    cancel: tokio_util::sync::CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move { cancel.cancelled().await })
+        .await
 }
 
 /// The value of cookie `name`.
@@ -220,7 +149,7 @@ pub fn router(state: AppState) -> Router {
             get(terminals::node_config).put(terminals::set_node_config),
         )
         .route("/dead-letters", get(terminals::dead_letters))
-        .merge(crate::alerts::routes())
+        .merge(alerts::routes())
         .fallback(|| async { ApiError::not_found("no such API route") })
         .method_not_allowed_fallback(|method: axum::http::Method| async move {
             ApiError::method_not_allowed(&method)
@@ -232,7 +161,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/metrics", get(metrics))
         .nest("/api/v1", api)
-        .fallback(crate::web::serve)
+        .fallback(web::serve)
         .with_state(state)
 }
 

@@ -14,8 +14,9 @@ use tokio::sync::mpsc;
 use weir_contract::{Quantity, Timestamp};
 
 use super::{ApiError, AppState, Caller};
-use crate::store::auth::Role;
-use crate::store::readings::{self, StepRow};
+use weir_store::auth::Role;
+use weir_store::readings;
+use weir_store::rollups::{self, StepRow};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -74,7 +75,7 @@ pub async fn readings(
 ) -> Result<Response, ApiError> {
     caller.require(&[Role::Operator, Role::Field, Role::Inspector])?;
     let Query(p) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let now = crate::store::now();
+    let now = weir_store::now();
     let to =
         p.to.as_deref()
             .map(|s| parse_time("to", s))
@@ -97,7 +98,7 @@ pub async fn readings(
         .map_err(ApiError::bad_request)?;
     // A stepped answer covers whole steps.
     let (from, to) = match step {
-        Some(step) => readings::step_range(from, to, step, &state.tz),
+        Some(step) => rollups::step_range(from, to, step, &state.tz),
         None => (from, to),
     };
     let accept_csv = headers
@@ -117,7 +118,7 @@ pub async fn readings(
     let wanted = id.clone();
     let known = state
         .store
-        .run(move |c| crate::store::terminals::key_of(c, &wanted))
+        .run(move |c| weir_store::terminals::key_of(c, &wanted))
         .await?;
     if known.is_none() {
         return Err(ApiError::not_found(format!("no terminal {id}")));
@@ -136,7 +137,7 @@ pub async fn readings(
         out.start(format, &id, from, to, step);
         let result = store.with(|c| match step {
             None => readings::scan(c, &id, from, to, |row| out.raw(format, &id, &row)),
-            Some(step) => readings::scan_steps(c, &id, from, to, step, &tz, |row| {
+            Some(step) => rollups::scan_steps(c, &id, from, to, step, &tz, |row| {
                 out.step(format, &id, &row)
             }),
         });

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{ApiError, AppState, Caller, SESSION_COOKIE};
-use crate::store::auth;
+use weir_store::auth;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -34,11 +34,7 @@ pub async fn login(
         })
         .await?;
     let Some((session, who)) = found else {
-        return Err(ApiError {
-            status: axum::http::StatusCode::UNAUTHORIZED,
-            error: "unauthorized",
-            detail: "wrong user name or password".into(),
-        });
+        return Err(ApiError::wrong_login());
     };
     let secure = if state.config.http.secure_cookies {
         "; Secure"

@@ -6,11 +6,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{ApiError, AppState, Caller};
-use crate::store::auth::Role;
-use crate::store::dead_letters::{self, DeadLetter};
-use crate::store::readings;
-use crate::store::status::{self, NodeStatus};
-use crate::store::terminals::{self, Terminal};
+use weir_store::auth::Role;
+use weir_store::dead_letters::{self, DeadLetter};
+use weir_store::readings;
+use weir_store::status::{self, NodeStatus};
+use weir_store::terminals::{self, Terminal};
 
 const EVERYONE: &[Role] = &[Role::Operator, Role::Field, Role::Inspector];
 
@@ -39,7 +39,7 @@ fn view(c: &rusqlite::Connection, t: Terminal, now: i64) -> rusqlite::Result<Ter
     let status = status::get(c, &t.id)?;
     let fresh = t.last_seen.is_some_and(|s| now - s <= STALE_AFTER_S);
     let online = fresh && status.as_ref().is_none_or(|s| s.online);
-    let sensors = match crate::provision::load_setup(c, &t.id) {
+    let sensors = match weir_store::terminals::setup(c, &t.id) {
         Ok(setup) => setup.map(|s| s.sensors),
         Err(e) => {
             tracing::warn!(terminal = %t.id, error = %format!("{e:#}"), "unreadable node setup");
@@ -64,7 +64,7 @@ pub async fn list(
     let views = state
         .store
         .run(|c| {
-            let now = crate::store::now();
+            let now = weir_store::now();
             terminals::list(c)?
                 .into_iter()
                 .map(|t| view(c, t, now))
@@ -85,7 +85,7 @@ pub async fn one(
     let found = state
         .store
         .run(move |c| match terminals::get(c, &wanted)? {
-            Some(t) => view(c, t, crate::store::now()).map(Some),
+            Some(t) => view(c, t, weir_store::now()).map(Some),
             None => Ok(None),
         })
         .await?;

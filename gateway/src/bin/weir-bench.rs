@@ -19,7 +19,8 @@ use anyhow::{bail, Context as _};
 use clap::Parser;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use weir_contract::{Encoding, Message as _, Quantity, Reading, Telemetry, Timestamp};
-use weir_gateway::config::{BrokerMode, Config, Synchronous};
+use weir_gateway::config::{BrokerMode, Config};
+use weir_store::Synchronous;
 
 #[derive(Parser)]
 #[command(about = "Times the gateway draining a QoS 1 backlog, next to mosquitto_sub")]
@@ -85,7 +86,7 @@ async fn publish_backlog(
         anyhow::Ok(())
     });
     let span = i64::from(per_message) * 60;
-    let start = weir_gateway::store::now() - i64::from(n / terminals + 1) * span;
+    let start = weir_store::now() - i64::from(n / terminals + 1) * span;
     let mut bytes = 0;
     let mut buf = [0u8; 512];
     for i in 0..n {
@@ -183,14 +184,14 @@ async fn run(
     config.mqtt.port = port;
     config.mqtt.client_id = GATEWAY_ID.into();
     config.store.synchronous = synchronous;
-    let store = weir_gateway::store::Store::open(&config.database_path(), synchronous)?;
+    let store = weir_store::Store::open(&config.database_path(), synchronous)?;
     for t in 1..=args.terminals {
-        let new = weir_gateway::store::terminals::NewTerminal {
+        let new = weir_store::terminals::NewTerminal {
             id: format!("HY-{t:03}"),
             name: format!("Terminal {t}"),
             ..Default::default()
         };
-        store.with(|c| Ok(weir_gateway::store::terminals::add(c, &new, "")))??;
+        store.with(|c| Ok(weir_store::terminals::add(c, &new, "")))??;
     }
     drop(store);
 

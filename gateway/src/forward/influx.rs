@@ -14,119 +14,39 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use influxdb2::models::{DataPoint, WriteDataPoint};
-use rusqlite::{params, Connection, OptionalExtension};
 use tokio_util::sync::CancellationToken;
 use weir_contract::Quantity;
+use weir_store::readings::{self, Committed};
+use weir_store::{cursors, forward_rejects};
 
 use crate::config::InfluxConfig;
 use crate::metrics::Metrics;
-use crate::store::schema::value_columns;
-use crate::store::Store;
+use weir_store::Store;
 
-const SINK: &str = "influx";
-
-/// One reading to forward.
-#[derive(Debug)]
-struct Point {
-    id: i64,
-    terminal: String,
-    ts: i64,
-    values: [Option<f64>; Quantity::COUNT],
-    faults: Option<String>,
-}
-
-/// The id of the last reading forwarded (0: none yet).
-pub fn cursor(c: &Connection) -> rusqlite::Result<i64> {
-    Ok(c.query_row(
-        "SELECT last_id FROM forward_cursor WHERE sink = ?1",
-        [SINK],
-        |r| r.get(0),
-    )
-    .optional()?
-    .unwrap_or(0))
-}
-
-fn save_cursor(c: &Connection, last_id: i64) -> rusqlite::Result<()> {
-    c.execute(
-        "INSERT INTO forward_cursor (sink, last_id) VALUES (?1, ?2)
-         ON CONFLICT (sink) DO UPDATE SET last_id = excluded.last_id",
-        params![SINK, last_id],
-    )?;
-    Ok(())
-}
-
-fn next_points(c: &Connection, after: i64, limit: usize) -> rusqlite::Result<(Vec<Point>, i64)> {
-    let mut stmt = c.prepare_cached(&format!(
-        "SELECT r.id, t.id, r.ts, {}, r.faults FROM readings r JOIN terminals t ON t.key = r.terminal
-         WHERE r.id > ?1 ORDER BY r.id LIMIT ?2",
-        value_columns()
-            .split(", ")
-            .map(|c| format!("r.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    ))?;
-    let points = stmt
-        .query_map(params![after, limit as i64], |r| {
-            let mut values = [None; Quantity::COUNT];
-            for (i, v) in values.iter_mut().enumerate() {
-                *v = r.get(3 + i)?;
-            }
-            Ok(Point {
-                id: r.get(0)?,
-                terminal: r.get(1)?,
-                ts: r.get(2)?,
-                values,
-                faults: r.get(3 + Quantity::COUNT)?,
-            })
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    let newest: i64 = c.query_row("SELECT coalesce(max(id), 0) FROM readings", [], |r| {
-        r.get(0)
-    })?;
-    Ok((points, newest))
-}
-
-fn record_reject(
-    c: &Connection,
-    first: i64,
-    last: i64,
-    status: u16,
-    detail: &str,
-) -> rusqlite::Result<()> {
-    c.execute(
-        "INSERT INTO forward_rejects (at, sink, first_id, last_id, status, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![crate::store::now(), SINK, first, last, status, detail],
-    )?;
-    Ok(())
-}
+/// Its cursor's name, and the sink recorded with a refused reading.
+const SINK: &str = cursors::INFLUX;
 
 /// Line protocol for `points`: measurement, tag `terminal`, a field per value, a string field
 /// `{quantity}_fault` per failed sensor, timestamp in seconds.
-fn line_protocol(measurement: &str, points: &[Point]) -> Vec<u8> {
+fn line_protocol(measurement: &str, points: &[Committed]) -> Vec<u8> {
     let mut body = Vec::with_capacity(points.len() * 120);
     for p in points {
         let mut b = DataPoint::builder(measurement).tag("terminal", p.terminal.as_str());
         let mut fields = 0;
-        for (q, v) in Quantity::ALL.iter().zip(p.values) {
+        for (q, v) in Quantity::ALL.iter().zip(p.row.values) {
             if let Some(v) = v {
                 b = b.field(q.field(), v);
                 fields += 1;
             }
         }
-        if let Some(faults) = p.faults.as_deref().and_then(|f| {
-            serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(f).ok()
-        }) {
-            for (q, code) in faults {
-                if let Some(code) = code.as_str() {
-                    b = b.field(format!("{q}_fault"), code.to_owned());
-                    fields += 1;
-                }
-            }
+        for (q, fault) in p.row.faults() {
+            b = b.field(format!("{}_fault", q.field()), fault.code().to_owned());
+            fields += 1;
         }
         if fields == 0 {
             continue;
         }
-        match b.timestamp(p.ts).build() {
+        match b.timestamp(p.row.ts).build() {
             Ok(point) => {
                 if point.write_data_point_to(&mut body).is_err() {
                     tracing::warn!(id = p.id, "could not write a reading as line protocol");
@@ -227,8 +147,9 @@ pub async fn run(
         let started = Instant::now();
         let fetched = store
             .run(move |c| {
-                let after = cursor(c)?;
-                next_points(c, after, limit).map(|(points, newest)| (after, points, newest))
+                let after = cursors::get(c, SINK)?.unwrap_or(0);
+                let points = readings::after(c, after, limit as u32)?;
+                Ok((after, points, readings::max_id(c)?))
             })
             .await;
         let (after, points, newest) = match fetched {
@@ -253,7 +174,7 @@ pub async fn run(
         };
         match outcome {
             Sent::Ok => {
-                if let Err(e) = store.run(move |c| save_cursor(c, last)).await {
+                if let Err(e) = store.run(move |c| cursors::set(c, SINK, last)).await {
                     tracing::error!(error = %format!("{e:#}"), "forwarder cannot save its cursor");
                     continue;
                 }
@@ -283,8 +204,8 @@ pub async fn run(
                 tracing::warn!(id = first, status, body = %text, "InfluxDB refused a reading as invalid; skipping it");
                 let skipped = store
                     .run(move |c| {
-                        record_reject(c, first, last, status, &text)?;
-                        save_cursor(c, last)
+                        forward_rejects::record(c, SINK, first, last, status, &text)?;
+                        cursors::set(c, SINK, last)
                     })
                     .await;
                 if let Err(e) = skipped {

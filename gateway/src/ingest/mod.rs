@@ -24,7 +24,7 @@ mod session;
 
 use crate::live::LiveEvent;
 use crate::metrics::Metrics;
-use crate::store::writer::{Committed, Item, Job, Outcome};
+use weir_store::writer::{Committed, Item, Job, Outcome};
 
 /// Where and how the gateway's MQTT session connects.
 #[derive(Clone, Debug)]
@@ -191,7 +191,7 @@ pub async fn run(
 /// Decodes one incoming message into a job for the writer.
 fn classify(prefix: &str, p: Publish, generation: u64, metrics: &Metrics) -> Job<Token> {
     let pkid = (p.qos != QoS::AtMostOnce).then_some(p.pkid);
-    let received_at = crate::store::now();
+    let received_at = weir_store::now();
     let refuse = |p: Publish, terminal: Option<String>, e: &weir_contract::Error, node_ack| {
         let reason = e.code();
         metrics.reject(reason);

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use weir_gateway::config::{BrokerMode, Config};
 use weir_gateway::serve::{self, Running};
-use weir_gateway::store::auth::{self, Role};
-use weir_gateway::store::terminals::{self, NewTerminal};
+use weir_store::auth::{self, Role};
+use weir_store::terminals::{self, NewTerminal};
 
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {
@@ -136,7 +136,7 @@ pub fn config(dir: &Path, broker: Option<u16>) -> Config {
         ..Config::default()
     };
     c.http.listen = "127.0.0.1:0".parse().unwrap();
-    c.store.synchronous = weir_gateway::config::Synchronous::Normal;
+    c.store.synchronous = weir_store::Synchronous::Normal;
     match broker {
         Some(port) => {
             c.mqtt.broker = BrokerMode::External;

@@ -17,8 +17,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::config::{AlertsConfig, NoticeEvent};
 use super::model::Severity;
-use super::store::{self, NotificationRow};
-use crate::store::Store;
+use weir_store::notifications::{self, NotificationRow};
+use weir_store::Store;
 
 /// Something people should hear about.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -153,7 +153,7 @@ pub fn spawn(
                     config.notify.max_per_hour,
                 );
                 let row = NotificationRow {
-                    at: crate::store::now(),
+                    at: weir_store::now(),
                     channel: out.channel().into(),
                     recipient: recipient.clone(),
                     subject: notice.subject.clone(),
@@ -207,10 +207,7 @@ fn text_of(out: &Outgoing) -> String {
 }
 
 async fn record(store: &Arc<Store>, row: NotificationRow) {
-    if let Err(e) = store
-        .run(move |c| store::record_notification(c, &row))
-        .await
-    {
+    if let Err(e) = store.run(move |c| notifications::record(c, &row)).await {
         tracing::warn!(error = %format!("{e:#}"), "could not record a notification");
     }
 }
@@ -249,7 +246,7 @@ async fn deliver(
             Err(SendError::Transient(_)) => {}
         }
     }
-    row.at = crate::store::now();
+    row.at = weir_store::now();
     match outcome {
         Ok(()) => row.status = "sent".into(),
         Err(e) => {

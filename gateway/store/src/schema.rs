@@ -137,11 +137,101 @@ fn core_migrations() -> Vec<(&'static str, String)> {
     ]
 }
 
-/// Every migration: the store's, then each domain module's (alerts keep their own tables).
-/// Each runs once, in its own transaction, recorded by name in `schema_migrations`.
+/// The alert engine's tables: alerts and their history, incidents, each terminal's rule
+/// state, and every notification sent.
+const ALERTS_0001: &str = "        CREATE TABLE alert_incidents (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,
+            title TEXT NOT NULL,
+            opened_at INTEGER NOT NULL,
+            resolved_at INTEGER
+        );
+        CREATE TABLE alerts (
+            id INTEGER PRIMARY KEY,
+            terminal TEXT NOT NULL,
+            rule TEXT NOT NULL,
+            severity TEXT NOT NULL,
+            state TEXT NOT NULL,
+            title TEXT NOT NULL,
+            detail TEXT NOT NULL,
+            value REAL,
+            threshold REAL,
+            opened_at INTEGER NOT NULL,
+            acknowledged_at INTEGER,
+            acknowledged_by TEXT,
+            resolved_at INTEGER,
+            resolved_by TEXT,
+            resolution_note TEXT,
+            assignee TEXT,
+            incident_id INTEGER REFERENCES alert_incidents(id),
+            escalated INTEGER NOT NULL DEFAULT 0,
+            crew TEXT,
+            dispatched_at INTEGER,
+            arrived_at INTEGER
+        );
+        -- At most one open or acknowledged alert per terminal and rule.
+        CREATE UNIQUE INDEX alerts_one_active ON alerts(terminal, rule) WHERE state <> 'resolved';
+        CREATE INDEX alerts_by_opened ON alerts(opened_at);
+        CREATE INDEX alerts_by_incident ON alerts(incident_id) WHERE incident_id IS NOT NULL;
+        -- Every transition: who did what, when.
+        CREATE TABLE alert_history (
+            id INTEGER PRIMARY KEY,
+            alert INTEGER NOT NULL REFERENCES alerts(id),
+            at INTEGER NOT NULL,
+            who TEXT NOT NULL,
+            action TEXT NOT NULL,
+            note TEXT
+        );
+        CREATE INDEX alert_history_by_alert ON alert_history(alert);
+        -- The reading rules' state of each terminal (JSON), so a restart resumes mid-run.
+        CREATE TABLE alert_terminal_state (
+            terminal TEXT PRIMARY KEY,
+            rules TEXT NOT NULL,
+            gaps TEXT NOT NULL
+        );
+        -- The newest reading id the engine has evaluated.
+        CREATE TABLE alert_cursor (
+            name TEXT PRIMARY KEY,
+            last_id INTEGER NOT NULL
+        );
+        -- Every message sent, failed or held back by throttling.
+        CREATE TABLE alert_notifications (
+            id INTEGER PRIMARY KEY,
+            at INTEGER NOT NULL,
+            channel TEXT NOT NULL,
+            recipient TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            event TEXT NOT NULL,
+            severity TEXT NOT NULL,
+            status TEXT NOT NULL,
+            attempts INTEGER NOT NULL,
+            detail TEXT,
+            text TEXT NOT NULL
+        );
+        CREATE INDEX alert_notifications_by_at ON alert_notifications(at);
+        ";
+
+/// Every migration, in the order it first ran. Each runs once, in its own transaction,
+/// recorded by name in `schema_migrations`; a name, once released, never changes.
 pub fn migrations() -> Vec<(&'static str, String)> {
     let mut all = core_migrations();
-    all.extend(crate::alerts::migrations());
+    all.push(("alerts_0001", ALERTS_0001.to_string()));
+    all.push((
+        "core_0005_consumer_cursors",
+        // One cursor table for every consumer of commit order (the alert engine, the InfluxDB
+        // forwarder), in place of one table each; their positions carry over.
+        "CREATE TABLE consumer_cursors (
+             consumer TEXT PRIMARY KEY,
+             last_id INTEGER NOT NULL
+         );
+         INSERT INTO consumer_cursors (consumer, last_id)
+             SELECT 'alerts', last_id FROM alert_cursor WHERE name = 'readings';
+         INSERT INTO consumer_cursors (consumer, last_id)
+             SELECT sink, last_id FROM forward_cursor;
+         DROP TABLE alert_cursor;
+         DROP TABLE forward_cursor;"
+            .to_string(),
+    ));
     all
 }
 

@@ -1,6 +1,6 @@
 //! Refused messages, kept (bounded) so an operator can see what a misconfigured logger sends.
 
-use rusqlite::Connection;
+use rusqlite::{params, Connection, Transaction};
 use serde::Serialize;
 
 /// A refused message.
@@ -41,4 +41,38 @@ pub fn latest(conn: &Connection, limit: u32) -> rusqlite::Result<Vec<DeadLetter>
         })
     })?;
     rows.collect()
+}
+
+/// Keeps a refused message.
+pub(crate) fn insert(
+    tx: &Transaction<'_>,
+    received_at: i64,
+    terminal: Option<&str>,
+    topic: &str,
+    reason: &str,
+    detail: &str,
+    payload: &[u8],
+) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO dead_letters (received_at, terminal, topic, reason, detail, payload)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        received_at,
+        terminal,
+        topic,
+        reason,
+        detail,
+        payload
+    ])?;
+    Ok(())
+}
+
+/// Deletes the oldest dead letters beyond the newest `keep`.
+pub(crate) fn trim(tx: &Transaction<'_>, keep: u32) -> rusqlite::Result<()> {
+    tx.execute(
+        "DELETE FROM dead_letters WHERE id <= (SELECT max(id) FROM dead_letters) - ?1",
+        [keep],
+    )?;
+    Ok(())
 }

@@ -8,9 +8,10 @@ use std::collections::HashMap;
 
 use rusqlite::{params, Connection, Transaction};
 use tokio::sync::mpsc;
-use weir_contract::{Quantity, Reading, Sample, Status, Telemetry, TerminalId};
+use weir_contract::{Reading, Status, Telemetry, TerminalId};
 
-use super::schema::value_columns;
+use crate::readings::Row;
+use crate::rollups::{self, HourAgg};
 
 /// What ingest asks the writer to persist.
 #[derive(Debug)]
@@ -191,21 +192,6 @@ struct Writer {
     terminals: HashMap<String, i64>,
 }
 
-/// Running min/max/sum of one quantity in one hour.
-#[derive(Clone, Copy, Default)]
-struct Stat {
-    n: i64,
-    min: f64,
-    max: f64,
-    sum: f64,
-}
-
-#[derive(Default)]
-struct HourAgg {
-    n: i64,
-    stats: [Stat; Quantity::COUNT],
-}
-
 impl Writer {
     /// A failed commit (disk full, I/O error) acknowledges nothing; the batch is retried so
     /// that nothing is lost and back-pressure reaches the broker.
@@ -249,7 +235,7 @@ impl Writer {
         let mut dead_letters = false;
         let mut last_seen: HashMap<i64, i64> = HashMap::new();
         let horizon =
-            super::retention::oldest_accepted(&tx, self.settings.raw_retention_days, super::now())?;
+            crate::retention::oldest_accepted(&tx, self.settings.raw_retention_days, crate::now())?;
         for job in batch {
             let outcome = match &job.item {
                 Item::Telemetry {
@@ -275,7 +261,7 @@ impl Writer {
                             "terminal {terminal} is not registered (weir terminal add {terminal})"
                         );
                         tracing::warn!(%topic, %terminal, reason = "unknown_terminal", %detail, "refused a message");
-                        insert_dead_letter(
+                        crate::dead_letters::insert(
                             &tx,
                             job.received_at,
                             Some(terminal.as_str()),
@@ -295,7 +281,7 @@ impl Writer {
                     reason,
                     detail,
                 } => {
-                    insert_dead_letter(
+                    crate::dead_letters::insert(
                         &tx,
                         job.received_at,
                         terminal.as_deref(),
@@ -309,7 +295,7 @@ impl Writer {
                 }
                 Item::Status { terminal, status } => {
                     if let Some(key) = lookup(&tx, &mut self.terminals, terminal.as_str())? {
-                        super::status::upsert(&tx, key, status, job.received_at)?;
+                        crate::status::upsert(&tx, key, status, job.received_at)?;
                         statuses.push((terminal.clone(), status.clone()));
                     }
                     Outcome::StatusSaved
@@ -317,7 +303,7 @@ impl Writer {
             };
             outcomes.push(outcome);
         }
-        write_rollups(&tx, &hours)?;
+        rollups::add(&tx, &hours)?;
         let mut seen = tx.prepare_cached(
             "UPDATE terminals SET last_seen = max(coalesce(last_seen, 0), ?2) WHERE key = ?1",
         )?;
@@ -326,10 +312,7 @@ impl Writer {
         }
         drop(seen);
         if dead_letters {
-            tx.execute(
-                "DELETE FROM dead_letters WHERE id <= (SELECT max(id) FROM dead_letters) - ?1",
-                [self.settings.dead_letters_max],
-            )?;
+            crate::dead_letters::trim(&tx, self.settings.dead_letters_max)?;
         }
         tx.commit()?;
         Ok((outcomes, readings, statuses))
@@ -344,7 +327,7 @@ fn lookup(
     if let Some(key) = cache.get(id) {
         return Ok(Some(*key));
     }
-    let key = super::terminals::key_of(tx, id)?;
+    let key = crate::terminals::key_of(tx, id)?;
     if let Some(key) = key {
         cache.insert(id.to_owned(), key);
     }
@@ -380,46 +363,27 @@ fn store_telemetry(
             seq: t.seq,
         });
     }
-    let mut insert = tx.prepare_cached(insert_reading_sql())?;
     let (mut new_readings, mut duplicate_readings, mut expired_readings) = (0, 0, 0);
     for r in &t.readings {
-        let ts = r.ts.unix();
-        if horizon.is_some_and(|h| ts < h) {
+        let row = Row::of(r);
+        if horizon.is_some_and(|h| row.ts < h) {
             expired_readings += 1;
             continue;
         }
-        let values = Quantity::ALL.map(|q| r.value(q));
-        let faults = faults_json(r);
-        let [v0, v1, v2, v3, v4, v5] = &values;
-        let args: [&dyn rusqlite::ToSql; Quantity::COUNT + 3] =
-            [&key, &ts, v0, v1, v2, v3, v4, v5, &faults];
-        if insert.execute(args.as_slice())? == 0 {
+        let Some(id) = crate::readings::insert(tx, key, &row)? else {
             duplicate_readings += 1;
             continue;
-        }
+        };
         new_readings += 1;
         stored.push(StoredReading {
-            id: tx.last_insert_rowid(),
+            id,
             terminal: terminal.clone(),
             reading: *r,
         });
-        let agg = hours
-            .entry((key, r.ts.unix().div_euclid(3600) * 3600))
-            .or_default();
-        agg.n += 1;
-        for (q, v) in Quantity::ALL.iter().zip(values) {
-            if let Some(v) = v {
-                let s = &mut agg.stats[q.index()];
-                if s.n == 0 {
-                    (s.min, s.max) = (v, v);
-                } else {
-                    s.min = s.min.min(v);
-                    s.max = s.max.max(v);
-                }
-                s.n += 1;
-                s.sum += v;
-            }
-        }
+        hours
+            .entry((key, rollups::hour_of(row.ts)))
+            .or_default()
+            .add(&row.values);
     }
     Ok(Outcome::Stored {
         terminal: terminal.clone(),
@@ -429,106 +393,4 @@ fn store_telemetry(
         duplicate_readings,
         expired_readings,
     })
-}
-
-/// The hourly rollup UPSERT, built once from the quantity table.
-fn upsert_rollup_sql() -> &'static str {
-    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    SQL.get_or_init(|| {
-    let mut cols = String::from("terminal, bucket, n");
-    let mut vals = String::from("?1, ?2, ?3");
-    let mut sets = String::from("n = n + excluded.n");
-    for (i, q) in Quantity::ALL.iter().enumerate() {
-        let f = q.field();
-        let p = 4 + i * 4;
-        cols += &format!(", {f}_n, {f}_min, {f}_max, {f}_sum");
-        vals += &format!(", ?{}, ?{}, ?{}, ?{}", p, p + 1, p + 2, p + 3);
-        sets += &format!(
-            ", {f}_n = {f}_n + excluded.{f}_n,
-             {f}_min = min(coalesce({f}_min, excluded.{f}_min), coalesce(excluded.{f}_min, {f}_min)),
-             {f}_max = max(coalesce({f}_max, excluded.{f}_max), coalesce(excluded.{f}_max, {f}_max)),
-             {f}_sum = CASE WHEN excluded.{f}_sum IS NULL THEN {f}_sum
-                            ELSE coalesce({f}_sum, 0) + excluded.{f}_sum END"
-        );
-    }
-    format!(
-        "INSERT INTO rollup_hour ({cols}) VALUES ({vals})
-         ON CONFLICT (terminal, bucket) DO UPDATE SET {sets}"
-    )
-    })
-}
-
-/// The reading INSERT, built once from the quantity table.
-fn insert_reading_sql() -> &'static str {
-    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    SQL.get_or_init(|| {
-        let placeholders: String = (0..Quantity::COUNT)
-            .map(|i| format!(", ?{}", i + 3))
-            .collect();
-        format!(
-            "INSERT INTO readings (terminal, ts, {}, faults) VALUES (?1, ?2{placeholders}, ?{})
-             ON CONFLICT (terminal, ts) DO NOTHING",
-            value_columns(),
-            Quantity::COUNT + 3
-        )
-    })
-}
-
-/// `{"turbidity_ntu":"no_response"}`, or NULL when no sensor failed.
-pub fn faults_json(r: &Reading) -> Option<String> {
-    let faults: Vec<String> = r
-        .samples()
-        .filter_map(|(q, s)| match s {
-            Sample::Fault(f) => Some(format!("\"{}\":\"{}\"", q.field(), f.code())),
-            Sample::Value(_) => None,
-        })
-        .collect();
-    (!faults.is_empty()).then(|| format!("{{{}}}", faults.join(",")))
-}
-
-fn write_rollups(
-    tx: &Transaction<'_>,
-    hours: &HashMap<(i64, i64), HourAgg>,
-) -> rusqlite::Result<()> {
-    if hours.is_empty() {
-        return Ok(());
-    }
-    let mut upsert = tx.prepare_cached(upsert_rollup_sql())?;
-    for ((terminal, bucket), agg) in hours {
-        let mut args: Vec<Box<dyn rusqlite::ToSql>> =
-            vec![Box::new(*terminal), Box::new(*bucket), Box::new(agg.n)];
-        for s in &agg.stats {
-            let some = s.n > 0;
-            args.push(Box::new(s.n));
-            args.push(Box::new(some.then_some(s.min)));
-            args.push(Box::new(some.then_some(s.max)));
-            args.push(Box::new(some.then_some(s.sum)));
-        }
-        upsert.execute(rusqlite::params_from_iter(args.iter().map(|b| b.as_ref())))?;
-    }
-    Ok(())
-}
-
-fn insert_dead_letter(
-    tx: &Transaction<'_>,
-    received_at: i64,
-    terminal: Option<&str>,
-    topic: &str,
-    reason: &str,
-    detail: &str,
-    payload: &[u8],
-) -> rusqlite::Result<()> {
-    tx.prepare_cached(
-        "INSERT INTO dead_letters (received_at, terminal, topic, reason, detail, payload)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?
-    .execute(params![
-        received_at,
-        terminal,
-        topic,
-        reason,
-        detail,
-        payload
-    ])?;
-    Ok(())
 }

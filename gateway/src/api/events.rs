@@ -10,10 +10,10 @@ use futures::Stream;
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 
-use super::engine::AlertEvent;
-use crate::api::{ApiError, AppState, Caller};
+use super::{ApiError, AppState, Caller};
+use crate::alerts::engine::AlertEvent;
 use crate::live::LiveEvent;
-use crate::store::auth::Role;
+use weir_store::auth::Role;
 
 const EVERYONE: &[Role] = &[Role::Operator, Role::Field, Role::Inspector];
 
@@ -53,7 +53,7 @@ pub async fn events(
                             for r in readings.iter() {
                                 queue.push_back(event(
                                     "reading",
-                                    &json!({ "terminal": r.terminal.as_str(), "reading": crate::store::readings::Row::of(&r.reading).to_json() }),
+                                    &json!({ "terminal": r.terminal.as_str(), "reading": weir_store::readings::Row::of(&r.reading).to_json() }),
                                 ));
                             }
                             for (t, s) in statuses.iter() {

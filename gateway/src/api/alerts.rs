@@ -1,4 +1,4 @@
-//! The alert API (docs/api.md, "Alerts"): lists read the store; actions go through the
+//! The alert routes (docs/api.md, "Alerts"): lists read the store; actions go through the
 //! engine, which owns alert state.
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
@@ -7,14 +7,15 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use super::config::ServiceTargets;
-use super::engine::{Action, ActionError};
-use super::model::{Alert, AlertState, HistoryEntry, Incident, Rule, Severity};
-use super::preview::{self, Preview, PreviewError, PreviewRequest};
-use super::service::{self, CrewTimes};
-use super::store::{self, Filter};
-use crate::api::{ApiError, AppState, Caller};
-use crate::store::auth::Role;
+use super::{ApiError, AppState, Caller};
+use crate::alerts::config::ServiceTargets;
+use crate::alerts::engine::Action;
+use crate::alerts::model::{self, Alert, AlertState, HistoryEntry, Incident, Rule, Severity};
+use crate::alerts::preview::{self, Preview, PreviewRequest};
+use crate::alerts::service::{self, CrewTimes};
+use weir_store::alerts::{self as store, Filter};
+use weir_store::auth::Role;
+use weir_store::incidents;
 
 const EVERYONE: &[Role] = &[Role::Operator, Role::Field, Role::Inspector];
 const OPERATORS: &[Role] = &[Role::Operator];
@@ -35,18 +36,7 @@ pub fn routes() -> Router<AppState> {
         .route("/crews", get(crews))
         .route("/service-times", get(service_times))
         .route("/rules/preview", post(rule_preview))
-        .route("/events", get(super::sse::events))
-}
-
-impl From<ActionError> for ApiError {
-    fn from(e: ActionError) -> Self {
-        match e {
-            ActionError::NotFound(_) => ApiError::not_found(e.to_string()),
-            ActionError::Conflict(s) => ApiError::conflict(s),
-            ActionError::Invalid(s) => ApiError::bad_request(s),
-            ActionError::Internal(e) => ApiError::from(e),
-        }
-    }
+        .route("/events", get(super::events::events))
 }
 
 fn time(what: &str, s: &str) -> Result<i64, ApiError> {
@@ -128,7 +118,7 @@ async fn list(
     let now = state.alerts.now();
     Ok(Json(
         rows.iter()
-            .map(|r| r.view(cfg.targets_of(r.crew.as_deref()), now))
+            .map(|r| model::view(r, cfg.targets_of(r.crew.as_deref()), now))
             .collect(),
     ))
 }
@@ -159,7 +149,11 @@ async fn one(
     let (row, history) = found.ok_or_else(|| ApiError::not_found(format!("no alert {id}")))?;
     let cfg = state.alerts.config();
     Ok(Json(AlertWithHistory {
-        alert: row.view(cfg.targets_of(row.crew.as_deref()), state.alerts.now()),
+        alert: model::view(
+            &row,
+            cfg.targets_of(row.crew.as_deref()),
+            state.alerts.now(),
+        ),
         history,
     }))
 }
@@ -305,7 +299,7 @@ async fn incidents(
     Ok(Json(
         state
             .store
-            .run(move |c| store::incidents(c, active, limit))
+            .run(move |c| incidents::list(c, active, limit))
             .await?,
     ))
 }
@@ -328,7 +322,7 @@ async fn crews(
     let ids: Vec<String> = state
         .store
         .run(|c| {
-            Ok(crate::store::terminals::list(c)?
+            Ok(weir_store::terminals::list(c)?
                 .into_iter()
                 .map(|t| t.id)
                 .collect())
@@ -400,8 +394,6 @@ async fn rule_preview(
         .await?;
     match result {
         Ok(p) => Ok(Json(p)),
-        Err(PreviewError::Invalid(s)) => Err(ApiError::bad_request(s)),
-        Err(e @ PreviewError::NoTerminal(_)) => Err(ApiError::not_found(e.to_string())),
-        Err(PreviewError::Db(e)) => Err(ApiError::from(anyhow::Error::from(e))),
+        Err(e) => Err(e.into()),
     }
 }

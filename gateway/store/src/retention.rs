@@ -56,23 +56,22 @@ pub fn oldest_accepted(conn: &Connection, days: u32, now: i64) -> rusqlite::Resu
     })
 }
 
-/// The highest reading id that may be deleted: below what every consumer of the reading
-/// stream (the forwarder if `forwarding`, the alert engine) has processed, and below the
-/// newest reading.
-fn deletable_up_to(conn: &Connection, forwarding: bool) -> rusqlite::Result<i64> {
-    use crate::alerts::store as alerts;
-    let mut limit = (alerts::max_reading_id(conn)? - 1).min(alerts::cursor(conn)?.unwrap_or(0));
-    if forwarding {
-        limit = limit.min(crate::forward::influx::cursor(conn)?);
-    }
-    Ok(limit)
+/// The highest reading id that may be deleted: below what every consumer of commit order
+/// (`consumers`, by their cursor names) has processed, and below the newest reading.
+fn deletable_up_to(conn: &Connection, consumers: &[&str]) -> rusqlite::Result<i64> {
+    let newest = crate::readings::max_id(conn)? - 1;
+    Ok(match crate::cursors::lowest(conn, consumers)? {
+        Some(processed) => newest.min(processed),
+        None => newest,
+    })
 }
 
 /// Deletes raw readings older than `horizon` (Unix seconds) and message records received
-/// before it, keeping what the module's rules keep.
-pub fn prune(conn: &Connection, horizon: i64, forwarding: bool) -> rusqlite::Result<Pruned> {
+/// before it, keeping what the module's rules keep; `consumers` names the cursors (see
+/// [`crate::cursors`]) of every consumer of commit order that runs.
+pub fn prune(conn: &Connection, horizon: i64, consumers: &[&str]) -> rusqlite::Result<Pruned> {
     let mut pruned = Pruned::default();
-    let up_to = deletable_up_to(conn, forwarding)?;
+    let up_to = deletable_up_to(conn, consumers)?;
     let terminals: Vec<i64> = conn
         .prepare("SELECT key FROM terminals ORDER BY key")?
         .query_map([], |r| r.get(0))?
@@ -115,21 +114,21 @@ pub fn prune(conn: &Connection, horizon: i64, forwarding: bool) -> rusqlite::Res
     Ok(pruned)
 }
 
-/// Runs retention at start and then every [`INTERVAL`] until `cancel`.
+/// Runs retention at start and then every [`INTERVAL`] until `cancel`, telling `pruned` what
+/// each pass deleted.
 pub async fn run(
-    store: std::sync::Arc<super::Store>,
+    store: std::sync::Arc<crate::Store>,
     days: u32,
-    forwarding: bool,
-    metrics: std::sync::Arc<crate::metrics::Metrics>,
+    consumers: Vec<&'static str>,
+    pruned: impl Fn(Pruned) + Send,
     cancel: tokio_util::sync::CancellationToken,
 ) {
     loop {
-        if let Some(h) = horizon(days, super::now()) {
-            match store.run(move |c| prune(c, h, forwarding)).await {
+        if let Some(h) = horizon(days, crate::now()) {
+            let consumers = consumers.clone();
+            match store.run(move |c| prune(c, h, &consumers)).await {
                 Ok(p) => {
-                    metrics
-                        .pruned_readings
-                        .fetch_add(p.readings, std::sync::atomic::Ordering::Relaxed);
+                    pruned(p);
                     if p.readings > 0 || p.messages > 0 {
                         tracing::info!(
                             readings = p.readings,
@@ -165,23 +164,18 @@ mod tests {
     }
 
     fn cursors(conn: &Connection, alerts: i64, forwarded: i64) {
-        conn.execute_batch(&format!(
-            "INSERT INTO alert_cursor (name, last_id) VALUES ('readings', {alerts})
-               ON CONFLICT (name) DO UPDATE SET last_id = excluded.last_id;
-             INSERT INTO forward_cursor (sink, last_id) VALUES ('influx', {forwarded})
-               ON CONFLICT (sink) DO UPDATE SET last_id = excluded.last_id;"
-        ))
-        .unwrap();
+        crate::cursors::set(conn, crate::cursors::ALERTS, alerts).unwrap();
+        crate::cursors::set(conn, crate::cursors::INFLUX, forwarded).unwrap();
     }
+
+    const ALERTS_ONLY: &[&str] = &[crate::cursors::ALERTS];
+    const ALERTS_AND_FORWARDER: &[&str] = &[crate::cursors::ALERTS, crate::cursors::INFLUX];
 
     #[test]
     fn prune_keeps_what_cursors_have_not_passed_the_newest_per_terminal_and_the_newest_row() {
         let dir = tempfile::tempdir().unwrap();
-        let store = super::super::Store::open(
-            &dir.path().join("weir.db"),
-            crate::config::Synchronous::Normal,
-        )
-        .unwrap();
+        let store =
+            crate::Store::open(&dir.path().join("weir.db"), crate::Synchronous::Normal).unwrap();
         let conn = store.connect().unwrap();
         let (now, old) = (1_800_000_000_i64, 1_700_000_000_i64);
         let horizon = now - 7 * 86_400;
@@ -200,7 +194,7 @@ mod tests {
 
         // The alert engine has seen up to 3: nothing after it goes.
         cursors(&conn, 3, 0);
-        let p = prune(&conn, horizon, false).unwrap();
+        let p = prune(&conn, horizon, ALERTS_ONLY).unwrap();
         assert_eq!(
             p,
             Pruned {
@@ -212,12 +206,12 @@ mod tests {
 
         // With forwarding on, its cursor (7) holds too; HY-002 keeps its newest (8).
         cursors(&conn, 100, 7);
-        prune(&conn, horizon, true).unwrap();
+        prune(&conn, horizon, ALERTS_AND_FORWARDER).unwrap();
         assert_eq!(ids(&conn), vec![6, 8, 9]);
 
         // Everything processed: the newest row (9) still stays, so no id is ever reused.
         cursors(&conn, 9, 9);
-        prune(&conn, horizon, true).unwrap();
+        prune(&conn, horizon, ALERTS_AND_FORWARDER).unwrap();
         assert_eq!(ids(&conn), vec![6, 8, 9]);
     }
 }

@@ -1,59 +1,11 @@
-//! Reading queries: raw ranges, min/mean/max per step, the latest reading.
-//!
-//! Scans call back once per row so that a caller can stream a year of minute data without
-//! holding it in memory.
+//! Hourly rollups (count, min, max and sum of each quantity per terminal and hour, kept when
+//! raw readings are deleted) and min/mean/max per step, read from them or from the raw
+//! readings for steps shorter than an hour.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use std::collections::HashMap;
+
+use rusqlite::{params, Connection, Transaction};
 use weir_contract::Quantity;
-
-use super::schema::value_columns;
-
-/// A stored reading.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Row {
-    /// Unix seconds.
-    pub ts: i64,
-    /// Values in `Quantity::ALL` order.
-    pub values: [Option<f64>; Quantity::COUNT],
-    /// `{"turbidity_ntu":"no_response"}` or None.
-    pub faults: Option<String>,
-}
-
-impl Row {
-    /// A reading as the store keeps it.
-    pub fn of(r: &weir_contract::Reading) -> Row {
-        Row {
-            ts: r.ts.unix(),
-            values: Quantity::ALL.map(|q| r.value(q)),
-            faults: super::writer::faults_json(r),
-        }
-    }
-
-    /// The reading as the API and the live feed show it: `ts` in RFC 3339 UTC, one field per
-    /// value, `faults` if a sensor failed.
-    pub fn to_json(&self) -> serde_json::Value {
-        let mut m = serde_json::Map::new();
-        m.insert(
-            "ts".into(),
-            weir_contract::Timestamp::from_unix(self.ts)
-                .to_string()
-                .into(),
-        );
-        for (q, v) in Quantity::ALL.iter().zip(self.values) {
-            if let Some(v) = v {
-                m.insert(q.field().into(), serde_json::json!(v));
-            }
-        }
-        if let Some(f) = self
-            .faults
-            .as_deref()
-            .and_then(|f| serde_json::from_str(f).ok())
-        {
-            m.insert("faults".into(), f);
-        }
-        serde_json::Value::Object(m)
-    }
-}
 
 /// Min/mean/max of one quantity over a step.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -100,67 +52,84 @@ pub struct StepRow {
     pub stats: [Stat; Quantity::COUNT],
 }
 
-fn terminal_key(conn: &Connection, id: &str) -> rusqlite::Result<Option<i64>> {
-    super::terminals::key_of(conn, id)
+/// Readings of one terminal and hour, folded in memory before one UPSERT per hour.
+#[derive(Debug, Default)]
+pub(crate) struct HourAgg {
+    n: i64,
+    stats: [Stat; Quantity::COUNT],
 }
 
-fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
-    let mut values = [None; Quantity::COUNT];
-    for (i, v) in values.iter_mut().enumerate() {
-        *v = r.get(1 + i)?;
+impl HourAgg {
+    /// Adds one reading's values (in `Quantity::ALL` order).
+    pub(crate) fn add(&mut self, values: &[Option<f64>; Quantity::COUNT]) {
+        self.n += 1;
+        for (s, v) in self.stats.iter_mut().zip(values) {
+            if let Some(v) = *v {
+                s.merge(&Stat {
+                    n: 1,
+                    min: v,
+                    max: v,
+                    sum: v,
+                });
+            }
+        }
     }
-    Ok(Row {
-        ts: r.get(0)?,
-        values,
-        faults: r.get(1 + Quantity::COUNT)?,
+}
+
+/// The hour bucket (start, Unix seconds) of a reading at `ts`.
+pub(crate) fn hour_of(ts: i64) -> i64 {
+    ts.div_euclid(3600) * 3600
+}
+
+/// The hourly rollup UPSERT, built once from the quantity table.
+fn upsert_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        let mut cols = String::from("terminal, bucket, n");
+        let mut vals = String::from("?1, ?2, ?3");
+        let mut sets = String::from("n = n + excluded.n");
+        for (i, q) in Quantity::ALL.iter().enumerate() {
+            let f = q.field();
+            let p = 4 + i * 4;
+            cols += &format!(", {f}_n, {f}_min, {f}_max, {f}_sum");
+            vals += &format!(", ?{}, ?{}, ?{}, ?{}", p, p + 1, p + 2, p + 3);
+            sets += &format!(
+                ", {f}_n = {f}_n + excluded.{f}_n,
+             {f}_min = min(coalesce({f}_min, excluded.{f}_min), coalesce(excluded.{f}_min, {f}_min)),
+             {f}_max = max(coalesce({f}_max, excluded.{f}_max), coalesce(excluded.{f}_max, {f}_max)),
+             {f}_sum = CASE WHEN excluded.{f}_sum IS NULL THEN {f}_sum
+                            ELSE coalesce({f}_sum, 0) + excluded.{f}_sum END"
+            );
+        }
+        format!(
+            "INSERT INTO rollup_hour ({cols}) VALUES ({vals})
+         ON CONFLICT (terminal, bucket) DO UPDATE SET {sets}"
+        )
     })
 }
 
-/// Calls `each` for every reading of `terminal` with `from <= ts < to`, oldest first.
-/// Returns false if the terminal is unknown.
-pub fn scan(
-    conn: &Connection,
-    terminal: &str,
-    from: i64,
-    to: i64,
-    mut each: impl FnMut(Row) -> bool,
-) -> rusqlite::Result<bool> {
-    let Some(key) = terminal_key(conn, terminal)? else {
-        return Ok(false);
-    };
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT ts, {}, faults FROM readings WHERE terminal = ?1 AND ts >= ?2 AND ts < ?3 ORDER BY ts",
-        value_columns()
-    ))?;
-    let mut rows = stmt.query(params![key, from, to])?;
-    while let Some(r) = rows.next()? {
-        if !each(row(r)?) {
-            break;
-        }
+/// Adds `hours` ((terminal key, hour) -> folded readings) to the stored rollups.
+pub(crate) fn add(
+    tx: &Transaction<'_>,
+    hours: &HashMap<(i64, i64), HourAgg>,
+) -> rusqlite::Result<()> {
+    if hours.is_empty() {
+        return Ok(());
     }
-    Ok(true)
-}
-
-/// Number of readings of `terminal` with `from <= ts < to`.
-pub fn count(conn: &Connection, terminal: &str, from: i64, to: i64) -> rusqlite::Result<i64> {
-    conn.prepare_cached(
-        "SELECT count(*) FROM readings r JOIN terminals t ON t.key = r.terminal
-         WHERE t.id = ?1 AND r.ts >= ?2 AND r.ts < ?3",
-    )?
-    .query_row(params![terminal, from, to], |r| r.get(0))
-}
-
-/// The newest reading of `terminal`.
-pub fn latest(conn: &Connection, terminal: &str) -> rusqlite::Result<Option<Row>> {
-    let Some(key) = terminal_key(conn, terminal)? else {
-        return Ok(None);
-    };
-    conn.prepare_cached(&format!(
-        "SELECT ts, {}, faults FROM readings WHERE terminal = ?1 ORDER BY ts DESC LIMIT 1",
-        value_columns()
-    ))?
-    .query_row([key], row)
-    .optional()
+    let mut upsert = tx.prepare_cached(upsert_sql())?;
+    for ((terminal, bucket), agg) in hours {
+        let mut args: Vec<Box<dyn rusqlite::ToSql>> =
+            vec![Box::new(*terminal), Box::new(*bucket), Box::new(agg.n)];
+        for s in &agg.stats {
+            let some = s.n > 0;
+            args.push(Box::new(s.n));
+            args.push(Box::new(some.then_some(s.min)));
+            args.push(Box::new(some.then_some(s.max)));
+            args.push(Box::new(some.then_some(s.sum)));
+        }
+        upsert.execute(rusqlite::params_from_iter(args.iter().map(|b| b.as_ref())))?;
+    }
+    Ok(())
 }
 
 /// Where a step starts, for a reading or rollup bucket at `ts`: steps of whole hours are
@@ -225,7 +194,7 @@ pub fn scan_steps(
     tz: &jiff::tz::TimeZone,
     mut each: impl FnMut(StepRow) -> bool,
 ) -> rusqlite::Result<bool> {
-    let Some(key) = terminal_key(conn, terminal)? else {
+    let Some(key) = crate::terminals::key_of(conn, terminal)? else {
         return Ok(false);
     };
     let mut current: Option<StepRow> = None;

@@ -1,7 +1,11 @@
-//! The terminal registry: what the county has, where it is, and each node's credentials.
+//! The terminal registry: what the county has, where it is, each node's credentials, and
+//! how each node is wired and set up (kept by `weir node provision`).
 
+use anyhow::Context as _;
 use rusqlite::{params, Connection, OptionalExtension};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use weir_contract::CalibrationSet;
+use weir_node::provision::{Network, SensorSet};
 
 /// A registered terminal.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -155,4 +159,57 @@ pub fn get(conn: &Connection, id: &str) -> rusqlite::Result<Option<Terminal>> {
     conn.prepare_cached(&format!("SELECT {COLUMNS} FROM terminals WHERE id = ?1"))?
         .query_row([id], from_row)
         .optional()
+}
+
+/// How a terminal's node is wired and set up, as kept in the registry.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeSetup {
+    /// The sensors and how they are connected.
+    pub sensors: SensorSet,
+    /// Height of the ultrasonic sensor's face above the tank bottom, m.
+    pub sensor_height_m: Option<f64>,
+    /// Sampling and publishing, s (the node's defaults when unset).
+    pub sample_interval_s: Option<u32>,
+    /// Publishing interval, s.
+    pub publish_interval_s: Option<u32>,
+    /// Sensor corrections found on site.
+    pub calibration: CalibrationSet,
+    /// DHCP or a fixed address.
+    pub network: Option<Network>,
+}
+
+/// The registry's record of a node's setup, if it was ever provisioned.
+pub fn setup(conn: &Connection, id: &str) -> anyhow::Result<Option<NodeSetup>> {
+    let text: Option<Option<String>> = conn
+        .query_row(
+            "SELECT node_setup FROM terminals WHERE id = ?1",
+            [id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match text.flatten() {
+        None => Ok(None),
+        Some(t) => Ok(Some(serde_json::from_str(&t).with_context(|| {
+            format!("the registry's node setup of {id} does not read: {t}")
+        })?)),
+    }
+}
+
+/// Records how terminal `id`'s node is wired and set up.
+pub fn save_setup(conn: &Connection, id: &str, setup: &NodeSetup) -> anyhow::Result<()> {
+    conn.execute(
+        "UPDATE terminals SET node_setup = ?2 WHERE id = ?1",
+        params![id, serde_json::to_string(setup)?],
+    )?;
+    Ok(())
+}
+
+/// Sets the working depth of terminal `id`'s tank, m.
+pub fn set_tank_depth(conn: &Connection, id: &str, depth_m: Option<f64>) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE terminals SET tank_depth_m = ?2 WHERE id = ?1",
+        params![id, depth_m],
+    )?;
+    Ok(())
 }

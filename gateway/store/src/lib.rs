@@ -1,13 +1,26 @@
-//! The reading store: SQLite in WAL mode, one writer thread, pooled readers.
+//! Weir's reading store: SQLite in WAL mode, one writer thread, pooled readers.
 //!
-//! One file per entity: `terminals`, `readings`, `auth` (users, sessions, tokens),
-//! `dead_letters`, `status`; `writer` is the only code that writes telemetry, `retention` the
-//! only code that deletes it.
+//! This crate owns every table of the gateway's database and is the lowest layer of the
+//! gateway: it knows nothing of the alert engine, the forwarder, HTTP or the app's config.
+//! One file per entity, each with its struct, its queries and its tests:
+//! - `terminals` (the registry, with each node's setup), `readings` (the one row codec),
+//!   `rollups` (hourly min/mean/max), `cursors` (how far each consumer of commit order got);
+//! - `auth` (users, sessions, tokens), `status` (each node's last status), `dead_letters`,
+//!   `forward_rejects`;
+//! - `alerts`, `incidents`, `notifications` (the alert engine's tables);
+//! - `schema` (named migrations), `writer` (the only code that writes telemetry),
+//!   `retention` (the only code that deletes it).
 
+pub mod alerts;
 pub mod auth;
+pub mod cursors;
 pub mod dead_letters;
+pub mod forward_rejects;
+pub mod incidents;
+pub mod notifications;
 pub mod readings;
 pub mod retention;
+pub mod rollups;
 pub mod schema;
 pub mod status;
 pub mod terminals;
@@ -19,7 +32,62 @@ use std::sync::{Arc, Mutex};
 use anyhow::Context as _;
 use rusqlite::{Connection, OpenFlags};
 
-use crate::config::Synchronous;
+use serde::{Deserialize, Serialize};
+
+/// How hard SQLite works to keep a commit across a power cut.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Synchronous {
+    /// Every commit is flushed to the disk before the node is acked: nothing acked is lost to a
+    /// power cut.
+    Full,
+    /// Commits survive a crash of the gateway but the last ones may be lost to a power cut.
+    Normal,
+}
+
+/// The store's section of the configuration (`[store]`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `full` or `normal`, see above.
+    pub synchronous: Synchronous,
+    /// Most messages committed in one transaction. The writer never waits for a batch to
+    /// fill: it commits whatever has arrived, so batches grow only under load.
+    pub batch_max_messages: usize,
+    /// Days of raw readings to keep (hourly rollups are kept); 0 keeps them all, else at least 7.
+    pub raw_retention_days: u32,
+    /// Refused messages kept for inspection; the oldest go first.
+    pub dead_letters_max: u32,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            synchronous: Synchronous::Full,
+            batch_max_messages: 2000,
+            raw_retention_days: 0,
+            dead_letters_max: 10_000,
+        }
+    }
+}
+
+impl StoreConfig {
+    /// Checks what types cannot; each error names its key.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.batch_max_messages > 0,
+            "store.batch_max_messages must be at least 1"
+        );
+        anyhow::ensure!(
+            self.raw_retention_days == 0 || self.raw_retention_days >= 7,
+            "store.raw_retention_days must be 0 (keep everything) or at least 7, not {}: nodes keep \
+             days of readings while a link is down, and the alert rules and the dashboard's raw \
+             charts look back up to two days",
+            self.raw_retention_days
+        );
+        Ok(())
+    }
+}
 
 /// Seconds since the Unix epoch, now.
 pub fn now() -> i64 {
