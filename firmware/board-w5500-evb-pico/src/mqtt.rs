@@ -15,11 +15,15 @@
 //! Outgoing QoS 1 publications are not resent by the client after a reconnection: the node
 //! republishes everything still queued on every `Connected`, and the gateway keeps one copy of
 //! each message, so a PUBACK is not waited for.
+//!
+//! The packets are written and read by `weir_netproto::mqtt`; here are the socket, the
+//! session's states and timers, and what the node is told.
 
 use embassy_time::Timer;
 use heapless::String;
-use weir_contract::topic::{topic, Channel, TopicBuf};
+use weir_contract::topic::{topic, Channel, TopicBuf, MAX_TOPIC_LEN};
 use weir_contract::{Message, Status, TerminalId};
+use weir_netproto::mqtt::{self, DecodeError, PacketType, QoS};
 use weir_node::provision::Provision;
 use weir_node::{Event, Uplink};
 
@@ -40,8 +44,23 @@ const POLL_MS: u64 = 50;
 const RX_LEN: usize = 1024;
 /// The status payload of the last will, in the node's encoding.
 const WILL_LEN: usize = 16;
-/// Most pieces one packet is written from (CONNECT has eleven).
-const MAX_PARTS: usize = 11;
+/// The configuration image's longest password (`Provision::password`).
+const PASSWORD_MAX_LEN: usize = 64;
+/// The longest fixed header.
+const FIXED_HEADER_MAX_LEN: usize = 5;
+/// The longest CONNECT: fixed and variable header, then client id, will topic, will, user
+/// name and password, each after its two length bytes.
+const CONNECT_MAX_LEN: usize = FIXED_HEADER_MAX_LEN
+    + 10
+    + (2 + "weir-node-".len() + TerminalId::MAX_LEN)
+    + (2 + MAX_TOPIC_LEN)
+    + (2 + WILL_LEN)
+    + (2 + TerminalId::MAX_LEN)
+    + (2 + PASSWORD_MAX_LEN);
+/// The longest SUBSCRIBE: a packet id, then two topic filters, each with its length and QoS.
+const SUBSCRIBE_MAX_LEN: usize = FIXED_HEADER_MAX_LEN + 2 + 2 * (2 + MAX_TOPIC_LEN + 1);
+/// The longest PUBLISH before its payload: the topic and a packet id.
+const PUBLISH_HEAD_MAX_LEN: usize = FIXED_HEADER_MAX_LEN + 2 + MAX_TOPIC_LEN + 2;
 
 /// Why a publication failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -189,37 +208,18 @@ impl Mqtt {
         !self.sending
     }
 
-    /// Writes one packet: fixed header `first`, then `parts` as its body. `false` if the
-    /// socket is still sending or has no room.
-    fn send_packet(&mut self, first: u8, parts: &[&[u8]]) -> bool {
+    /// Writes one packet, whose bytes are `parts` one after the other. `false` if the socket
+    /// is still sending or has no room.
+    fn send(&mut self, parts: &[&[u8]]) -> bool {
         if !self.ready_to_send() {
             return false;
         }
-        let body: usize = parts.iter().map(|p| p.len()).sum();
-        let mut head = [first, 0, 0, 0, 0];
-        let mut n = 1;
-        let mut rest = body;
-        loop {
-            let mut byte = (rest % 128) as u8;
-            rest /= 128;
-            if rest > 0 {
-                byte |= 0x80;
-            }
-            head[n] = byte;
-            n += 1;
-            if rest == 0 || n == head.len() {
-                break;
-            }
-        }
+        let len: usize = parts.iter().map(|p| p.len()).sum();
         let mut chip = self.net.chip();
-        if chip.tx_free(socket::MQTT) < n + body {
+        if chip.tx_free(socket::MQTT) < len {
             return false;
         }
-        let mut all: [&[u8]; MAX_PARTS + 1] = [&[]; MAX_PARTS + 1];
-        all[0] = &head[..n];
-        let count = parts.len().min(MAX_PARTS);
-        all[1..=count].copy_from_slice(&parts[..count]);
-        chip.send(socket::MQTT, &all[..=count]);
+        chip.send(socket::MQTT, parts);
         self.sending = true;
         self.last_tx = now_ms();
         true
@@ -227,47 +227,47 @@ impl Mqtt {
 
     fn send_connect(&mut self) -> bool {
         let p = self.p;
-        let mut will_topic = String::<{ weir_contract::topic::MAX_TOPIC_LEN }>::new();
-        let _ = will_topic.push_str(self.topic(Channel::Status));
-        let (will, will_len) = self.will;
-        let will = &will[..will_len];
-        // User name, password, will retained at QoS 1, will; clean session off.
-        let flags = 0x80 | 0x40 | 0x20 | 0x08 | 0x04;
-        let [ka_hi, ka_lo] = KEEP_ALIVE_S.to_be_bytes();
-        let header = [0, 4, b'M', b'Q', b'T', b'T', 4, flags, ka_hi, ka_lo];
         // Client id `weir-node-{id}`; user name the terminal id.
-        let mut client = String::<{ 10 + weir_contract::TerminalId::MAX_LEN }>::new();
+        let mut client = String::<{ 10 + TerminalId::MAX_LEN }>::new();
         let _ = client.push_str("weir-node-");
         let _ = client.push_str(&p.terminal);
-        let client = client.as_bytes();
-        let id = p.terminal.as_bytes();
-        let password = p.password.as_bytes();
-        let wt = will_topic.as_bytes();
-        let len = |s: &[u8]| (s.len() as u16).to_be_bytes();
-        let (l_client, l_id, l_wt, l_will, l_pw) =
-            (len(client), len(id), len(wt), len(will), len(password));
-        self.send_packet(
-            0x10,
-            &[
-                &header, &l_client, client, &l_wt, wt, &l_will, will, &l_id, id, &l_pw, password,
-            ],
-        )
+        let (will, will_len) = &self.will;
+        let connect = mqtt::Connect {
+            client_id: &client,
+            keep_alive_s: KEEP_ALIVE_S,
+            clean_session: false,
+            will: Some(mqtt::Will {
+                topic: self.topic(Channel::Status),
+                payload: &will[..*will_len],
+                qos: QoS::AtLeastOnce,
+                retain: true,
+            }),
+            user_name: Some(&p.terminal),
+            password: Some(p.password.as_bytes()),
+        };
+        let mut buf = [0u8; CONNECT_MAX_LEN];
+        let Ok(len) = connect.encode(&mut buf) else {
+            return false;
+        };
+        self.send(&[&buf[..len]])
     }
 
     fn send_subscribe(&mut self) -> bool {
         let id = self.packet_id();
         self.subscribe_id = id;
-        let mut body = [0u8; 2 + 2 * (2 + weir_contract::topic::MAX_TOPIC_LEN + 1)];
-        body[..2].copy_from_slice(&id.to_be_bytes());
-        let mut n = 2;
-        for c in [Channel::Ack, Channel::Config] {
-            let t = self.topic(c).as_bytes();
-            body[n..n + 2].copy_from_slice(&(t.len() as u16).to_be_bytes());
-            body[n + 2..n + 2 + t.len()].copy_from_slice(t);
-            body[n + 2 + t.len()] = 1; // QoS 1
-            n += 3 + t.len();
-        }
-        self.send_packet(0x82, &[&body[..n]])
+        let filters = [
+            (self.topic(Channel::Ack), QoS::AtLeastOnce),
+            (self.topic(Channel::Config), QoS::AtLeastOnce),
+        ];
+        let subscribe = mqtt::Subscribe {
+            packet_id: id,
+            filters: &filters,
+        };
+        let mut buf = [0u8; SUBSCRIBE_MAX_LEN];
+        let Ok(len) = subscribe.encode(&mut buf) else {
+            return false;
+        };
+        self.send(&[&buf[..len]])
     }
 
     /// One look at the connection: starts, advances or drops it, and takes at most one
@@ -329,7 +329,7 @@ impl Mqtt {
             }
             if now.saturating_sub(self.last_tx) >= u64::from(KEEP_ALIVE_S) * 500
                 && !self.ping_sent
-                && self.send_packet(0xC0, &[])
+                && self.send(&[&mqtt::PINGREQ])
             {
                 self.ping_sent = true;
             }
@@ -351,53 +351,41 @@ impl Mqtt {
         if available < 2 {
             return Found::Nothing;
         }
-        let mut head = [0u8; 5];
-        let peek = available.min(5);
+        let mut head = [0u8; FIXED_HEADER_MAX_LEN];
+        let peek = available.min(FIXED_HEADER_MAX_LEN);
         self.net.chip().peek(socket::MQTT, 0, &mut head[..peek]);
-        // Remaining length: one to four bytes, seven bits each.
-        let mut len = 0usize;
-        let mut header = 1;
-        loop {
-            if header >= peek {
-                if header >= 5 {
-                    // Malformed: five length bytes.
-                    return self.fail(Broker::Unreachable);
-                }
-                // The length is not all here yet.
-                return Found::Nothing;
-            }
-            let b = head[header];
-            len |= usize::from(b & 0x7F) << (7 * (header - 1));
-            header += 1;
-            if b & 0x80 == 0 {
-                break;
-            }
-        }
+        let header = match mqtt::FixedHeader::decode(&head[..peek]) {
+            Ok(header) => header,
+            // The length is not all here yet.
+            Err(DecodeError::Incomplete) => return Found::Nothing,
+            // Malformed: five length bytes.
+            Err(_) => return self.fail(Broker::Unreachable),
+        };
         self.last_rx = now;
         self.ping_sent = false;
-        let kind = head[0];
+        let kind = header.packet_type();
+        let len = header.remaining_len;
         if len > RX_LEN {
-            self.net.chip().consume(socket::MQTT, header);
+            self.net.chip().consume(socket::MQTT, header.len);
             self.skip = len;
             return Found::Nothing;
         }
-        if available < header + len {
+        if available < header.packet_len() {
             return Found::Nothing;
         }
-        if kind >> 4 == 3 && !self.ready_to_send() {
+        if kind == Some(PacketType::Publish) && !self.ready_to_send() {
             // Its PUBACK could not leave yet: take it at the next look.
             return Found::Nothing;
         }
         {
             let mut chip = self.net.chip();
-            chip.peek(socket::MQTT, header, &mut self.rx[..len]);
-            chip.consume(socket::MQTT, header + len);
+            chip.peek(socket::MQTT, header.len, &mut self.rx[..len]);
+            chip.consume(socket::MQTT, header.packet_len());
         }
         let body = &self.rx[..len];
-        match kind >> 4 {
-            // CONNACK
-            2 if self.state == State::AwaitConnack => {
-                if body.len() < 2 || body[1] != 0 {
+        match kind {
+            Some(PacketType::ConnAck) if self.state == State::AwaitConnack => {
+                if !mqtt::ConnAck::decode(body).is_ok_and(|ack| ack.accepted()) {
                     return self.fail(Broker::Refused);
                 }
                 if !self.send_subscribe() {
@@ -406,12 +394,15 @@ impl Mqtt {
                 self.state = State::AwaitSuback;
                 Found::Nothing
             }
-            // SUBACK
-            9 if self.state == State::AwaitSuback => {
-                if body.len() < 4 || body[..2] != self.subscribe_id.to_be_bytes() {
+            Some(PacketType::SubAck) if self.state == State::AwaitSuback => {
+                let Ok(ack) = mqtt::SubAck::decode(body) else {
+                    return Found::Nothing;
+                };
+                // One return code for each of the two filters.
+                if ack.packet_id != self.subscribe_id || ack.return_codes.len() < 2 {
                     return Found::Nothing;
                 }
-                if body[2..].iter().any(|&rc| rc & 0x80 != 0) {
+                if !ack.all_granted() {
                     return self.fail(Broker::Refused);
                 }
                 self.state = State::Up;
@@ -419,8 +410,7 @@ impl Mqtt {
                 self.net.broker_state.set(Broker::Up);
                 Found::Connected
             }
-            // PUBLISH
-            3 => self.incoming(kind, len),
+            Some(PacketType::Publish) => self.incoming(header.flags(), len),
             // PUBACK, PINGRESP, anything else: nothing to do.
             _ => Found::Nothing,
         }
@@ -429,25 +419,16 @@ impl Mqtt {
     /// An incoming PUBLISH of `len` bytes in `self.rx`: acknowledged, then handed over if it
     /// is on the ack or config topic.
     fn incoming(&mut self, flags: u8, len: usize) -> Found {
-        let body = &self.rx[..len];
-        if body.len() < 2 {
+        let Ok(publish) = mqtt::Publish::decode(flags, &self.rx[..len]) else {
             return Found::Nothing;
-        }
-        let topic_len = usize::from(u16::from_be_bytes([body[0], body[1]]));
-        let qos = (flags >> 1) & 0x03;
-        let id_len = if qos > 0 { 2 } else { 0 };
-        let start = 2 + topic_len + id_len;
-        if start > len {
-            return Found::Nothing;
-        }
-        let topic = &body[2..2 + topic_len];
+        };
+        let start = len - publish.payload.len();
         let channel = [Channel::Ack, Channel::Config]
             .into_iter()
-            .find(|&c| self.topic(c).as_bytes() == topic);
-        if qos > 0 {
-            let id = [body[2 + topic_len], body[3 + topic_len]];
+            .find(|&c| self.topic(c).as_bytes() == publish.topic);
+        if let Some(packet_id) = publish.packet_id {
             // PUBACK (QoS 1; the subscriptions ask for no more).
-            if !self.send_packet(0x40, &[&id]) {
+            if !self.send(&[&mqtt::PubAck { packet_id }.to_bytes()]) {
                 return self.fail(Broker::Unreachable);
             }
         }
@@ -489,14 +470,22 @@ impl Uplink for Mqtt {
         if self.state != State::Up {
             return Err(Error::Down);
         }
-        let id = self.packet_id().to_be_bytes();
-        let mut topic_copy = String::<{ weir_contract::topic::MAX_TOPIC_LEN }>::new();
-        let _ = topic_copy.push_str(self.topic(channel));
-        let t = topic_copy.as_bytes();
-        let len = (t.len() as u16).to_be_bytes();
-        // QoS 1.
-        let first = 0x32 | u8::from(retain);
-        if self.send_packet(first, &[&len, t, &id, payload]) {
+        let packet_id = self.packet_id();
+        let publish = mqtt::Publish {
+            topic: self.topic(channel).as_bytes(),
+            qos: QoS::AtLeastOnce,
+            retain,
+            dup: false,
+            packet_id: Some(packet_id),
+            payload,
+        };
+        // The head holds the longest topic: this cannot fail.
+        let mut head = [0u8; PUBLISH_HEAD_MAX_LEN];
+        let Ok(head_len) = publish.encode_header(&mut head) else {
+            return Err(Error::Busy);
+        };
+        // The payload goes from where it is, after the head.
+        if self.send(&[&head[..head_len], payload]) {
             Ok(())
         } else {
             Err(Error::Busy)

@@ -1,11 +1,15 @@
 //! The node's network: Ethernet link, its address (DHCP or static), DNS, and UTC from SNTP.
 //!
 //! One task ([`run`]) keeps the address and the time; the MQTT uplink uses the same chip
-//! for its TCP socket. What they know is in [`Net`], which the LED also reads.
+//! for its TCP socket. What they know is in [`Net`], which the LED also reads. The messages
+//! themselves are written and read by `weir_netproto`; here are the sockets, the timeouts and
+//! what to do with the answers.
 
 use core::cell::{Cell, RefCell, RefMut};
 
 use embassy_time::{Instant, Timer};
+use weir_netproto::dhcp::{self, MessageType};
+use weir_netproto::{dns, sntp};
 use weir_node::provision::{parse_ipv4, Network, Provision};
 
 use crate::w5500::{socket, W5500};
@@ -138,18 +142,19 @@ impl Net {
         let mut buf = [0u8; 512];
         for _ in 0..3 {
             let id = self.random() as u16;
-            let len = dns_query(&mut buf, id, host)?;
+            let len = dns::Query { id, name: host }.encode(&mut buf).ok()?;
             {
                 let mut chip = self.chip();
                 let port = self.ephemeral_port();
                 if !chip.open(socket::DNS, crate::w5500::mode::UDP, port) {
                     return None;
                 }
-                chip.send_to(socket::DNS, server, 53, &[&buf[..len]]);
+                chip.send_to(socket::DNS, server, dns::SERVER_PORT, &[&buf[..len]]);
             }
             let ip = self
                 .receive(socket::DNS, &mut buf, 3000, |reply, _| {
-                    dns_answer(reply, id)
+                    let answer = dns::Answer::parse(reply).ok()?;
+                    (answer.id == id).then_some(answer.address)
                 })
                 .await;
             if ip.is_some() {
@@ -163,22 +168,19 @@ impl Net {
 
     /// Asks `server` for the time; returns UTC minus the monotonic clock, ms.
     async fn sntp(&self, server: [u8; 4]) -> Option<i64> {
-        let mut request = [0u8; 48];
-        // LI 0, version 4, mode 3 (client).
-        request[0] = 0x23;
         let sent = {
             let mut chip = self.chip();
             let port = self.ephemeral_port();
             if !chip.open(socket::SNTP, crate::w5500::mode::UDP, port) {
                 return None;
             }
-            chip.send_to(socket::SNTP, server, 123, &[&request]);
+            chip.send_to(socket::SNTP, server, sntp::SERVER_PORT, &[&sntp::REQUEST]);
             now_ms()
         };
         let mut buf = [0u8; 64];
         let offset = self
             .receive(socket::SNTP, &mut buf, 3000, |reply, from| {
-                let unix_ms = sntp_unix_ms(reply)?;
+                let unix_ms = sntp::transmit_time_unix_ms(reply).ok()?;
                 if from != server {
                     return None;
                 }
@@ -194,30 +196,43 @@ impl Net {
     /// DISCOVER, OFFER, REQUEST, ACK.
     async fn dhcp_bind(&self, p: &Provision, mac: [u8; 6]) -> Option<Lease> {
         let mut buf = [0u8; 576];
-        if !self.chip().open(socket::DHCP, crate::w5500::mode::UDP, 68) {
+        if !self
+            .chip()
+            .open(socket::DHCP, crate::w5500::mode::UDP, dhcp::CLIENT_PORT)
+        {
             return None;
         }
         let xid = self.random();
-        let len = dhcp_message(&mut buf, DISCOVER, xid, mac, None, None, &p.terminal);
-        self.chip()
-            .send_to(socket::DHCP, [255; 4], 67, &[&buf[..len]]);
+        let discover = dhcp::ClientMessage {
+            message_type: MessageType::Discover,
+            xid,
+            mac,
+            client_ip: None,
+            requested_ip: None,
+            server_id: None,
+            hostname: &p.terminal,
+        };
+        if !self.dhcp_send(&mut buf, discover) {
+            return None;
+        }
         let offer = self
             .receive(socket::DHCP, &mut buf, 4000, |m, _| {
-                dhcp_reply(m, xid, mac).filter(|(t, _)| *t == OFFER)
+                dhcp_reply(m, xid, mac).filter(|(t, _)| *t == MessageType::Offer)
             })
             .await?
             .1;
-        let len = dhcp_message(
-            &mut buf,
-            REQUEST,
+        let request = dhcp::ClientMessage {
+            message_type: MessageType::Request,
             xid,
             mac,
-            None,
-            Some((offer.ip, offer.server)),
-            &p.terminal,
-        );
-        self.chip()
-            .send_to(socket::DHCP, [255; 4], 67, &[&buf[..len]]);
+            client_ip: None,
+            requested_ip: Some(offer.ip),
+            server_id: Some(offer.server),
+            hostname: &p.terminal,
+        };
+        if !self.dhcp_send(&mut buf, request) {
+            return None;
+        }
         let lease = self.dhcp_ack(&mut buf, xid, mac).await;
         self.chip().close(socket::DHCP);
         lease
@@ -226,32 +241,53 @@ impl Net {
     /// Renews `lease` (a broadcast REQUEST with our address, which any server answers).
     async fn dhcp_renew(&self, p: &Provision, mac: [u8; 6], lease: &Lease) -> Option<Lease> {
         let mut buf = [0u8; 576];
-        if !self.chip().open(socket::DHCP, crate::w5500::mode::UDP, 68) {
+        if !self
+            .chip()
+            .open(socket::DHCP, crate::w5500::mode::UDP, dhcp::CLIENT_PORT)
+        {
             return None;
         }
         let xid = self.random();
-        let len = dhcp_message(
-            &mut buf,
-            REQUEST,
+        let request = dhcp::ClientMessage {
+            message_type: MessageType::Request,
             xid,
             mac,
-            Some(lease.ip),
-            None,
-            &p.terminal,
-        );
-        self.chip()
-            .send_to(socket::DHCP, [255; 4], 67, &[&buf[..len]]);
+            client_ip: Some(lease.ip),
+            requested_ip: None,
+            server_id: None,
+            hostname: &p.terminal,
+        };
+        if !self.dhcp_send(&mut buf, request) {
+            return None;
+        }
         let renewed = self.dhcp_ack(&mut buf, xid, mac).await;
         self.chip().close(socket::DHCP);
         renewed
     }
 
+    /// Broadcasts `message` from the open DHCP socket; closes the socket if it cannot be
+    /// written (a host name over 255 bytes; terminal ids are far shorter).
+    fn dhcp_send(&self, buf: &mut [u8], message: dhcp::ClientMessage<'_>) -> bool {
+        let mut chip = self.chip();
+        match message.encode(buf) {
+            Ok(len) => {
+                chip.send_to(socket::DHCP, [255; 4], dhcp::SERVER_PORT, &[&buf[..len]]);
+                true
+            }
+            Err(_) => {
+                chip.close(socket::DHCP);
+                false
+            }
+        }
+    }
+
     async fn dhcp_ack(&self, buf: &mut [u8], xid: u32, mac: [u8; 6]) -> Option<Lease> {
         self.receive(socket::DHCP, buf, 4000, |m, _| {
-            dhcp_reply(m, xid, mac).filter(|(t, _)| *t == ACK || *t == NAK)
+            dhcp_reply(m, xid, mac)
+                .filter(|(t, _)| *t == MessageType::Ack || *t == MessageType::Nak)
         })
         .await
-        .filter(|(t, _)| *t == ACK)
+        .filter(|(t, _)| *t == MessageType::Ack)
         .map(|(_, lease)| lease)
     }
 }
@@ -377,184 +413,21 @@ struct Lease {
     lease_s: u32,
 }
 
-const DISCOVER: u8 = 1;
-const OFFER: u8 = 2;
-const REQUEST: u8 = 3;
-const ACK: u8 = 5;
-const NAK: u8 = 6;
-const COOKIE: [u8; 4] = [99, 130, 83, 99];
-
-/// Builds a DHCP message; `ciaddr` when renewing, `requested` (address, server) when
-/// answering an offer.
-fn dhcp_message(
-    buf: &mut [u8],
-    kind: u8,
-    xid: u32,
-    mac: [u8; 6],
-    ciaddr: Option<[u8; 4]>,
-    requested: Option<([u8; 4], [u8; 4])>,
-    hostname: &str,
-) -> usize {
-    buf[..240].fill(0);
-    buf[0] = 1; // BOOTREQUEST
-    buf[1] = 1; // Ethernet
-    buf[2] = 6;
-    buf[4..8].copy_from_slice(&xid.to_be_bytes());
-    // Ask for broadcast answers: the chip takes no unicast before it has an address.
-    buf[10] = 0x80;
-    if let Some(ip) = ciaddr {
-        buf[12..16].copy_from_slice(&ip);
+/// A DHCP reply to our `xid` and `mac`: its type and the lease it describes, with what the
+/// server left out filled in (a /24, a one-hour lease, at least a minute).
+fn dhcp_reply(m: &[u8], xid: u32, mac: [u8; 6]) -> Option<(MessageType, Lease)> {
+    let reply = dhcp::Reply::parse(m).ok()?;
+    if reply.xid != xid || reply.client_mac != mac {
+        return None;
     }
-    buf[28..34].copy_from_slice(&mac);
-    buf[236..240].copy_from_slice(&COOKIE);
-    let mut i = 240;
-    let mut option = |buf: &mut [u8], code: u8, data: &[u8]| {
-        buf[i] = code;
-        buf[i + 1] = data.len() as u8;
-        buf[i + 2..i + 2 + data.len()].copy_from_slice(data);
-        i += 2 + data.len();
+    let lease = Lease {
+        ip: reply.your_ip,
+        mask: reply.subnet_mask.unwrap_or([255, 255, 255, 0]),
+        router: reply.router.unwrap_or([0; 4]),
+        dns: reply.dns_server.unwrap_or([0; 4]),
+        server: reply.server_id.unwrap_or([0; 4]),
+        // At least a minute, so a zero lease does not spin.
+        lease_s: reply.lease_time_s.unwrap_or(3600).max(60),
     };
-    option(buf, 53, &[kind]);
-    if let Some((ip, server)) = requested {
-        option(buf, 50, &ip);
-        option(buf, 54, &server);
-    }
-    // The terminal id as host name, so the router's lease table shows which node it is.
-    option(buf, 12, hostname.as_bytes());
-    // Subnet mask, router, DNS server, lease time.
-    option(buf, 55, &[1, 3, 6, 51]);
-    buf[i] = 255;
-    // Padded to the minimum BOOTP size some servers insist on.
-    let end = (i + 1).max(300);
-    buf[i + 1..end].fill(0);
-    end
-}
-
-/// A DHCP answer to our `xid`: its message type and the lease it offers.
-fn dhcp_reply(m: &[u8], xid: u32, mac: [u8; 6]) -> Option<(u8, Lease)> {
-    if m.len() < 240 || m[0] != 2 || m[4..8] != xid.to_be_bytes() || m[28..34] != mac {
-        return None;
-    }
-    if m[236..240] != COOKIE {
-        return None;
-    }
-    let mut lease = Lease {
-        ip: m[16..20].try_into().ok()?,
-        mask: [255, 255, 255, 0],
-        router: [0; 4],
-        dns: [0; 4],
-        server: [0; 4],
-        lease_s: 3600,
-    };
-    let mut kind = 0;
-    let mut i = 240;
-    while i < m.len() {
-        let code = m[i];
-        if code == 0 {
-            i += 1;
-            continue;
-        }
-        if code == 255 || i + 1 >= m.len() {
-            break;
-        }
-        let len = usize::from(m[i + 1]);
-        let data = m.get(i + 2..i + 2 + len)?;
-        let ip = || -> Option<[u8; 4]> { data.get(..4)?.try_into().ok() };
-        match code {
-            53 => kind = *data.first()?,
-            1 => lease.mask = ip()?,
-            3 => lease.router = ip()?,
-            6 => lease.dns = ip()?,
-            51 => lease.lease_s = u32::from_be_bytes(ip()?),
-            54 => lease.server = ip()?,
-            _ => {}
-        }
-        i += 2 + len;
-    }
-    // At least a minute, so a zero lease does not spin.
-    lease.lease_s = lease.lease_s.max(60);
-    Some((kind, lease))
-}
-
-/// A recursive query for `host`'s A record.
-fn dns_query(buf: &mut [u8], id: u16, host: &str) -> Option<usize> {
-    buf[..12].fill(0);
-    buf[0..2].copy_from_slice(&id.to_be_bytes());
-    buf[2] = 0x01; // recursion desired
-    buf[5] = 1; // one question
-    let mut i = 12;
-    for label in host.trim_end_matches('.').split('.') {
-        if label.is_empty() || label.len() > 63 {
-            return None;
-        }
-        buf[i] = label.len() as u8;
-        buf[i + 1..i + 1 + label.len()].copy_from_slice(label.as_bytes());
-        i += 1 + label.len();
-    }
-    buf[i] = 0;
-    // Type A, class IN.
-    buf[i + 1..i + 5].copy_from_slice(&[0, 1, 0, 1]);
-    Some(i + 5)
-}
-
-/// Skips a (possibly compressed) name at `i`; the index after it.
-fn skip_name(m: &[u8], mut i: usize) -> Option<usize> {
-    loop {
-        let len = *m.get(i)?;
-        if len & 0xC0 == 0xC0 {
-            return Some(i + 2);
-        }
-        if len == 0 {
-            return Some(i + 1);
-        }
-        i += 1 + usize::from(len);
-    }
-}
-
-/// The first A record of the answer to query `id`.
-fn dns_answer(m: &[u8], id: u16) -> Option<[u8; 4]> {
-    if m.len() < 12 || m[0..2] != id.to_be_bytes() || m[2] & 0x80 == 0 || m[3] & 0x0F != 0 {
-        return None;
-    }
-    let questions = u16::from_be_bytes([m[4], m[5]]);
-    let answers = u16::from_be_bytes([m[6], m[7]]);
-    let mut i = 12;
-    for _ in 0..questions {
-        i = skip_name(m, i)? + 4;
-    }
-    for _ in 0..answers {
-        i = skip_name(m, i)?;
-        let head = m.get(i..i + 10)?;
-        let kind = u16::from_be_bytes([head[0], head[1]]);
-        let len = usize::from(u16::from_be_bytes([head[8], head[9]]));
-        let data = m.get(i + 10..i + 10 + len)?;
-        if kind == 1 && len == 4 {
-            return data.try_into().ok();
-        }
-        i += 10 + len;
-    }
-    None
-}
-
-/// Seconds from 1900 (NTP) to 1970 (Unix).
-const NTP_TO_UNIX_S: i64 = 2_208_988_800;
-
-/// The transmit time of an SNTP server answer, Unix ms.
-fn sntp_unix_ms(m: &[u8]) -> Option<i64> {
-    // Mode 4 (server), a stratum, and a transmit time.
-    if m.len() < 48 || m[0] & 0x07 != 4 || m[1] == 0 || m[1] > 15 {
-        return None;
-    }
-    let secs = i64::from(u32::from_be_bytes([m[40], m[41], m[42], m[43]]));
-    let frac = u64::from(u32::from_be_bytes([m[44], m[45], m[46], m[47]]));
-    if secs == 0 {
-        return None;
-    }
-    // Era 1 starts in February 2036: seconds that small belong to it.
-    let secs = if secs < NTP_TO_UNIX_S {
-        secs + (1 << 32)
-    } else {
-        secs
-    };
-    Some((secs - NTP_TO_UNIX_S) * 1000 + ((frac * 1000) >> 32) as i64)
+    Some((reply.message_type, lease))
 }
