@@ -5,9 +5,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use figment::providers::{Format, Serialized, Toml};
-use figment::value::{Dict, Map, Value};
-use figment::{Figment, Metadata, Profile, Provider};
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
 use serde::{Deserialize, Serialize};
 use weir_store::StoreConfig;
 
@@ -25,8 +24,9 @@ pub const NOT_CONFIG_VARS: [&str; 5] = [
     "WEIR_DEMO_PASSWORD",
 ];
 
-/// Prefix of the simulated fleet's (`weir-fleet`) options, which may share the gateway's shell.
-const FLEET_VARS: &str = "WEIR_FLEET_";
+/// Prefix (after `WEIR_`) of the simulated fleet's (`weir-fleet`) options, which may share the
+/// gateway's shell.
+const FLEET_VARS: &str = "FLEET_";
 
 /// The whole configuration.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -237,17 +237,10 @@ impl Default for InfluxConfig {
 }
 
 impl Config {
-    /// Loads defaults, then `file` (if given), then `WEIR_*` environment variables.
+    /// Loads defaults, then `file` (if given), then `WEIR_*` environment variables (figment's
+    /// `Env` provider: `WEIR_HTTP__LISTEN` is `http.listen`, values read like TOML scalars).
     /// Unknown keys, from the file or the environment, are errors that name the key.
     pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
-        Self::load_from(file, std::env::vars())
-    }
-
-    /// As [`Config::load`], with the environment given (for tests).
-    pub fn load_from(
-        file: Option<&Path>,
-        env: impl IntoIterator<Item = (String, String)>,
-    ) -> anyhow::Result<Config> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         if let Some(path) = file {
             anyhow::ensure!(
@@ -257,16 +250,17 @@ impl Config {
             );
             figment = figment.merge(Toml::file(path));
         }
-        let vars = env
-            .into_iter()
-            .filter(|(k, _)| {
-                k.starts_with("WEIR_")
-                    && !k.starts_with(FLEET_VARS)
-                    && !NOT_CONFIG_VARS.contains(&k.as_str())
+        let env = Env::prefixed("WEIR_")
+            .filter(|key| {
+                let key = key.as_str().to_ascii_uppercase();
+                !key.starts_with(FLEET_VARS)
+                    && !NOT_CONFIG_VARS
+                        .iter()
+                        .any(|v| v.strip_prefix("WEIR_") == Some(key.as_str()))
             })
-            .collect();
+            .split("__");
         let config: Config = figment
-            .merge(EnvVars(vars))
+            .merge(env)
             .extract()
             .map_err(|e| anyhow::anyhow!(describe(e)))
             .context("reading the configuration")?;
@@ -284,7 +278,7 @@ impl Config {
             "http.session_hours must be at least 1"
         );
         self.alerts.validate()?;
-        crate::provision::board(&self.nodes.board).context("nodes.board")?;
+        crate::nodes::provision::board(&self.nodes.board).context("nodes.board")?;
         anyhow::ensure!(
             self.nodes.dashboard_url.is_empty()
                 || self.nodes.dashboard_url.starts_with("http://")
@@ -317,45 +311,6 @@ impl Config {
     /// Path of the SQLite database.
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join("weir.db")
-    }
-}
-
-/// `WEIR_HTTP__LISTEN=...` as `http.listen`; values parsed like TOML scalars ("2" is a number).
-struct EnvVars(Vec<(String, String)>);
-
-impl Provider for EnvVars {
-    fn metadata(&self) -> Metadata {
-        Metadata::named("WEIR_* environment variables")
-    }
-
-    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
-        let mut root = Dict::new();
-        for (name, value) in &self.0 {
-            let path: Vec<String> = name["WEIR_".len()..]
-                .split("__")
-                .map(str::to_lowercase)
-                .collect();
-            let value: Value = value.parse().unwrap_or_else(|_| Value::from(value.clone()));
-            insert(&mut root, &path, value);
-        }
-        Ok(Profile::Default.collect(root))
-    }
-}
-
-fn insert(dict: &mut Dict, path: &[String], value: Value) {
-    match path {
-        [] => {}
-        [last] => {
-            dict.insert(last.clone(), value);
-        }
-        [first, rest @ ..] => {
-            let child = dict
-                .entry(first.clone())
-                .or_insert_with(|| Value::from(Dict::new()));
-            if let Value::Dict(_, child) = child {
-                insert(child, rest, value);
-            }
-        }
     }
 }
 
@@ -481,10 +436,19 @@ board = "w5500-evb-pico"
 mod tests {
     use super::*;
 
-    fn env(vars: &[(&str, &str)]) -> Vec<(String, String)> {
-        vars.iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+    /// [`Config::load`] with exactly `vars` set as `WEIR_*` variables, in figment's jail
+    /// (which serialises the tests that change the process's environment).
+    #[allow(clippy::result_large_err)] // figment's error type, in figment's own API
+    fn load_with(file: Option<&Path>, vars: &[(&str, &str)]) -> anyhow::Result<Config> {
+        let mut out = None;
+        figment::Jail::expect_with(|jail| {
+            for (k, v) in vars {
+                jail.set_env(k, v);
+            }
+            out = Some(Config::load(file));
+            Ok(())
+        });
+        out.expect("the jail ran")
     }
 
     #[test]
@@ -495,15 +459,15 @@ mod tests {
 
     #[test]
     fn environment_variables_override_nested_keys() {
-        let c = Config::load_from(
+        let c = load_with(
             None,
-            env(&[
+            &[
                 ("WEIR_HTTP__LISTEN", "127.0.0.1:9999"),
                 ("WEIR_DATA_DIR", "/var/lib/weir"),
                 ("WEIR_MQTT__BROKER", "external"),
                 ("WEIR_STORE__BATCH_MAX_MESSAGES", "2"),
                 ("WEIR_BOOTSTRAP_TOKEN", "not-a-config-key"),
-            ]),
+            ],
         )
         .unwrap();
         assert_eq!(c.http.listen, "127.0.0.1:9999".parse().unwrap());
@@ -519,7 +483,7 @@ mod tests {
             ("WEIR_FLEET_HOST", "127.0.0.1"),
             ("WEIR_DATA_DIR", "/srv/weir"),
         ]);
-        let c = Config::load_from(None, env(&vars)).unwrap();
+        let c = load_with(None, &vars).unwrap();
         assert_eq!(c.data_dir, PathBuf::from("/srv/weir"));
     }
 
@@ -528,32 +492,28 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("weir.toml");
         std::fs::write(&path, "[http]\nlisten = \"127.0.0.1:1\"\nlisen = \"x\"\n").unwrap();
-        let e = format!(
-            "{:#}",
-            Config::load_from(Some(&path), env(&[])).unwrap_err()
-        );
+        let e = format!("{:#}", load_with(Some(&path), &[]).unwrap_err());
         assert!(e.contains("lisen"), "{e}");
     }
 
     #[test]
     fn an_unknown_environment_key_is_refused_by_name() {
-        let e = Config::load_from(None, env(&[("WEIR_HTTP__LISTN", "x")])).unwrap_err();
+        let e = load_with(None, &[("WEIR_HTTP__LISTN", "x")]).unwrap_err();
         assert!(format!("{e:#}").contains("listn"), "{e:#}");
     }
 
     #[test]
     fn a_bad_value_names_the_key() {
-        let e =
-            Config::load_from(None, env(&[("WEIR_STORE__SYNCHRONOUS", "sometimes")])).unwrap_err();
+        let e = load_with(None, &[("WEIR_STORE__SYNCHRONOUS", "sometimes")]).unwrap_err();
         let e = format!("{e:#}");
         assert!(e.contains("store.synchronous"), "{e}");
-        let e = Config::load_from(None, env(&[("WEIR_MQTT__TOPIC_PREFIX", "a/#")])).unwrap_err();
+        let e = load_with(None, &[("WEIR_MQTT__TOPIC_PREFIX", "a/#")]).unwrap_err();
         assert!(format!("{e:#}").contains("mqtt.topic_prefix"), "{e:#}");
     }
 
     #[test]
     fn a_missing_file_is_an_error_naming_it() {
-        let e = Config::load_from(Some(Path::new("/nonexistent/weir.toml")), env(&[])).unwrap_err();
+        let e = load_with(Some(Path::new("/nonexistent/weir.toml")), &[]).unwrap_err();
         assert!(e.to_string().contains("/nonexistent/weir.toml"));
     }
 }

@@ -8,13 +8,13 @@ pub mod alerts;
 pub mod api;
 pub mod broker;
 pub mod config;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod forward;
 pub mod ingest;
 pub mod live;
 pub mod metrics;
-pub mod node_config;
-pub mod provision;
+pub mod nodes;
 pub mod serve;
 
 use std::sync::Arc;

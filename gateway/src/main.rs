@@ -5,8 +5,11 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
+use weir_contract::{Calibration, Quantity};
 use weir_gateway::config::Config;
-use weir_gateway::provision;
+use weir_gateway::nodes::args::{self, Fitted};
+use weir_gateway::nodes::{label, provision, uf2};
+use weir_node::provision::{FlowSensor, Network, TurbiditySensor, Ultrasonic};
 use weir_store::auth::{self, Role};
 use weir_store::terminals::{self, NewTerminal};
 use weir_store::Store;
@@ -27,6 +30,7 @@ enum Command {
     /// Run the gateway.
     Serve,
     /// Run the gateway with everything embedded and a simulated fleet of terminals.
+    #[cfg(feature = "demo")]
     Demo(weir_gateway::demo::DemoArgs),
     /// Print the full default configuration, commented.
     Config,
@@ -86,14 +90,14 @@ struct ProvisionArgs {
     #[arg(long, env = "WEIR_NODE_PASSWORD", hide_env_values = true)]
     password: Option<String>,
     /// Turbidity sensor: modbus:SLAVE, loop:NTU4-NTU20 or none.
-    #[arg(long)]
-    turbidity: Option<String>,
+    #[arg(long, value_parser = args::turbidity)]
+    turbidity: Option<Fitted<TurbiditySensor>>,
     /// Flow meter: modbus:SLAVE, pulse:PULSES_PER_M3 or none.
-    #[arg(long)]
-    flow: Option<String>,
+    #[arg(long, value_parser = args::flow)]
+    flow: Option<Fitted<FlowSensor>>,
     /// Sludge sensor: ultrasonic, ultrasonic:MIN-MAX (mm) or none.
-    #[arg(long)]
-    sludge: Option<String>,
+    #[arg(long, value_parser = args::sludge)]
+    sludge: Option<Fitted<Ultrasonic>>,
     /// Height of the ultrasonic sensor's face above the tank bottom, m.
     #[arg(long = "sensor-height")]
     sensor_height: Option<f64>,
@@ -102,11 +106,11 @@ struct ProvisionArgs {
     modbus_baud: Option<u32>,
     /// A correction found on site, QUANTITY:OFFSET[:SCALE] (e.g. turbidity_ntu:-0.4);
     /// may be repeated.
-    #[arg(long = "calibrate", allow_hyphen_values = true)]
-    calibrate: Vec<String>,
+    #[arg(long = "calibrate", allow_hyphen_values = true, value_parser = args::calibration)]
+    calibrate: Vec<(Quantity, Calibration)>,
     /// dhcp, or static:ADDRESS/PREFIX,gw=ROUTER[,dns=SERVER].
-    #[arg(long)]
-    network: Option<String>,
+    #[arg(long, value_parser = args::network)]
+    network: Option<Network>,
     /// Seconds between samples.
     #[arg(long = "sample-interval")]
     sample_interval: Option<u32>,
@@ -213,29 +217,13 @@ fn provision_node(config: &Config, a: ProvisionArgs) -> anyhow::Result<()> {
             .unwrap_or_else(|| config.nodes.time_server.clone()),
         topic_prefix: config.mqtt.topic_prefix.clone(),
         password: a.password,
-        turbidity: a
-            .turbidity
-            .as_deref()
-            .map(provision::parse_turbidity)
-            .transpose()?,
-        flow: a.flow.as_deref().map(provision::parse_flow).transpose()?,
-        sludge: a
-            .sludge
-            .as_deref()
-            .map(provision::parse_sludge)
-            .transpose()?,
+        turbidity: a.turbidity.map(|f| f.0),
+        flow: a.flow.map(|f| f.0),
+        sludge: a.sludge.map(|f| f.0),
         modbus_baud: a.modbus_baud,
         sensor_height_m: a.sensor_height,
-        calibrate: a
-            .calibrate
-            .iter()
-            .map(|c| provision::parse_calibration(c))
-            .collect::<anyhow::Result<_>>()?,
-        network: a
-            .network
-            .as_deref()
-            .map(provision::parse_network)
-            .transpose()?,
+        calibrate: a.calibrate,
+        network: a.network,
         sample_interval_s: a.sample_interval,
         publish_interval_s: a.publish_interval,
     };
@@ -301,6 +289,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Config => unreachable!("handled above"),
         Command::Serve => run_async(Box::pin(weir_gateway::serve_until_signal(Arc::new(config)))),
+        #[cfg(feature = "demo")]
         Command::Demo(args) => run_async(Box::pin(weir_gateway::demo::run(config, args))),
         Command::Terminal(TerminalCommand::Add(a)) => {
             let store = Store::open(&config.database_path(), config.store.synchronous)?;
@@ -333,7 +322,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 let sensors = store
                     .with(|c| Ok(weir_store::terminals::setup(c, &t.id)))??
                     .map_or("- (not provisioned)".into(), |s| {
-                        provision::describe_sensors(&s.sensors)
+                        label::describe_sensors(&s.sensors)
                     });
                 println!(
                     "{:<12} {:<24} {:<16} {:>10} {:>10}  {sensors}",
@@ -359,7 +348,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 bin.len(),
                 board.board
             );
-            let uf2 = provision::uf2::encode(&bin, board.firmware, board.uf2_family);
+            let uf2 = uf2::encode(&bin, board.firmware, board.uf2_family);
             std::fs::write(&out, uf2).with_context(|| format!("writing {}", out.display()))?;
             println!(
                 "{} ({} bytes of firmware for {})",

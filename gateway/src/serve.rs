@@ -95,8 +95,8 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
             (session, Some(embedded.addr), Some(embedded))
         }
     };
-    let node_configs = crate::node_config::Changed::default();
-    let config_publisher = tokio::spawn(crate::node_config::run(
+    let node_configs = crate::nodes::publisher::Changed::default();
+    let config_publisher = tokio::spawn(crate::nodes::publisher::run(
         session.clone(),
         store.clone(),
         node_configs.clone(),

@@ -387,6 +387,7 @@ async fn get_json(http: &reqwest::Client, url: String) -> serde_json::Value {
 /// The README's run command, `cargo run --release -- demo`, as a new user meets it: it
 /// prints where the dashboard is and a login, within a minute every simulated terminal has
 /// readings, and every scripted fault raises its alert.
+#[cfg(feature = "demo")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_serves_all_38_terminals_and_each_scripted_fault_raises_its_alert() {
     let dir = tempfile::tempdir().unwrap();

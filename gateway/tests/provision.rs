@@ -10,7 +10,7 @@ use std::process::Command;
 
 use support::{config, printed_password, rfc3339, try_mosquitto_pub, Gateway};
 use weir_contract::Calibration;
-use weir_gateway::provision::uf2;
+use weir_gateway::nodes::uf2;
 use weir_node::provision::{
     layout::W5500_EVB_PICO, parse, FlowSensor, Network, TurbiditySensor, Ultrasonic, IMAGE_LEN,
 };

@@ -344,14 +344,34 @@ impl Default for SmsConfig {
     }
 }
 
-/// Email over plain SMTP to a relay.
+/// How the SMTP session is protected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SmtpTls {
+    /// Plain text: a relay on the gateway's own host or LAN.
+    None,
+    /// STARTTLS, required: the session fails rather than go on in plain text (port 587).
+    Starttls,
+    /// TLS from the first byte (SMTPS, port 465).
+    Tls,
+}
+
+/// Email through an SMTP server.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EmailConfig {
-    /// SMTP relay host; empty turns email off.
+    /// SMTP server host; empty turns email off.
     pub smtp_host: String,
     /// SMTP port.
     pub smtp_port: u16,
+    /// `none`, `starttls` or `tls`. The server's certificate is checked against the
+    /// system's trusted roots (`/etc/ssl/certs`).
+    pub tls: SmtpTls,
+    /// User name for SMTP AUTH; empty sends no login.
+    pub username: String,
+    /// Password for SMTP AUTH; better set from the environment
+    /// (`WEIR_ALERTS__NOTIFY__EMAIL__PASSWORD`) than written in the file.
+    pub password: String,
     /// Name the gateway gives in EHLO.
     pub helo: String,
     /// Sender address.
@@ -371,6 +391,9 @@ impl Default for EmailConfig {
         EmailConfig {
             smtp_host: String::new(),
             smtp_port: 25,
+            tls: SmtpTls::None,
+            username: String::new(),
+            password: String::new(),
             helo: "weir".into(),
             from: "weir@localhost".into(),
             to: Vec::new(),
@@ -609,10 +632,16 @@ severities = ["alarm", "warning"]
 events = ["opened", "escalated"]
 [alerts.notify.sms.headers]
 
-# Email over plain SMTP to a relay (no login, no TLS: a relay on the gateway's host or LAN).
+# Email through an SMTP server: a relay on the gateway's host or LAN (plain, no login), or a
+# mail provider (tls = "starttls" on port 587 or "tls" on 465, with a login). Certificates are
+# checked against the system's trusted roots. Set the password from the environment:
+# WEIR_ALERTS__NOTIFY__EMAIL__PASSWORD.
 [alerts.notify.email]
 smtp_host = ""
 smtp_port = 25
+tls = "none"
+username = ""
+password = ""
 helo = "weir"
 from = "weir@localhost"
 to = []

@@ -54,7 +54,7 @@ pub struct AppState {
     /// The alert engine.
     pub alerts: crate::alerts::Alerts,
     /// Tells the node config publisher that a config changed.
-    pub node_configs: crate::node_config::Changed,
+    pub node_configs: crate::nodes::publisher::Changed,
 }
 
 /// The caller, authenticated. Extracting it fails with 401 when there is none.

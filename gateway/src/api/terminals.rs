@@ -138,7 +138,7 @@ pub async fn node_config(
     let wanted = id.clone();
     let found = state
         .store
-        .run(move |c| Ok(crate::node_config::get(c, &wanted)))
+        .run(move |c| Ok(crate::nodes::config::get(c, &wanted)))
         .await??;
     match found {
         None => Err(ApiError::not_found(format!("no terminal {id}"))),
@@ -169,7 +169,7 @@ pub async fn set_node_config(
     let wanted = id.clone();
     let current = state
         .store
-        .run(move |c| Ok(crate::node_config::get(c, &wanted)))
+        .run(move |c| Ok(crate::nodes::config::get(c, &wanted)))
         .await??
         .ok_or_else(|| ApiError::not_found(format!("no terminal {id}")))?
         .0;
@@ -193,7 +193,7 @@ pub async fn set_node_config(
     let wanted = id.clone();
     state
         .store
-        .run(move |c| Ok(crate::node_config::set(c, &wanted, &config)))
+        .run(move |c| Ok(crate::nodes::config::set(c, &wanted, &config)))
         .await??;
     tracing::info!(terminal = %id, by = %caller.0.name, "node config changed");
     state.node_configs.notify();

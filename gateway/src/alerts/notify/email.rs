@@ -1,28 +1,26 @@
-//! Email over plain SMTP to a relay (RFC 5321): EHLO, MAIL FROM, RCPT TO, DATA, QUIT. No
-//! login and no TLS: the relay is on the gateway's host or its LAN and forwards onwards.
-//! Subject and body are UTF-8 (RFC 2047 and base64), since the text is usually Chinese.
+//! Email through an SMTP server, with lettre: plain to a relay on the gateway's host or LAN,
+//! or with STARTTLS or TLS and a login to a mail provider. Subject and body are UTF-8 (RFC 2047
+//! and base64), since the text is usually Chinese. One session per message, so a retry starts
+//! afresh.
 
 use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
+use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, HeaderValue};
+use lettre::message::{Mailbox, SinglePart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::extension::ClientId;
+use lettre::{AsyncSmtpTransport, AsyncTransport as _, Tokio1Executor};
 
 use super::{Notice, SendError};
-use crate::alerts::config::EmailConfig;
+use crate::alerts::config::{EmailConfig, SmtpTls};
 
 /// One email to one address.
 #[derive(Clone, Debug)]
 pub struct Message {
-    /// Relay host.
-    pub host: String,
-    /// Relay port.
-    pub port: u16,
-    /// EHLO name.
-    pub helo: String,
-    /// Sender.
-    pub from: String,
+    /// The server and how to reach it.
+    pub server: EmailConfig,
     /// Recipient.
     pub to: String,
     /// Subject, plain text.
@@ -35,10 +33,7 @@ impl Message {
     /// The email telling `to` about `notice`; `terminal` is the terminal list as text.
     pub fn new(config: &EmailConfig, to: &str, terminal: &str, notice: &Notice) -> Message {
         Message {
-            host: config.smtp_host.clone(),
-            port: config.smtp_port,
-            helo: config.helo.clone(),
-            from: config.from.clone(),
+            server: config.clone(),
             to: to.into(),
             subject: format!("【Weir】{terminal} {}", notice.title),
             body: format!(
@@ -51,127 +46,72 @@ impl Message {
         }
     }
 
-    /// The message as sent after DATA, dot-stuffed, ending with the lone dot.
-    pub fn data(&self) -> String {
-        let date = jiff::fmt::rfc2822::DateTimePrinter::new()
-            .timestamp_to_string(&jiff::Timestamp::now())
-            .unwrap_or_default();
-        let body = B64.encode(self.body.as_bytes());
-        let lines: Vec<&str> = body
-            .as_bytes()
-            .chunks(76)
-            .map(|c| std::str::from_utf8(c).unwrap_or_default())
-            .collect();
-        let mut out = format!(
-            "From: <{}>\r\nTo: <{}>\r\nSubject: =?UTF-8?B?{}?=\r\nDate: {date}\r\n\
-             Message-ID: <{:016x}@{}>\r\nMIME-Version: 1.0\r\n\
-             Content-Type: text/plain; charset=UTF-8\r\nContent-Transfer-Encoding: base64\r\n\r\n",
-            self.from,
-            self.to,
-            B64.encode(self.subject.as_bytes()),
-            rand::random::<u64>(),
-            self.helo,
+    /// The message as lettre builds it. A bad address is permanent: resending cannot help.
+    pub fn mail(&self) -> Result<lettre::Message, SendError> {
+        let address = |what: &str, a: &str| {
+            a.parse::<Mailbox>()
+                .map_err(|e| SendError::Permanent(format!("{what} address {a:?}: {e}")))
+        };
+        // The subject as one RFC 2047 encoded word, as Weir has always sent it.
+        let subject = HeaderValue::dangerous_new_pre_encoded(
+            HeaderName::new_from_ascii_str("Subject"),
+            self.subject.clone(),
+            format!("=?UTF-8?B?{}?=", B64.encode(self.subject.as_bytes())),
         );
-        for l in lines {
-            // Dot-stuffing (RFC 5321 4.5.2); base64 never starts a line with '.', headers might.
-            if l.starts_with('.') {
-                out.push('.');
+        lettre::Message::builder()
+            .from(address("from", &self.server.from)?)
+            .to(address("to", &self.to)?)
+            .raw_header(subject)
+            .singlepart(
+                SinglePart::builder()
+                    .header(ContentType::TEXT_PLAIN)
+                    .header(ContentTransferEncoding::Base64)
+                    .body(self.body.clone()),
+            )
+            .map_err(|e| SendError::Permanent(format!("building the email: {e}")))
+    }
+
+    /// The SMTP transport for this message's server, sessions bounded by `timeout`.
+    fn transport(
+        &self,
+        timeout: Duration,
+    ) -> Result<AsyncSmtpTransport<Tokio1Executor>, SendError> {
+        let s = &self.server;
+        let host = s.smtp_host.as_str();
+        let tls = |e: lettre::transport::smtp::Error| {
+            SendError::Permanent(format!("TLS for the SMTP server {host}: {e}"))
+        };
+        let mut builder = match s.tls {
+            SmtpTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host),
+            SmtpTls::Starttls => {
+                AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host).map_err(tls)?
             }
-            out.push_str(l);
-            out.push_str("\r\n");
+            SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(host).map_err(tls)?,
         }
-        out.push_str(".\r\n");
-        out
-    }
-}
-
-/// Reads one reply, multi-line or not: its code and text.
-async fn reply<R: AsyncBufReadExt + Unpin>(r: &mut R) -> Result<(u16, String), SendError> {
-    let mut text = String::new();
-    loop {
-        let mut line = String::new();
-        let n = r
-            .read_line(&mut line)
-            .await
-            .map_err(|e| SendError::Transient(format!("reading the SMTP reply: {e}")))?;
-        if n == 0 {
-            return Err(SendError::Transient(
-                "the SMTP server closed the connection".into(),
-            ));
+        .port(s.smtp_port)
+        .hello_name(ClientId::Domain(s.helo.clone()))
+        .timeout(Some(timeout));
+        if !s.username.is_empty() {
+            builder = builder.credentials(Credentials::new(s.username.clone(), s.password.clone()));
         }
-        let code = line
-            .get(..3)
-            .and_then(|c| c.parse::<u16>().ok())
-            .ok_or_else(|| SendError::Transient(format!("not an SMTP reply: {line:?}")))?;
-        text.push_str(line.trim_end());
-        if line.as_bytes().get(3) != Some(&b'-') {
-            return Ok((code, text));
-        }
-        text.push(' ');
+        Ok(builder.build())
     }
 }
 
-/// Sends `line` (if any), then checks the reply's code against `want`.
-async fn step<R, W>(r: &mut R, w: &mut W, line: Option<&str>, want: &[u16]) -> Result<(), SendError>
-where
-    R: AsyncBufReadExt + Unpin,
-    W: AsyncWriteExt + Unpin,
-{
-    if let Some(line) = line {
-        w.write_all(line.as_bytes())
-            .await
-            .map_err(|e| SendError::Transient(format!("writing to the SMTP server: {e}")))?;
-    }
-    let (code, text) = reply(r).await?;
-    if want.contains(&code) {
-        Ok(())
-    } else if (400..500).contains(&code) {
-        Err(SendError::Transient(text))
-    } else {
-        Err(SendError::Permanent(text))
-    }
-}
-
-async fn session(m: &Message) -> Result<(), SendError> {
-    let stream = TcpStream::connect((m.host.as_str(), m.port))
-        .await
-        .map_err(|e| SendError::Transient(format!("connecting to {}:{}: {e}", m.host, m.port)))?;
-    let (r, mut w) = stream.into_split();
-    let mut r = BufReader::new(r);
-    step(&mut r, &mut w, None, &[220]).await?;
-    step(
-        &mut r,
-        &mut w,
-        Some(&format!("EHLO {}\r\n", m.helo)),
-        &[250],
-    )
-    .await?;
-    step(
-        &mut r,
-        &mut w,
-        Some(&format!("MAIL FROM:<{}>\r\n", m.from)),
-        &[250],
-    )
-    .await?;
-    step(
-        &mut r,
-        &mut w,
-        Some(&format!("RCPT TO:<{}>\r\n", m.to)),
-        &[250, 251],
-    )
-    .await?;
-    step(&mut r, &mut w, Some("DATA\r\n"), &[354]).await?;
-    step(&mut r, &mut w, Some(&m.data()), &[250]).await?;
-    // The message is accepted; a failed goodbye changes nothing.
-    let _ = step(&mut r, &mut w, Some("QUIT\r\n"), &[221]).await;
-    Ok(())
-}
-
-/// One attempt, bounded by `timeout`.
+/// One attempt, bounded by `timeout`. The server's 4xx answers (and a connection that fails)
+/// are worth another attempt; its 5xx answers are not.
 pub async fn send(m: &Message, timeout: Duration) -> Result<(), SendError> {
-    tokio::time::timeout(timeout, session(m))
-        .await
-        .map_err(|_| SendError::Transient(format!("the SMTP session took over {timeout:?}")))?
+    let mail = m.mail()?;
+    let transport = m.transport(timeout)?;
+    let server = format!("{}:{}", m.server.smtp_host, m.server.smtp_port);
+    match tokio::time::timeout(timeout, transport.send(mail)).await {
+        Err(_) => Err(SendError::Transient(format!(
+            "the SMTP session with {server} took over {timeout:?}"
+        ))),
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) if e.is_permanent() => Err(SendError::Permanent(format!("{server}: {e}"))),
+        Ok(Err(e)) => Err(SendError::Transient(format!("{server}: {e}"))),
+    }
 }
 
 #[cfg(test)]
@@ -181,15 +121,16 @@ mod tests {
     #[test]
     fn the_subject_and_body_travel_as_utf8_base64() {
         let m = Message {
-            host: "127.0.0.1".into(),
-            port: 25,
-            helo: "weir".into(),
-            from: "weir@localhost".into(),
+            server: EmailConfig {
+                smtp_host: "127.0.0.1".into(),
+                from: "weir@localhost".into(),
+                ..EmailConfig::default()
+            },
             to: "ops@example.org".into(),
             subject: "【Weir】HY-001 终端离线".into(),
             body: "已 15 分钟未收到数据".into(),
         };
-        let data = m.data();
+        let data = String::from_utf8(m.mail().unwrap().formatted()).unwrap();
         assert!(data.contains(&format!(
             "Subject: =?UTF-8?B?{}?=",
             B64.encode(m.subject.as_bytes())
@@ -198,9 +139,22 @@ mod tests {
             .split("\r\n\r\n")
             .nth(1)
             .unwrap()
-            .trim_end_matches("\r\n.\r\n");
+            .trim_end_matches("\r\n");
         let decoded = B64.decode(body.replace("\r\n", "")).unwrap();
         assert_eq!(String::from_utf8(decoded).unwrap(), m.body);
-        assert!(data.ends_with("\r\n.\r\n"));
+    }
+
+    #[test]
+    fn a_bad_address_is_a_permanent_error_naming_it() {
+        let m = Message {
+            server: EmailConfig::default(),
+            to: "not an address".into(),
+            subject: "s".into(),
+            body: "b".into(),
+        };
+        match m.mail() {
+            Err(SendError::Permanent(e)) => assert!(e.contains("not an address"), "{e}"),
+            other => panic!("{other:?}"),
+        }
     }
 }
