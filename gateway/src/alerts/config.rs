@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use weir_contract::Quantity;
 
-use super::model::{Rule, Severity};
+use weir_store::alerts::{Rule, Severity};
 
 /// Declares the rule parameters once, and from that list both [`RuleParams`] (every key, with
 /// its default) and [`RuleOverrides`] (every key optional), so the two cannot drift apart.
