@@ -19,10 +19,10 @@ export function setUnauthorizedHandler(fn) {
 
 async function request(method, path, body, { raw = false, quiet401 = false } = {}) {
   const init = { method, credentials: 'same-origin', headers: { Accept: 'application/json' } };
-  if (body !== undefined) {
-    init.headers['Content-Type'] = 'application/json';
-    init.body = JSON.stringify(body);
-  }
+  // Every request that changes something says it is JSON, even without a body: the gateway
+  // refuses any other with the session cookie (a cross-site form cannot send JSON).
+  if (method !== 'GET') init.headers['Content-Type'] = 'application/json';
+  if (body !== undefined) init.body = JSON.stringify(body);
   let res;
   try {
     res = await fetch(BASE + path, init);

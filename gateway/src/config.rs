@@ -124,6 +124,26 @@ pub struct HttpConfig {
     pub secure_cookies: bool,
     /// Hours a dashboard login lasts.
     pub session_hours: u32,
+    /// TLS certificate chain (PEM); with `tls_key`, the API and dashboard are served over
+    /// HTTPS on `listen` (and the login cookie is Secure).
+    pub tls_cert: PathBuf,
+    /// TLS private key (PEM) of `tls_cert`.
+    pub tls_key: PathBuf,
+    /// Connections open at once; more are closed at once.
+    pub max_connections: usize,
+    /// Connections open at once from one address.
+    pub max_connections_per_address: usize,
+    /// Seconds a client has to send a request's headers (and finish a TLS handshake) before
+    /// its connection is closed.
+    pub header_timeout_s: u32,
+    /// Password checks (argon2, about 19 MiB each) running at once; a login that waits
+    /// more than 2 s for one is refused with 503.
+    pub max_password_checks: usize,
+    /// Failed logins of one user name, or from one address, after which logins are refused
+    /// unchecked (429) until `login_lockout_min` after the first of them.
+    pub login_max_failures: u32,
+    /// Minutes of that window.
+    pub login_lockout_min: u32,
 }
 
 impl Default for HttpConfig {
@@ -132,7 +152,47 @@ impl Default for HttpConfig {
             listen: ([127, 0, 0, 1], 8080).into(),
             secure_cookies: false,
             session_hours: 12,
+            tls_cert: PathBuf::new(),
+            tls_key: PathBuf::new(),
+            max_connections: 1024,
+            max_connections_per_address: 256,
+            header_timeout_s: 10,
+            max_password_checks: 4,
+            login_max_failures: 10,
+            login_lockout_min: 15,
         }
+    }
+}
+
+impl HttpConfig {
+    /// Whether HTTPS is configured.
+    pub fn tls(&self) -> bool {
+        !self.tls_cert.as_os_str().is_empty()
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.session_hours > 0,
+            "http.session_hours must be at least 1"
+        );
+        anyhow::ensure!(
+            self.tls_cert.as_os_str().is_empty() == self.tls_key.as_os_str().is_empty(),
+            "http.tls_cert and http.tls_key go together: set both for HTTPS, or neither"
+        );
+        for (key, v) in [
+            ("http.max_connections", self.max_connections),
+            (
+                "http.max_connections_per_address",
+                self.max_connections_per_address,
+            ),
+            ("http.max_password_checks", self.max_password_checks),
+            ("http.header_timeout_s", self.header_timeout_s as usize),
+            ("http.login_max_failures", self.login_max_failures as usize),
+            ("http.login_lockout_min", self.login_lockout_min as usize),
+        ] {
+            anyhow::ensure!(v > 0, "{key} must be at least 1");
+        }
+        Ok(())
     }
 }
 
@@ -273,10 +333,7 @@ impl Config {
         weir_contract::topic::check_prefix(&self.mqtt.topic_prefix)
             .map_err(|e| anyhow::anyhow!("mqtt.topic_prefix: {}", e.reason))?;
         self.store.validate()?;
-        anyhow::ensure!(
-            self.http.session_hours > 0,
-            "http.session_hours must be at least 1"
-        );
+        self.http.validate()?;
         self.alerts.validate()?;
         crate::nodes::provision::board(&self.nodes.board).context("nodes.board")?;
         anyhow::ensure!(
@@ -366,6 +423,21 @@ listen = "127.0.0.1:8080"
 secure_cookies = false
 # Hours a dashboard login lasts.
 session_hours = 12
+# HTTPS: a certificate chain and its private key, PEM (docs/operations.md shows how to make
+# one). Both set: the API and dashboard are served over TLS on `listen`.
+tls_cert = ""
+tls_key = ""
+# Connections open at once, and from one address; more are closed at once.
+max_connections = 1024
+max_connections_per_address = 256
+# Seconds to send a request's headers (or finish a TLS handshake) before the connection closes.
+header_timeout_s = 10
+# Password checks running at once (each about 19 MiB and some milliseconds of a core).
+max_password_checks = 4
+# Failed logins of one user name or from one address before logins are refused for
+# login_lockout_min minutes from the first failure.
+login_max_failures = 10
+login_lockout_min = 15
 
 [mqtt]
 # "embedded": the gateway runs the broker and nodes connect to it at `listen`.

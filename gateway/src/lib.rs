@@ -31,9 +31,10 @@ pub fn init_logging(filter: &str) {
 
 /// Runs the gateway until SIGTERM or Ctrl-C, then shuts down gracefully.
 pub async fn serve_until_signal(config: Arc<config::Config>) -> anyhow::Result<()> {
-    let running = serve::start(config).await?;
+    let running = serve::start(config.clone()).await?;
     tracing::info!(http = %running.http_addr, mqtt = ?running.mqtt_addr, "weir gateway running");
-    eprintln!("weir: listening on http://{}", running.http_addr);
+    let scheme = if config.http.tls() { "https" } else { "http" };
+    eprintln!("weir: listening on {scheme}://{}", running.http_addr);
     if let Some(mqtt) = running.mqtt_addr {
         eprintln!("weir: MQTT broker on {mqtt}");
     }

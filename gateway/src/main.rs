@@ -165,6 +165,13 @@ enum TokenCommand {
         #[arg(long, default_value = "api")]
         name: String,
     },
+    /// List API tokens: id, name, role, created (never the token itself).
+    List,
+    /// Revoke an API token by its id (from `weir token list`; 8 hex digits or more).
+    Revoke {
+        /// The token's id.
+        id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -180,9 +187,21 @@ enum UserCommand {
         /// Password; read from WEIR_NEW_PASSWORD when not given, else generated.
         #[arg(long, env = "WEIR_NEW_PASSWORD", hide_env_values = true)]
         password: Option<String>,
-        /// Replace the password and role of an existing user.
+        /// Replace the password and role of an existing user; ends its sessions.
         #[arg(long)]
         reset: bool,
+    },
+    /// List dashboard users with their role and open sessions.
+    List,
+    /// Delete a user and end its sessions.
+    Delete {
+        /// User name.
+        username: String,
+    },
+    /// End every session of a user (log it out everywhere) without changing its password.
+    Logout {
+        /// User name.
+        username: String,
     },
 }
 
@@ -365,6 +384,63 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{token}");
             Ok(())
         }
+        Command::Token(TokenCommand::List) => {
+            let store = Store::open(&config.database_path(), config.store.synchronous)?;
+            let tokens = store.with(auth::tokens)?;
+            if tokens.is_empty() {
+                println!("no API tokens");
+            }
+            for t in tokens {
+                println!(
+                    "{}  {:<10} {:<24} created {}",
+                    t.id,
+                    t.role,
+                    t.name,
+                    weir_contract::Timestamp::from_unix(t.created_at)
+                );
+            }
+            Ok(())
+        }
+        Command::Token(TokenCommand::Revoke { id }) => {
+            let store = Store::open(&config.database_path(), config.store.synchronous)?;
+            store
+                .with(|c| Ok(auth::revoke_token(c, &id)))
+                .context("revoking the token")??;
+            println!("token {id} revoked");
+            Ok(())
+        }
+        Command::User(UserCommand::List) => {
+            let store = Store::open(&config.database_path(), config.store.synchronous)?;
+            let users = store.with(auth::users)?;
+            if users.is_empty() {
+                println!("no users (weir user add NAME --role admin)");
+            }
+            for u in users {
+                println!(
+                    "{:<24} {:<10} {} open session(s), created {}",
+                    u.username,
+                    u.role,
+                    u.sessions,
+                    weir_contract::Timestamp::from_unix(u.created_at)
+                );
+            }
+            Ok(())
+        }
+        Command::User(UserCommand::Delete { username }) => {
+            let store = Store::open(&config.database_path(), config.store.synchronous)?;
+            anyhow::ensure!(
+                store.with(|c| auth::delete_user(c, &username))?,
+                "no user {username} (weir user list shows them)"
+            );
+            println!("user {username} deleted; its sessions are ended");
+            Ok(())
+        }
+        Command::User(UserCommand::Logout { username }) => {
+            let store = Store::open(&config.database_path(), config.store.synchronous)?;
+            let n = store.with(|c| auth::end_sessions(c, &username))?;
+            println!("{n} session(s) of {username} ended");
+            Ok(())
+        }
         Command::User(UserCommand::Add {
             username,
             role,
@@ -381,6 +457,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .with(|c| Ok(auth::put_user(c, &username, &password, role, reset)))
                 .context("saving the user")??;
             println!("user {username} ({role}) saved");
+            if reset {
+                println!("its sessions are ended: it logs in again with the new password");
+            }
             if generated {
                 println!("password: {password}");
             }

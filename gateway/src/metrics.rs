@@ -30,6 +30,22 @@ pub struct Metrics {
     pub forwarded: AtomicU64,
     /// Failed InfluxDB write attempts.
     pub forward_errors: AtomicU64,
+    /// HTTP connections open now.
+    pub http_connections: AtomicU64,
+    /// HTTP connections accepted since start.
+    pub http_accepted: AtomicU64,
+    /// HTTP connections closed at once: over `http.max_connections` or the per-address limit.
+    pub http_refused: AtomicU64,
+    /// TLS handshakes on the HTTP port that failed or timed out.
+    pub http_tls_failed: AtomicU64,
+    /// Dashboard logins with a wrong user name or password.
+    pub logins_failed: AtomicU64,
+    /// Logins refused unchecked: too many failures for the name or address.
+    pub logins_throttled: AtomicU64,
+    /// Logins refused because every password check was busy.
+    pub logins_busy: AtomicU64,
+    /// Live event streams ended because their login ended (logout, reset, revoked token).
+    pub event_streams_revoked: AtomicU64,
     /// The embedded broker's counters, when it runs.
     pub broker: std::sync::OnceLock<std::sync::Arc<weir_broker::Stats>>,
 }
@@ -104,6 +120,45 @@ impl Metrics {
             "Readings written to InfluxDB.",
             self.forwarded.load(Relaxed),
         );
+        for (name, help, v) in [
+            (
+                "weir_http_connections_total",
+                "HTTP connections accepted.",
+                &self.http_accepted,
+            ),
+            (
+                "weir_http_connections_refused_total",
+                "HTTP connections closed at once (http.max_connections, http.max_connections_per_address).",
+                &self.http_refused,
+            ),
+            (
+                "weir_http_tls_failed_total",
+                "TLS handshakes on the HTTP port that failed or timed out (http.header_timeout_s).",
+                &self.http_tls_failed,
+            ),
+            (
+                "weir_logins_failed_total",
+                "Dashboard logins with a wrong user name or password.",
+                &self.logins_failed,
+            ),
+            (
+                "weir_logins_throttled_total",
+                "Logins refused unchecked (http.login_max_failures).",
+                &self.logins_throttled,
+            ),
+            (
+                "weir_logins_busy_total",
+                "Logins refused because every password check was busy (http.max_password_checks).",
+                &self.logins_busy,
+            ),
+            (
+                "weir_event_streams_revoked_total",
+                "Live event streams ended because their login ended.",
+                &self.event_streams_revoked,
+            ),
+        ] {
+            counter(name, help, v.load(Relaxed));
+        }
         counter(
             "weir_forward_errors_total",
             "Failed InfluxDB write attempts.",
@@ -119,6 +174,11 @@ impl Metrics {
                 "weir_rejected_messages_total{{reason=\"{reason}\"}} {n}"
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP weir_http_connections HTTP connections open.\n# TYPE weir_http_connections gauge\nweir_http_connections {}",
+            self.http_connections.load(Relaxed)
+        );
         let _ = writeln!(
             out,
             "# HELP weir_forward_lag_readings Readings stored but not yet forwarded (-1: forwarding off).\n# TYPE weir_forward_lag_readings gauge\nweir_forward_lag_readings {}",

@@ -151,7 +151,16 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
     )
     .await?;
 
-    // HTTP.
+    // HTTP (HTTPS when a certificate is configured; read before listening, so a bad file
+    // stops the start with its key's name).
+    let tls = if config.http.tls() {
+        Some(api::server::tls_acceptor(
+            &config.http.tls_cert,
+            &config.http.tls_key,
+        )?)
+    } else {
+        None
+    };
     let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await
         .with_context(|| format!("listening for HTTP on {} (http.listen)", config.http.listen))?;
@@ -167,8 +176,21 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
         tz,
         alerts: alerts.clone(),
         node_configs,
+        logins: Arc::new(api::login_guard::LoginGuard::new(
+            api::login_guard::LoginLimits {
+                max_concurrent: config.http.max_password_checks,
+                queue_wait: std::time::Duration::from_secs(2),
+                max_failures: config.http.login_max_failures,
+                window: std::time::Duration::from_secs(
+                    u64::from(config.http.login_lockout_min) * 60,
+                ),
+                max_tracked: 100_000,
+            },
+            metrics.clone(),
+        )),
+        logins_changed: tokio::sync::broadcast::channel(16).0,
     };
-    let http = tokio::spawn(api::serve(listener, state, cancel.clone()));
+    let http = tokio::spawn(api::serve(listener, state, tls, cancel.clone()));
 
     let stop = cancel.clone();
     let done = tokio::spawn(async move {

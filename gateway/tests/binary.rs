@@ -306,6 +306,12 @@ fn the_bootstrap_token_is_an_admin_token_and_nothing_else_is() {
         Some("bootstrap-secret-for-the-test-012345678"),
     ));
     assert_eq!(status, 401);
+    // Exactly the token: not with spaces around it.
+    let (status, _) = rt.block_on(get(
+        &format!("{addr}/api/v1/dead-letters"),
+        Some(&format!(" {secret}")),
+    ));
+    assert_eq!(status, 401);
     sigterm(&gateway);
     assert!(gateway.wait().unwrap().success());
 }

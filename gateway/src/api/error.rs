@@ -16,6 +16,8 @@ pub struct ApiError {
     status: StatusCode,
     error: &'static str,
     detail: String,
+    /// Seconds for a `Retry-After` header.
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -25,6 +27,7 @@ impl ApiError {
             status: StatusCode::BAD_REQUEST,
             error: "bad_request",
             detail: detail.into(),
+            retry_after: None,
         }
     }
 
@@ -34,6 +37,7 @@ impl ApiError {
             status: StatusCode::NOT_FOUND,
             error: "not_found",
             detail: detail.into(),
+            retry_after: None,
         }
     }
 
@@ -43,6 +47,40 @@ impl ApiError {
             status: StatusCode::CONFLICT,
             error: "conflict",
             detail: detail.into(),
+            retry_after: None,
+        }
+    }
+
+    /// 415: the body is not in a form this route takes.
+    pub fn unsupported_media_type(detail: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            error: "unsupported_media_type",
+            detail: detail.into(),
+            retry_after: None,
+        }
+    }
+
+    /// 429: too many failed logins; `wait` until the next may be checked.
+    pub fn throttled(wait: std::time::Duration) -> Self {
+        let secs = wait.as_secs().max(1);
+        ApiError {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            error: "too_many_attempts",
+            detail: format!(
+                "too many failed logins for this user name or from this address: try again in {secs} s"
+            ),
+            retry_after: Some(secs),
+        }
+    }
+
+    /// 503: every password check is busy.
+    pub fn busy() -> Self {
+        ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            error: "busy",
+            detail: "the gateway is checking too many passwords at once: try again shortly".into(),
+            retry_after: Some(2),
         }
     }
 
@@ -52,6 +90,7 @@ impl ApiError {
             status: StatusCode::METHOD_NOT_ALLOWED,
             error: "method_not_allowed",
             detail: format!("this route does not take {method}; see docs/api.md"),
+            retry_after: None,
         }
     }
 
@@ -61,6 +100,7 @@ impl ApiError {
             status: StatusCode::UNAUTHORIZED,
             error: "unauthorized",
             detail: "wrong user name or password".into(),
+            retry_after: None,
         }
     }
 
@@ -69,6 +109,7 @@ impl ApiError {
             status: StatusCode::UNAUTHORIZED,
             error: "unauthorized",
             detail: "log in, or send Authorization: Bearer <token>".into(),
+            retry_after: None,
         }
     }
 
@@ -81,6 +122,7 @@ impl ApiError {
                 "the {role} role may not do this; it needs one of: {}",
                 allowed.join(", ")
             ),
+            retry_after: None,
         }
     }
 
@@ -90,6 +132,7 @@ impl ApiError {
             status: StatusCode::INTERNAL_SERVER_ERROR,
             error: "internal",
             detail: "the gateway could not complete the request; see its log".into(),
+            retry_after: None,
         }
     }
 }
@@ -102,11 +145,16 @@ impl From<anyhow::Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
+        let mut res = (
             self.status,
             Json(json!({ "error": self.error, "detail": self.detail })),
         )
-            .into_response()
+            .into_response();
+        if let Some(secs) = self.retry_after {
+            res.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        res
     }
 }
 

@@ -9,7 +9,9 @@
 mod alerts;
 mod error;
 mod events;
+pub mod login_guard;
 mod readings;
+pub mod server;
 mod session;
 mod terminals;
 mod web;
@@ -55,6 +57,11 @@ pub struct AppState {
     pub alerts: crate::alerts::Alerts,
     /// Tells the node config publisher that a config changed.
     pub node_configs: crate::nodes::publisher::Changed,
+    /// Bounds and throttles password checks on login.
+    pub logins: Arc<login_guard::LoginGuard>,
+    /// Told whenever a login may have ended (logout, password reset, token revoked), so open
+    /// event streams check theirs again.
+    pub logins_changed: broadcast::Sender<()>,
 }
 
 /// The caller, authenticated. Extracting it fails with 401 when there is none.
@@ -76,50 +83,76 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let bearer = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(|t| t.trim().to_owned());
-        if let Some(token) = bearer {
-            if state
-                .bootstrap_token
-                .as_deref()
-                .is_some_and(|b| !b.is_empty() && b == token)
-            {
-                return Ok(Caller(Principal {
-                    name: "bootstrap".into(),
-                    role: Role::Admin,
-                }));
-            }
-            let found = state
-                .store
-                .run(move |c| weir_store::auth::token(c, &token))
-                .await?;
-            return found.map(Caller).ok_or_else(ApiError::unauthorized);
-        }
-        let Some(session) = cookie(&parts.headers, SESSION_COOKIE) else {
-            return Err(ApiError::unauthorized());
-        };
-        let found = state
-            .store
-            .run(move |c| weir_store::auth::session(c, &session))
-            .await?;
-        found.map(Caller).ok_or_else(ApiError::unauthorized)
+        principal(state, &parts.headers)
+            .await?
+            .map(Caller)
+            .ok_or_else(ApiError::unauthorized)
     }
 }
 
+/// Who the request's credentials name, if anyone: a bearer token (an API token, or the
+/// bootstrap token) or else the session cookie. Taken exactly as sent: no trimming.
+pub(crate) async fn principal(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+) -> Result<Option<Principal>, ApiError> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_owned);
+    if let Some(token) = bearer {
+        if state
+            .bootstrap_token
+            .as_deref()
+            .is_some_and(|b| !b.is_empty() && same_secret(b, &token))
+        {
+            return Ok(Some(Principal {
+                name: "bootstrap".into(),
+                role: Role::Admin,
+            }));
+        }
+        return Ok(state
+            .store
+            .run(move |c| weir_store::auth::token(c, &token))
+            .await?);
+    }
+    let Some(session) = cookie(headers, SESSION_COOKIE) else {
+        return Ok(None);
+    };
+    Ok(state
+        .store
+        .run(move |c| weir_store::auth::session(c, &session))
+        .await?)
+}
+
+/// Compares two secrets in time that does not depend on where they differ: their SHA-256
+/// digests, byte by byte, all the way.
+fn same_secret(a: &str, b: &str) -> bool {
+    use sha2::{Digest, Sha256};
+    let (a, b) = (Sha256::digest(a.as_bytes()), Sha256::digest(b.as_bytes()));
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
+}
+
 /// Serves the API and the dashboard on `listener` until `cancel`, finishing the requests
-/// under way.
+/// under way; TLS and the connection limits come from `[http]`.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     cancel: tokio_util::sync::CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move { cancel.cancelled().await })
-        .await
+    let http = &state.config.http;
+    let limits = server::ConnLimits {
+        max_connections: http.max_connections,
+        max_per_address: http.max_connections_per_address,
+        header_timeout: std::time::Duration::from_secs(http.header_timeout_s.into()),
+    };
+    let metrics = state.metrics.clone();
+    server::run(listener, router(state), limits, tls, metrics, cancel).await
 }
 
 /// The value of cookie `name`.
@@ -162,7 +195,60 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .nest("/api/v1", api)
         .fallback(web::serve)
+        .layer(axum::middleware::from_fn(json_only_with_cookies))
+        .layer(axum::middleware::from_fn(security_headers))
         .with_state(state)
+}
+
+/// A state-changing request that rides on the session cookie must say it is JSON. A page on
+/// another site can make a browser send a form (or text) with the cookie, never
+/// `application/json` without the server's consent (CORS), so this closes cross-site request
+/// forgery whatever the cookie's SameSite. Requests with a bearer token carry no ambient
+/// credentials and are left to their handlers.
+async fn json_only_with_cookies(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let changes = !matches!(
+        *req.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
+    );
+    let headers = req.headers();
+    let cookie = cookie(headers, SESSION_COOKIE).is_some();
+    let bearer = headers.contains_key(header::AUTHORIZATION);
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
+    if changes && cookie && !bearer && !json {
+        return ApiError::unsupported_media_type(
+            "send this request as JSON (Content-Type: application/json), with {} if it has no body",
+        )
+        .into_response();
+    }
+    next.run(req).await
+}
+
+/// Headers that keep the dashboard out of other sites' frames, stop content sniffing and
+/// allow scripts, styles and connections from the gateway itself only.
+async fn security_headers(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    for (name, value) in [
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+             img-src 'self' data: blob:; connect-src 'self'; object-src 'none'; \
+             base-uri 'none'; frame-ancestors 'none'; form-action 'self'",
+        ),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "same-origin"),
+    ] {
+        h.insert(name, axum::http::HeaderValue::from_static(value));
+    }
+    res
 }
 
 /// `GET /api/v1/site`: what the dashboard shows about the site (any caller).

@@ -37,17 +37,22 @@ enum Format {
 pub fn parse_step(s: &str) -> Result<i64, String> {
     let bad =
         || format!("step {s:?} must be a number and a unit (s, m, h, d), such as 5m, 1h or 1d");
-    let (num, unit) = s.split_at(s.len().saturating_sub(1));
-    let n: i64 = num.parse().map_err(|_| bad())?;
-    let secs = match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
+    // The unit is the last character, whatever its width in bytes.
+    let Some((at, unit)) = s.char_indices().last() else {
+        return Err(bad());
+    };
+    let n: i64 = s[..at].parse().map_err(|_| bad())?;
+    let unit_s = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 86_400,
         _ => return Err(bad()),
     };
+    let range = || format!("step {s:?} must be between 1 minute and 366 days");
+    let secs = n.checked_mul(unit_s).ok_or_else(range)?;
     if !(60..=366 * 86_400).contains(&secs) {
-        return Err(format!("step {s:?} must be between 1 minute and 366 days"));
+        return Err(range());
     }
     Ok(secs)
 }
@@ -322,5 +327,12 @@ mod tests {
         assert!(parse_step("30s").unwrap_err().contains("between 1 minute"));
         assert!(parse_step("5x").unwrap_err().contains("such as 5m"));
         assert!(parse_step("").is_err());
+        // A multi-byte last character, and a number that overflows in seconds, are refusals,
+        // not panics.
+        assert!(parse_step("5é").unwrap_err().contains("such as 5m"));
+        assert!(parse_step("é").is_err());
+        assert!(parse_step("9223372036854775807d")
+            .unwrap_err()
+            .contains("between 1 minute"));
     }
 }

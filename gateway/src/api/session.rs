@@ -1,12 +1,15 @@
 //! Dashboard login and logout.
 
-use axum::extract::State;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::login_guard::Refusal;
 use super::{ApiError, AppState, Caller, SESSION_COOKIE};
 use weir_store::auth;
 
@@ -17,13 +20,24 @@ pub struct Login {
     password: String,
 }
 
-/// `POST /api/v1/login` `{"username","password"}`: sets the session cookie.
+/// `POST /api/v1/login` `{"username","password"}`: sets the session cookie. Password checks
+/// are bounded and failures throttled (see `login_guard`).
 pub async fn login(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     body: Result<Json<Login>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(body) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let hours = state.config.http.session_hours;
+    let user = body.username.clone();
+    let permit = state
+        .logins
+        .admit(&user, peer.ip())
+        .await
+        .map_err(|r| match r {
+            Refusal::Throttled(wait) => ApiError::throttled(wait),
+            Refusal::Busy => ApiError::busy(),
+        })?;
     let found = state
         .store
         .run(move |c| {
@@ -33,10 +47,14 @@ pub async fn login(
             Ok(Some((auth::open_session(c, user_id, hours)?, who)))
         })
         .await?;
+    drop(permit);
     let Some((session, who)) = found else {
+        state.logins.failed(&user, peer.ip());
+        tracing::info!(user = %user, %peer, "failed dashboard login");
         return Err(ApiError::wrong_login());
     };
-    let secure = if state.config.http.secure_cookies {
+    state.logins.succeeded(&user);
+    let secure = if state.config.http.secure_cookies || state.config.http.tls() {
         "; Secure"
     } else {
         ""
@@ -62,6 +80,7 @@ pub async fn logout(
             .store
             .run(move |c| auth::close_session(c, &session))
             .await?;
+        let _ = state.logins_changed.send(());
     }
     let cookie = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
     Ok(([(header::SET_COOKIE, cookie)], Json(json!({ "ok": true }))).into_response())

@@ -3,7 +3,7 @@
 //! Passwords are stored as argon2id hashes. Session ids and API tokens are 256-bit random
 //! values; only their SHA-256 is stored, so a copy of the database opens no door.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
 use argon2::Argon2;
 use rand::RngCore;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -70,8 +70,67 @@ pub fn hash_password(password: &str) -> String {
 }
 
 /// Whether `password` matches `hash`.
+///
+/// The check works in a memory buffer (19 MiB with the default parameters) taken from a
+/// small pool and given back, rather than one allocated and freed per check: freed buffers
+/// of that size stay with the allocator's per-thread arenas, so a storm of wrong passwords
+/// checked on many threads grew the process by gigabytes. The pool holds at most as many
+/// buffers as checks ever ran at once, which the callers bound.
 pub fn verify_password(password: &[u8], hash: &str) -> bool {
-    PasswordHash::new(hash).is_ok_and(|h| Argon2::default().verify_password(password, &h).is_ok())
+    let Ok(parsed) = PasswordHash::new(hash) else {
+        return false;
+    };
+    let (Ok(params), Some(salt), Some(expected)) =
+        (argon2::Params::try_from(&parsed), parsed.salt, parsed.hash)
+    else {
+        return false;
+    };
+    let Ok(algorithm) = argon2::Algorithm::try_from(parsed.algorithm) else {
+        return false;
+    };
+    let Ok(version) = argon2::Version::try_from(parsed.version.unwrap_or(0x13)) else {
+        return false;
+    };
+    let mut salt_bytes = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_bytes) else {
+        return false;
+    };
+    let blocks = params.block_count();
+    let argon2 = Argon2::new(algorithm, version, params);
+    let mut out = vec![0u8; expected.len()];
+    let mut memory = memory::take(blocks);
+    let hashed = argon2.hash_password_into_with_memory(password, salt, &mut out, &mut memory[..]);
+    memory::give_back(memory);
+    // `Output`'s equality is constant-time.
+    hashed.is_ok() && argon2::password_hash::Output::new(&out).is_ok_and(|out| out == expected)
+}
+
+/// Password-check memory, reused.
+mod memory {
+    use std::sync::Mutex;
+
+    use argon2::Block;
+
+    /// Buffers kept for reuse; more checks at once than this allocate and free their own.
+    const KEEP: usize = 16;
+
+    static POOL: Mutex<Vec<Vec<Block>>> = Mutex::new(Vec::new());
+
+    pub(super) fn take(blocks: usize) -> Vec<Block> {
+        let reused = POOL.lock().ok().and_then(|mut p| {
+            let i = p.iter().position(|b| b.len() == blocks)?;
+            Some(p.swap_remove(i))
+        });
+        reused.unwrap_or_else(|| vec![Block::default(); blocks])
+    }
+
+    pub(super) fn give_back(buffer: Vec<Block>) {
+        if let Ok(mut p) = POOL.lock() {
+            if p.len() < KEEP {
+                p.push(buffer);
+            }
+        }
+    }
 }
 
 /// A new random secret: 64 hex characters (256 bits), with a prefix that says what it is.
@@ -142,7 +201,68 @@ pub fn put_user(
          ON CONFLICT (username) DO UPDATE SET password_hash = excluded.password_hash, role = excluded.role",
         params![username, hash_password(password), role.name(), super::now()],
     )?;
+    // A new password ends every session of the old one.
+    conn.execute(
+        "DELETE FROM sessions WHERE user_id = (SELECT id FROM users WHERE username = ?1)",
+        [username],
+    )?;
     Ok(())
+}
+
+/// A dashboard user as `weir user list` shows it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct User {
+    /// Name.
+    pub username: String,
+    /// Role.
+    pub role: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Sessions open now.
+    pub sessions: i64,
+}
+
+/// Every user, by name.
+pub fn users(conn: &Connection) -> rusqlite::Result<Vec<User>> {
+    let mut stmt = conn.prepare(
+        "SELECT u.username, u.role, u.created_at,
+                (SELECT count(*) FROM sessions s WHERE s.user_id = u.id AND s.expires_at >= ?1)
+         FROM users u ORDER BY u.username",
+    )?;
+    let rows = stmt.query_map([super::now()], |r| {
+        Ok(User {
+            username: r.get(0)?,
+            role: r.get(1)?,
+            created_at: r.get(2)?,
+            sessions: r.get(3)?,
+        })
+    })?;
+    rows.collect()
+}
+
+/// Deletes a user and ends its sessions; false if there was none of that name.
+pub fn delete_user(conn: &Connection, username: &str) -> rusqlite::Result<bool> {
+    let id: Option<i64> = conn
+        .query_row(
+            "SELECT id FROM users WHERE username = ?1",
+            [username],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let Some(id) = id else {
+        return Ok(false);
+    };
+    conn.execute("DELETE FROM sessions WHERE user_id = ?1", [id])?;
+    conn.execute("DELETE FROM users WHERE id = ?1", [id])?;
+    Ok(true)
+}
+
+/// Ends every session of `username`; how many there were.
+pub fn end_sessions(conn: &Connection, username: &str) -> rusqlite::Result<usize> {
+    conn.execute(
+        "DELETE FROM sessions WHERE user_id = (SELECT id FROM users WHERE username = ?1)",
+        [username],
+    )
 }
 
 /// Checks a login; returns the user's principal.
@@ -158,18 +278,29 @@ pub fn login(
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .optional()?;
-    Ok(row.and_then(|(id, hash, role)| {
-        let role = Role::parse(&role)?;
-        verify_password(password.as_bytes(), &hash).then(|| {
-            (
-                id,
-                Principal {
-                    name: username.to_owned(),
-                    role,
-                },
-            )
-        })
+    let Some((id, hash, role)) = row else {
+        // The same argon2 work as for a real user, so the answer's time does not tell
+        // whether the name exists.
+        verify_password(password.as_bytes(), no_such_user_hash());
+        return Ok(None);
+    };
+    let valid = verify_password(password.as_bytes(), &hash);
+    Ok(Role::parse(&role).filter(|_| valid).map(|role| {
+        (
+            id,
+            Principal {
+                name: username.to_owned(),
+                role,
+            },
+        )
     }))
+}
+
+/// A hash of a password nobody has, with the same parameters as every user's: what a login
+/// for a name that does not exist is checked against.
+fn no_such_user_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| hash_password(&new_secret("")))
 }
 
 /// Opens a session for user `user_id`; returns the session id for the cookie.
@@ -236,7 +367,108 @@ pub fn token(conn: &Connection, token: &str) -> rusqlite::Result<Option<Principa
     }))
 }
 
+/// An API token as `weir token list` shows it: never the token itself, which is not kept.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Token {
+    /// The first 12 hex digits of the token's hash: what `weir token revoke` takes.
+    pub id: String,
+    /// What it is for.
+    pub name: String,
+    /// Role.
+    pub role: String,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// Every API token, oldest first.
+pub fn tokens(conn: &Connection) -> rusqlite::Result<Vec<Token>> {
+    let mut stmt = conn.prepare(
+        "SELECT substr(token_hash, 1, 12), name, role, created_at FROM api_tokens
+         ORDER BY created_at, token_hash",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(Token {
+            id: r.get(0)?,
+            name: r.get(1)?,
+            role: r.get(2)?,
+            created_at: r.get(3)?,
+        })
+    })?;
+    rows.collect()
+}
+
+/// Why a token could not be revoked.
+#[derive(Debug, thiserror::Error)]
+pub enum RevokeError {
+    /// No token has that id.
+    #[error("no API token has the id {0} (weir token list shows them)")]
+    NotFound(String),
+    /// The id is too short to name one token.
+    #[error("give at least 8 hex digits of the token's id, enough to name one token (weir token list shows them)")]
+    TooShort,
+    /// Database.
+    #[error(transparent)]
+    Db(#[from] rusqlite::Error),
+}
+
+/// Revokes the API token whose id (see [`tokens`]) starts with `id`; at least 8 digits.
+pub fn revoke_token(conn: &Connection, id: &str) -> Result<(), RevokeError> {
+    if id.len() < 8 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(RevokeError::TooShort);
+    }
+    let id = id.to_ascii_lowercase();
+    let matching: i64 = conn.query_row(
+        "SELECT count(*) FROM api_tokens WHERE substr(token_hash, 1, length(?1)) = ?1",
+        [&id],
+        |r| r.get(0),
+    )?;
+    if matching > 1 {
+        return Err(RevokeError::TooShort);
+    }
+    let n = conn.execute(
+        "DELETE FROM api_tokens WHERE substr(token_hash, 1, length(?1)) = ?1",
+        [&id],
+    )?;
+    if n == 0 {
+        return Err(RevokeError::NotFound(id));
+    }
+    Ok(())
+}
+
 /// Whether any user exists (a fresh install has none).
 pub fn has_users(conn: &Connection) -> rusqlite::Result<bool> {
     conn.query_row("SELECT EXISTS (SELECT 1 FROM users)", [], |r| r.get(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_password_matches_its_hash_and_nothing_else_does() {
+        let hash = hash_password("correct horse");
+        assert!(verify_password(b"correct horse", &hash));
+        assert!(!verify_password(b"correct hors", &hash));
+        assert!(!verify_password(b"correct horse ", &hash));
+        assert!(!verify_password(b"correct horse", "not a hash"));
+        // Checked again on the reused buffer, the answers hold.
+        assert!(verify_password(b"correct horse", &hash));
+        assert!(!verify_password(b"", &hash));
+    }
+
+    #[test]
+    fn a_hash_from_argon2s_own_verifier_agrees() {
+        use argon2::password_hash::PasswordVerifier as _;
+        let hash = hash_password("s3cret-pass");
+        let parsed = PasswordHash::new(&hash).unwrap();
+        for p in ["s3cret-pass", "s3cret-pas", "S3cret-pass"] {
+            assert_eq!(
+                verify_password(p.as_bytes(), &hash),
+                Argon2::default()
+                    .verify_password(p.as_bytes(), &parsed)
+                    .is_ok(),
+                "{p}"
+            );
+        }
+    }
 }

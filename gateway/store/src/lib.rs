@@ -111,6 +111,8 @@ impl Store {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("creating the data directory {}", dir.display()))?;
         }
+        private_file(path)
+            .with_context(|| format!("making {} readable by its owner only", path.display()))?;
         let store = Store {
             path: path.to_owned(),
             synchronous,
@@ -177,5 +179,56 @@ impl Store {
             .await
             .context("the store's worker thread failed")?
             .context("querying the reading store")
+    }
+}
+
+/// Creates the database file readable and writable by its owner only (0600), or makes an
+/// existing one so: it holds password hashes and session ids. SQLite gives its `-wal` and
+/// `-shm` files the database file's permissions.
+#[cfg(unix)]
+fn private_file(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)?;
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        match std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn private_file(_path: &Path) -> std::io::Result<()> {
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[cfg(unix)]
+    #[test]
+    fn the_database_and_its_journal_are_readable_by_their_owner_only() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("weir.db");
+        // An older gateway left the file world-readable.
+        std::fs::write(&path, b"").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let store = crate::Store::open(&path, crate::Synchronous::Normal).unwrap();
+        let conn = store.connect().unwrap();
+        conn.execute_batch("INSERT INTO users (username, password_hash, role, created_at) VALUES ('a', 'x', 'admin', 0)")
+            .unwrap();
+        for suffix in ["", "-wal", "-shm"] {
+            let p = format!("{}{suffix}", path.display());
+            let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{p}");
+        }
     }
 }

@@ -1,0 +1,603 @@
+//! The HTTP side of a gateway that no single client can knock over, tried from outside as an
+//! attacker on the county network would: a storm of wrong passwords, half-sent requests, too
+//! many connections, malformed queries, cross-site forms, a logout that must end the live feed,
+//! and HTTPS.
+
+mod support;
+
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use support::*;
+use weir_store::auth::{self, Role};
+
+const ADMIN_PASSWORD: &str = "the-right-password-1";
+
+async fn gateway(
+    tune: impl FnOnce(&mut weir_gateway::config::Config),
+) -> (Gateway, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path(), None);
+    tune(&mut c);
+    let g = Gateway::start(c).await;
+    g.running
+        .store
+        .with(|c| {
+            Ok(auth::put_user(
+                c,
+                "admin",
+                ADMIN_PASSWORD,
+                Role::Admin,
+                false,
+            ))
+        })
+        .unwrap()
+        .unwrap();
+    (g, dir)
+}
+
+async fn login(
+    client: &reqwest::Client,
+    g: &Gateway,
+    user: &str,
+    password: &str,
+) -> reqwest::Response {
+    client
+        .post(g.url("/api/v1/login"))
+        .json(&serde_json::json!({ "username": user, "password": password }))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Resident memory of process `pid`, bytes.
+fn rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kb * 1024
+}
+
+/// `weir serve` as its own process (so its memory is its own), everything embedded, with
+/// `admin` as a user; returns the process, its HTTP address and an admin token.
+fn weir_serve(dir: &std::path::Path, env: &[(&str, &str)]) -> (Killed, String, String) {
+    use std::io::BufRead as _;
+    use std::process::{Command, Stdio};
+    let weir = |args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_weir"));
+        c.env("WEIR_DATA_DIR", dir)
+            .env("WEIR_HTTP__LISTEN", "127.0.0.1:0")
+            .env("WEIR_MQTT__LISTEN", "127.0.0.1:0")
+            .env("WEIR_STORE__SYNCHRONOUS", "normal")
+            .env("WEIR_LOG", "warn")
+            .args(args);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c
+    };
+    let out = weir(&[
+        "user",
+        "add",
+        "admin",
+        "--role",
+        "admin",
+        "--password",
+        ADMIN_PASSWORD,
+    ])
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = weir(&["token", "create", "--role", "admin"])
+        .output()
+        .unwrap();
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let mut child = weir(&["serve"])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("weir serve printed its address")
+            .unwrap();
+        if let Some(addr) = line.strip_prefix("weir: listening on ") {
+            break addr.to_owned();
+        }
+    };
+    std::thread::spawn(move || {
+        lines
+            .map_while(Result::ok)
+            .for_each(|l| eprintln!("GW: {l}"))
+    });
+    (Killed(child), addr, token)
+}
+
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_storm_of_wrong_passwords_keeps_memory_bounded_and_the_right_password_and_the_api_still_work(
+) {
+    // Throttling off for this test (a huge failure limit): what is measured is the bound on
+    // password checks alone.
+    let dir = tempfile::tempdir().unwrap();
+    let (gw, addr, token) = weir_serve(dir.path(), &[("WEIR_HTTP__LOGIN_MAX_FAILURES", "1000000")]);
+    let pid = gw.0.id();
+    let client = reqwest::Client::new();
+    let login_url = format!("{addr}/api/v1/login");
+    // Warm: one login of each kind, so idle includes what any login leaves behind.
+    for user in ["admin", "nobody"] {
+        let r = client
+            .post(&login_url)
+            .json(&serde_json::json!({ "username": user, "password": "wrong-password" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
+    }
+    let idle = rss(pid);
+    let stop = Arc::new(AtomicBool::new(false));
+    let attempts = Arc::new(AtomicU64::new(0));
+    let mut storm = Vec::new();
+    for i in 0..128 {
+        let (stop, attempts, url, client) = (
+            stop.clone(),
+            attempts.clone(),
+            login_url.clone(),
+            client.clone(),
+        );
+        storm.push(tokio::spawn(async move {
+            // Half guess the admin's password, half guess names that do not exist.
+            let user = if i % 2 == 0 {
+                "admin".to_owned()
+            } else {
+                format!("nobody{i}")
+            };
+            while !stop.load(Relaxed) {
+                let r = client
+                    .post(&url)
+                    .json(&serde_json::json!({ "username": user, "password": "wrong-password" }))
+                    .send()
+                    .await;
+                if let Ok(r) = r {
+                    assert!(
+                        [401, 503].contains(&r.status().as_u16()),
+                        "a wrong password got {}",
+                        r.status()
+                    );
+                }
+                attempts.fetch_add(1, Relaxed);
+            }
+        }));
+    }
+    let started = Instant::now();
+    let mut peak = idle;
+    let mut admin_in = None;
+    let mut api_worst = Duration::ZERO;
+    let browser = reqwest::Client::new();
+    while started.elapsed() < Duration::from_secs(10) {
+        peak = peak.max(rss(pid));
+        let t = Instant::now();
+        let (status, _) = get(&format!("{addr}/api/v1/terminals"), Some(&token)).await;
+        assert_eq!(status, 200);
+        api_worst = api_worst.max(t.elapsed());
+        if admin_in.is_none() {
+            let r = browser
+                .post(&login_url)
+                .json(&serde_json::json!({ "username": "admin", "password": ADMIN_PASSWORD }))
+                .send()
+                .await
+                .unwrap();
+            match r.status().as_u16() {
+                200 => admin_in = Some(started.elapsed()),
+                503 => {}
+                s => panic!("the right password got {s}"),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    stop.store(true, Relaxed);
+    for t in storm {
+        t.await.unwrap();
+    }
+    let grew = peak.saturating_sub(idle);
+    eprintln!(
+        "password storm: {} wrong logins in 10 s from 128 clients; gateway RSS idle {} MB, peak {} MB \
+         (+{} MB); the admin logged in after {:?}; slowest API answer {:?}",
+        attempts.load(Relaxed),
+        idle >> 20,
+        peak >> 20,
+        grew >> 20,
+        admin_in,
+        api_worst
+    );
+    assert!(grew < 256 << 20, "RSS grew by {} MB", grew >> 20);
+    assert!(admin_in.is_some(), "the right password never got through");
+    assert!(
+        api_worst < Duration::from_secs(2),
+        "the API took {api_worst:?}"
+    );
+    let metrics = get(&format!("{addr}/metrics"), None).await.1;
+    assert!(metric(&metrics, "weir_logins_failed_total").unwrap() > 100.0);
+}
+
+#[tokio::test]
+async fn failed_logins_are_throttled_per_user_and_per_address_and_unknown_names_look_the_same() {
+    let (g, _dir) = gateway(|c| c.http.login_max_failures = 3).await;
+    let client = reqwest::Client::new();
+    // An unknown name and a known one with a wrong password: the same answer.
+    let unknown = login(&client, &g, "nobody", "wrong-password").await;
+    let known = login(&client, &g, "admin", "wrong-password").await;
+    assert_eq!(unknown.status(), 401);
+    assert_eq!(known.status(), 401);
+    assert_eq!(unknown.text().await.unwrap(), known.text().await.unwrap());
+    // A third failure from this address: from now on it is refused unchecked, even with the
+    // right password, and told when to come back.
+    assert_eq!(
+        login(&client, &g, "someone", "wrong-password")
+            .await
+            .status(),
+        401
+    );
+    let r = login(&client, &g, "admin", ADMIN_PASSWORD).await;
+    assert_eq!(r.status(), 429);
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=15 * 60).contains(&retry), "{retry}");
+    assert!(r.text().await.unwrap().contains("too many failed logins"));
+    let metrics = g.get("/metrics").await.1;
+    assert_eq!(metric(&metrics, "weir_logins_throttled_total"), Some(1.0));
+    assert_eq!(metric(&metrics, "weir_logins_failed_total"), Some(3.0));
+    g.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_half_sent_request_is_closed_within_the_header_timeout() {
+    let (g, _dir) = gateway(|c| c.http.header_timeout_s = 2).await;
+    let addr = g.http;
+    let closed_after = tokio::task::spawn_blocking(move || {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: weir\r\nX-Slow: ")
+            .unwrap();
+        let t = Instant::now();
+        let mut buf = [0u8; 512];
+        // Closed: EOF, or an error answer and then EOF; never a 30 s read timeout.
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) => return t.elapsed(),
+                Ok(_) => {}
+                Err(e) => panic!("the connection stayed open: {e}"),
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        closed_after < Duration::from_secs(5),
+        "closed after {closed_after:?}"
+    );
+    g.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_over_the_per_address_cap_are_closed_at_once_and_counted() {
+    let (g, _dir) = gateway(|c| {
+        c.http.max_connections_per_address = 4;
+        c.http.header_timeout_s = 60;
+    })
+    .await;
+    let addr = g.http;
+    let refused = tokio::task::spawn_blocking(move || {
+        let idle: Vec<TcpStream> = (0..4).map(|_| TcpStream::connect(addr).unwrap()).collect();
+        std::thread::sleep(Duration::from_millis(300));
+        let mut extra = TcpStream::connect(addr).unwrap();
+        extra
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let _ = extra.write_all(b"GET /healthz HTTP/1.1\r\nHost: weir\r\n\r\n");
+        let mut buf = [0u8; 64];
+        let refused = matches!(extra.read(&mut buf), Ok(0) | Err(_));
+        drop(idle);
+        refused
+    })
+    .await
+    .unwrap();
+    assert!(refused, "a fifth connection from one address was served");
+    // Once the idle ones are gone, the address is served again.
+    let (status, metrics) = g
+        .eventually(5, || async {
+            let r = reqwest::Client::new()
+                .get(g.url("/metrics"))
+                .send()
+                .await
+                .ok()?;
+            Some((r.status().as_u16(), r.text().await.ok()?))
+        })
+        .await;
+    assert_eq!(status, 200);
+    assert!(metric(&metrics, "weir_http_connections_refused_total").unwrap() >= 1.0);
+    g.stop().await;
+}
+
+#[tokio::test]
+async fn every_malformed_query_is_a_400_not_a_dropped_connection() {
+    let (g, _dir) = gateway(|_| {}).await;
+    g.add_terminal("HY-001");
+    for query in [
+        "step=5%C3%A9",
+        "step=%C3%A9",
+        "step=9223372036854775807d",
+        "from=%FF",
+        "from=2026-13-45T00:00:00Z",
+        "limit=-1",
+    ] {
+        let (status, body) = g
+            .get(&format!("/api/v1/terminals/HY-001/readings?{query}"))
+            .await;
+        assert_eq!(status, 400, "{query}: {body}");
+    }
+    g.stop().await;
+}
+
+#[tokio::test]
+async fn a_state_changing_request_with_the_session_cookie_must_be_json() {
+    let (g, _dir) = gateway(|_| {}).await;
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    assert_eq!(
+        login(&client, &g, "admin", ADMIN_PASSWORD).await.status(),
+        200
+    );
+    let url = g.url("/api/v1/alerts/1/acknowledge");
+    // What a page on another site can make a browser send: a form, or text.
+    for (ctype, body) in [
+        ("application/x-www-form-urlencoded", "note=x"),
+        ("text/plain", "{}"),
+        ("multipart/form-data; boundary=x", "--x--"),
+    ] {
+        let r = client
+            .post(&url)
+            .header("content-type", ctype)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 415, "{ctype}");
+    }
+    let r = client.post(&url).send().await.unwrap();
+    assert_eq!(r.status(), 415, "no content type");
+    // JSON passes to the handler, which has no alert 1.
+    let r = client
+        .post(&url)
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    // A script's bearer token carries no ambient credentials: its requests are not refused
+    // for their content type here.
+    let r = reqwest::Client::new()
+        .post(&url)
+        .bearer_auth(&g.token)
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    g.stop().await;
+}
+
+#[tokio::test]
+async fn every_answer_carries_the_security_headers() {
+    let (g, _dir) = gateway(|_| {}).await;
+    for path in ["/", "/api/v1/site", "/healthz", "/api/v1/no-such-route"] {
+        let r = reqwest::get(g.url(path)).await.unwrap();
+        let h = r.headers();
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        assert!(csp.contains("script-src 'self'"), "{path}: {csp}");
+        assert_eq!(h["x-frame-options"], "DENY", "{path}");
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+    }
+    g.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logout_ends_the_open_event_stream() {
+    let (g, _dir) = gateway(|_| {}).await;
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    assert_eq!(
+        login(&client, &g, "admin", ADMIN_PASSWORD).await.status(),
+        200
+    );
+    let mut events = client.get(g.url("/api/v1/events")).send().await.unwrap();
+    assert_eq!(events.status(), 200);
+    // The stream is open: its first comment arrives.
+    let first = tokio::time::timeout(Duration::from_secs(5), events.chunk())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(first.is_some());
+    let r = client
+        .post(g.url("/api/v1/logout"))
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // Now it ends (within a second, not at the next periodic check).
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(_chunk) = events.chunk().await.unwrap() {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the event stream went on after logout");
+    let metrics = g.get("/metrics").await.1;
+    assert_eq!(
+        metric(&metrics, "weir_event_streams_revoked_total"),
+        Some(1.0)
+    );
+    g.stop().await;
+}
+
+#[tokio::test]
+async fn a_password_reset_ends_the_users_sessions() {
+    let (g, _dir) = gateway(|_| {}).await;
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    assert_eq!(
+        login(&client, &g, "admin", ADMIN_PASSWORD).await.status(),
+        200
+    );
+    assert_eq!(
+        client
+            .get(g.url("/api/v1/me"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    g.running
+        .store
+        .with(|c| {
+            Ok(auth::put_user(
+                c,
+                "admin",
+                "a-new-password-2",
+                Role::Admin,
+                true,
+            ))
+        })
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        client
+            .get(g.url("/api/v1/me"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    g.stop().await;
+}
+
+#[tokio::test]
+async fn a_revoked_token_and_a_deleted_user_lose_access() {
+    let (g, _dir) = gateway(|_| {}).await;
+    let token = g
+        .running
+        .store
+        .with(|c| auth::create_token(c, "script", Role::Inspector))
+        .unwrap();
+    assert_eq!(get(&g.url("/api/v1/terminals"), Some(&token)).await.0, 200);
+    let listed = g.running.store.with(auth::tokens).unwrap();
+    let id = listed
+        .iter()
+        .find(|t| t.name == "script")
+        .unwrap()
+        .id
+        .clone();
+    assert!(
+        !listed.iter().any(|t| token.contains(&t.id)),
+        "a listed id shows the token"
+    );
+    g.running
+        .store
+        .with(|c| Ok(auth::revoke_token(c, &id)))
+        .unwrap()
+        .unwrap();
+    assert_eq!(get(&g.url("/api/v1/terminals"), Some(&token)).await.0, 401);
+
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    assert_eq!(
+        login(&client, &g, "admin", ADMIN_PASSWORD).await.status(),
+        200
+    );
+    assert!(g
+        .running
+        .store
+        .with(|c| auth::delete_user(c, "admin"))
+        .unwrap());
+    assert_eq!(
+        client
+            .get(g.url("/api/v1/me"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    g.stop().await;
+}
+
+#[tokio::test]
+async fn https_serves_the_api_with_the_configured_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let (cert_pem, key_pem) = (cert.cert.pem(), cert.signing_key.serialize_pem());
+    let (cert_path, key_path) = (dir.path().join("weir.crt"), dir.path().join("weir.key"));
+    std::fs::write(&cert_path, &cert_pem).unwrap();
+    std::fs::write(&key_path, &key_pem).unwrap();
+    let (g, _data) = gateway(|c| {
+        c.http.tls_cert = cert_path.clone();
+        c.http.tls_key = key_path.clone();
+    })
+    .await;
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert_pem.as_bytes()).unwrap())
+        .resolve("localhost", g.http)
+        .build()
+        .unwrap();
+    let url = format!("https://localhost:{}/api/v1/terminals", g.http.port());
+    let r = client.get(&url).bearer_auth(&g.token).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    // Plain HTTP on the same port is not served.
+    assert!(reqwest::get(format!("http://{}/healthz", g.http))
+        .await
+        .is_err());
+    // The login cookie is Secure under HTTPS.
+    let r = client
+        .post(format!("https://localhost:{}/api/v1/login", g.http.port()))
+        .json(&serde_json::json!({ "username": "admin", "password": ADMIN_PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let cookie = r.headers()["set-cookie"].to_str().unwrap();
+    assert!(cookie.contains("; Secure"), "{cookie}");
+    g.stop().await;
+}
