@@ -319,7 +319,16 @@ async fn a_provisioned_image_is_what_the_node_reads_and_lets_the_node_in() {
     .await;
 
     // A replacement node: only the id, keeping the password; the wiring comes from the registry.
+    // Its image is written over an old copy someone left readable by everyone: the image
+    // holds the password, so it ends up readable by its owner only.
     let again = dir.path().join("again");
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::create_dir_all(&again).unwrap();
+        let old = again.join("HY-017.weircfg");
+        std::fs::write(&old, b"old image").unwrap();
+        std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
     let printed = ok(weir(
         &data,
         &provision(
@@ -333,6 +342,11 @@ async fn a_provisioned_image_is_what_the_node_reads_and_lets_the_node_in() {
     assert!(!printed.contains("new MQTT password"), "{printed}");
     let q = parse(&std::fs::read(again.join("HY-017.weircfg")).unwrap()).unwrap();
     assert_eq!(q, p);
+    for file in ["HY-017.weircfg", "HY-017-config.uf2"] {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(again.join(file)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{file}");
+    }
 
     // Wrong input is refused by name, and changes nothing.
     let before = std::fs::read(again.join("HY-017.weircfg")).unwrap();
