@@ -50,6 +50,8 @@ pub struct Config {
     pub alerts: crate::alerts::AlertsConfig,
     /// What `weir node provision` writes into nodes.
     pub nodes: NodesConfig,
+    /// Inspectors' reports.
+    pub reports: crate::reports::ReportsConfig,
 }
 
 impl Default for Config {
@@ -64,6 +66,7 @@ impl Default for Config {
             influx: InfluxConfig::default(),
             alerts: crate::alerts::AlertsConfig::default(),
             nodes: NodesConfig::default(),
+            reports: crate::reports::ReportsConfig::default(),
         }
     }
 }
@@ -335,6 +338,7 @@ impl Config {
         self.store.validate()?;
         self.http.validate()?;
         self.alerts.validate()?;
+        self.reports.validate()?;
         crate::nodes::provision::board(&self.nodes.board).context("nodes.board")?;
         anyhow::ensure!(
             self.nodes.dashboard_url.is_empty()
@@ -489,6 +493,17 @@ max_rate = 20000
 gzip = true
 # Longest wait between two retries, seconds (a Retry-After from the server is honoured).
 max_backoff_s = 60
+
+[reports]
+# Inspectors' reports (docs/inspector-guide.md). The effluent compliance rate is the share of
+# measured "time" (each turbidity reading stands for the time until the next) or of "samples"
+# within the limit; every report states which.
+basis = "time"
+# Turbidity limit for compliance, NTU; 0 takes each terminal's alarm limit
+# (alerts.rules.turbidity_alarm_ntu or its terminal's override).
+turbidity_limit_ntu = 0.0
+# Silence longer than this many sample intervals is listed as a gap in the data.
+gap_factor = 2.0
 
 [nodes]
 # What `weir node provision` writes into each node's configuration image (see

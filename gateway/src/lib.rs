@@ -15,6 +15,7 @@ pub mod ingest;
 pub mod live;
 pub mod metrics;
 pub mod nodes;
+pub mod reports;
 pub mod serve;
 
 use std::sync::Arc;

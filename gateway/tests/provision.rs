@@ -344,7 +344,11 @@ async fn a_provisioned_image_is_what_the_node_reads_and_lets_the_node_in() {
     assert_eq!(q, p);
     for file in ["HY-017.weircfg", "HY-017-config.uf2"] {
         use std::os::unix::fs::PermissionsExt as _;
-        let mode = std::fs::metadata(again.join(file)).unwrap().permissions().mode() & 0o777;
+        let mode = std::fs::metadata(again.join(file))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(mode, 0o600, "{file}");
     }
 

@@ -54,18 +54,37 @@ fn step(
     target_min: u32,
     now: i64,
 ) -> StepTimes {
-    let mut minutes: Vec<f64> = rows
-        .iter()
-        .filter_map(|r| at(r).map(|t| (t - r.opened_at) as f64 / 60.0))
-        .collect();
+    times(rows, at, |_| Some(target_min), now)
+}
+
+/// Minutes from opening to the step `at` of each of `rows`, and the share within each row's
+/// target (`target`, minutes; None: the step has no target); rows that have not reached the
+/// step and are past their target count as missed.
+pub(crate) fn times(
+    rows: &[&AlertRow],
+    at: impl Fn(&AlertRow) -> Option<i64>,
+    target: impl Fn(&AlertRow) -> Option<u32>,
+    now: i64,
+) -> StepTimes {
+    let mut minutes: Vec<f64> = Vec::new();
+    let (mut met, mut decided) = (0usize, 0usize);
+    for r in rows {
+        let limit = target(r).map(|t| i64::from(t) * 60);
+        match at(r) {
+            Some(t) => {
+                minutes.push((t - r.opened_at) as f64 / 60.0);
+                if let Some(limit) = limit {
+                    decided += 1;
+                    if t - r.opened_at <= limit {
+                        met += 1;
+                    }
+                }
+            }
+            None if limit.is_some_and(|l| now - r.opened_at > l) => decided += 1,
+            None => {}
+        }
+    }
     minutes.sort_by(f64::total_cmp);
-    let target = f64::from(target_min);
-    let met = minutes.iter().filter(|m| **m <= target).count();
-    let overdue = rows
-        .iter()
-        .filter(|r| at(r).is_none() && now - r.opened_at > i64::from(target_min) * 60)
-        .count();
-    let decided = minutes.len() + overdue;
     StepTimes {
         n: minutes.len(),
         median_min: percentile(&minutes, 50.0).map(|m| (m * 10.0).round() / 10.0),

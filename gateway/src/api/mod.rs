@@ -11,6 +11,7 @@ mod error;
 mod events;
 pub mod login_guard;
 mod readings;
+mod reports;
 pub mod server;
 mod session;
 mod terminals;
@@ -183,6 +184,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/dead-letters", get(terminals::dead_letters))
         .merge(alerts::routes())
+        .merge(reports::routes())
         .fallback(|| async { ApiError::not_found("no such API route") })
         .method_not_allowed_fallback(|method: axum::http::Method| async move {
             ApiError::method_not_allowed(&method)

@@ -57,7 +57,7 @@ pub fn parse_step(s: &str) -> Result<i64, String> {
     Ok(secs)
 }
 
-fn parse_time(name: &str, s: &str) -> Result<i64, ApiError> {
+pub(super) fn parse_time(name: &str, s: &str) -> Result<i64, ApiError> {
     Timestamp::parse_rfc3339(s)
         .map(Timestamp::unix)
         .map_err(|why| {
