@@ -31,6 +31,27 @@ pub struct BrokerConfig {
     /// Most clients connected at once; further connections are closed at once and counted as
     /// refused. Default 10000.
     pub max_connections: usize,
+    /// Password checks ([`Policy::authenticate`](crate::Policy::authenticate)) running at once,
+    /// on tokio's blocking pool. A check may be slow and large on purpose (the gateway's argon2
+    /// takes tens of milliseconds and about 19 MiB), so this is what bounds the CPU and memory
+    /// a storm of logins can take. Default 4.
+    pub max_concurrent_auth: usize,
+    /// Milliseconds a CONNECT waits for a free password check before it is refused with
+    /// CONNACK 3 (server unavailable) rather than queueing without end. Default 2000.
+    pub auth_wait_ms: u32,
+    /// Failed logins from one source address (an IPv6 address counts as its /64) within
+    /// `auth_failure_window_s`, after which every CONNECT from that address is refused with
+    /// CONNACK 3 without a password check until the window ends. A success does not reset it,
+    /// so one valid login cannot launder an address's guesses. Default 30.
+    pub auth_failures_per_address: u32,
+    /// Failed logins for one user name from one source address within
+    /// `auth_failure_window_s`, after which that user name is refused from that address with
+    /// CONNACK 3 without a password check until the window ends; a success resets it. Keyed
+    /// by address too, so that anyone who reads a terminal id off a cabinet label cannot lock
+    /// that terminal's node out from elsewhere. Default 5.
+    pub auth_failures_per_user: u32,
+    /// Seconds a failure window lasts, counted from its first failure. Default 60.
+    pub auth_failure_window_s: u32,
 }
 
 impl Default for BrokerConfig {
@@ -43,6 +64,11 @@ impl Default for BrokerConfig {
             max_keep_alive_s: 3600,
             connect_timeout_s: 10,
             max_connections: 10_000,
+            max_concurrent_auth: 4,
+            auth_wait_ms: 2000,
+            auth_failures_per_address: 30,
+            auth_failures_per_user: 5,
+            auth_failure_window_s: 60,
         }
     }
 }
@@ -81,6 +107,17 @@ impl BrokerConfig {
             ("max_keep_alive_s", self.max_keep_alive_s as usize),
             ("connect_timeout_s", self.connect_timeout_s as usize),
             ("max_connections", self.max_connections),
+            ("max_concurrent_auth", self.max_concurrent_auth),
+            ("auth_wait_ms", self.auth_wait_ms as usize),
+            (
+                "auth_failures_per_address",
+                self.auth_failures_per_address as usize,
+            ),
+            (
+                "auth_failures_per_user",
+                self.auth_failures_per_user as usize,
+            ),
+            ("auth_failure_window_s", self.auth_failure_window_s as usize),
         ];
         match non_zero.into_iter().find(|(_, v)| *v == 0) {
             Some((key, _)) => Err(ConfigError::Zero(key)),
@@ -101,6 +138,16 @@ impl BrokerConfig {
     /// How long a new connection has to send its CONNECT.
     pub fn connect_timeout(&self) -> Duration {
         Duration::from_secs(self.connect_timeout_s.into())
+    }
+
+    /// How long a CONNECT waits for a free password check.
+    pub fn auth_wait(&self) -> Duration {
+        Duration::from_millis(self.auth_wait_ms.into())
+    }
+
+    /// How long a window of failed logins lasts.
+    pub fn auth_failure_window(&self) -> Duration {
+        Duration::from_secs(self.auth_failure_window_s.into())
     }
 }
 

@@ -2,6 +2,7 @@
 //! batches of outgoing packets and watches the keep alive, until the client leaves.
 
 use std::fmt;
+use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -17,6 +18,7 @@ use tokio::time::{sleep_until, timeout, Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn, Instrument};
 
+use crate::admission::address_key;
 use crate::policy::{Identity, Refusal};
 use crate::server::Shared;
 use crate::session::{Attachment, Message};
@@ -69,9 +71,13 @@ enum First {
     Invalid(String),
 }
 
-/// Serves one client until it leaves or `shutdown` is cancelled.
-pub(crate) async fn serve<S>(shared: Arc<Shared>, stream: S, shutdown: CancellationToken)
-where
+/// Serves one client, from `peer` if known, until it leaves or `shutdown` is cancelled.
+pub(crate) async fn serve<S>(
+    shared: Arc<Shared>,
+    stream: S,
+    peer: Option<IpAddr>,
+    shutdown: CancellationToken,
+) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let (mut reader, mut writer) = tokio::io::split(stream);
@@ -104,7 +110,7 @@ where
         }
     };
 
-    let Some(client) = admit(&shared, connect, &mut writer).await else {
+    let Some(client) = admit(&shared, connect, address_key(peer), &mut writer).await else {
         return;
     };
     let span = tracing::info_span!("mqtt", client_id = %client.client_id, who = %client.identity);
@@ -193,9 +199,11 @@ struct Client {
 }
 
 /// Authenticates the client and attaches it to its session, answering CONNACK either way.
+/// `address` is what the client's failed logins count against.
 async fn admit<W: AsyncWrite + Unpin>(
     shared: &Arc<Shared>,
     mut connect: Connect,
+    address: IpAddr,
     writer: &mut W,
 ) -> Option<Client> {
     debug_assert_eq!(connect.protocol, Protocol::V4);
@@ -221,11 +229,33 @@ async fn admit<W: AsyncWrite + Unpin>(
         }
     };
 
-    // Password checks may be slow by design (argon2): keep them off the async workers.
+    let username = connect
+        .login
+        .as_ref()
+        .map(|l| l.username.as_str())
+        .unwrap_or_default();
+    if shared.auth.throttled(address, username, Instant::now()) {
+        info!(client_id = %client_id, username, %address, "refused without a password check: too many failed logins");
+        shared.stats.auth_throttled();
+        refuse(writer, ConnectReturnCode::ServiceUnavailable).await;
+        return None;
+    }
+    let Some(permit) = shared.auth.permit().await else {
+        warn!(client_id = %client_id, username, "refused: no password check free in time");
+        shared.stats.auth_busy();
+        refuse(writer, ConnectReturnCode::ServiceUnavailable).await;
+        return None;
+    };
+
+    // Password checks may be slow by design (argon2): keep them off the async workers. The
+    // permit goes with the check, so it is held until the check ends even if this
+    // connection is dropped meanwhile.
+    shared.stats.auth_checked();
     let policy = shared.policy.clone();
     let login = connect.login.clone();
     let id = client_id.clone();
     let verdict = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
         let (user, pass) = match &login {
             Some(l) => (
                 Some(l.username.as_str()).filter(|u| !u.is_empty()),
@@ -237,11 +267,16 @@ async fn admit<W: AsyncWrite + Unpin>(
     })
     .await
     .unwrap_or(Err(Refusal::Unavailable));
-    let username = connect.login.as_ref().map(|l| l.username.as_str());
     let identity = match verdict {
-        Ok(identity) => identity,
+        Ok(identity) => {
+            shared.auth.succeeded(address, username);
+            identity
+        }
         Err(refusal) => {
-            info!(client_id = %client_id, username, %refusal, "connection refused");
+            info!(client_id = %client_id, username, %address, %refusal, "connection refused");
+            if refusal != Refusal::Unavailable {
+                shared.auth.failed(address, username, Instant::now());
+            }
             shared.stats.refused();
             let code = match refusal {
                 Refusal::BadCredentials => ConnectReturnCode::BadUserNamePassword,

@@ -16,6 +16,8 @@
 //! with [`Broker::stats`].
 #![deny(missing_docs)]
 
+mod admission;
+mod auth;
 mod config;
 mod connection;
 mod policy;

@@ -53,7 +53,8 @@ impl fmt::Display for Refusal {
 /// Authentication and topic ACLs.
 ///
 /// [`Policy::authenticate`] runs once per CONNECT on a blocking thread, so it may be slow (a
-/// password hash such as argon2). The ACL checks run for every PUBLISH and SUBSCRIBE on the
+/// password hash such as argon2); the broker runs at most `max_concurrent_auth` at once and
+/// none for an address or user name that failed too often lately. The ACL checks run for every PUBLISH and SUBSCRIBE on the
 /// connection's task and must be quick.
 pub trait Policy: Send + Sync + 'static {
     /// Checks credentials; returns the identity the ACL is applied to, or why not.

@@ -12,6 +12,7 @@ use tokio::net::{TcpListener, ToSocketAddrs};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::auth::AuthGate;
 use crate::config::{BrokerConfig, ConfigError};
 use crate::connection;
 use crate::policy::Policy;
@@ -24,9 +25,21 @@ pub(crate) struct Shared {
     pub policy: Arc<dyn Policy>,
     pub stats: Arc<Stats>,
     pub router: Router,
+    pub auth: AuthGate,
     /// Source of connection ids and of generated client ids.
     pub next_id: AtomicU64,
 }
+
+impl Shared {
+    /// Forgets what has expired. Run periodically by every listener.
+    fn sweep(&self) {
+        let now = tokio::time::Instant::now();
+        self.auth.prune(now);
+    }
+}
+
+/// How often a listener forgets what has expired.
+const SWEEP_PERIOD: Duration = Duration::from_secs(10);
 
 /// An embedded MQTT 3.1.1 broker. Cheap to clone; clones share sessions and counters.
 ///
@@ -69,6 +82,7 @@ impl Broker {
         );
         Ok(Broker {
             shared: Arc::new(Shared {
+                auth: AuthGate::new(&config),
                 config,
                 policy,
                 stats,
@@ -110,7 +124,7 @@ impl Broker {
     where
         S: AsyncRead + AsyncWrite + Send + 'static,
     {
-        connection::serve(self.shared.clone(), stream, shutdown).await;
+        connection::serve(self.shared.clone(), stream, None, shutdown).await;
     }
 }
 
@@ -134,9 +148,15 @@ impl Listener {
         let tracker = TaskTracker::new();
         let max_connections = self.broker.shared.config.max_connections;
         tracing::info!(addr = %self.local_addr, "MQTT broker listening");
+        let mut sweep = tokio::time::interval(SWEEP_PERIOD);
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let accepted = tokio::select! {
                 _ = shutdown.cancelled() => break,
+                _ = sweep.tick() => {
+                    self.broker.shared.sweep();
+                    continue;
+                }
                 accepted = self.listener.accept() => accepted,
             };
             let (socket, peer) = match accepted {
@@ -161,7 +181,7 @@ impl Listener {
             let shutdown = shutdown.clone();
             tracker.spawn(async move {
                 tracing::debug!(%peer, "connection accepted");
-                connection::serve(shared, socket, shutdown).await;
+                connection::serve(shared, socket, Some(peer.ip()), shutdown).await;
             });
         }
         drop(self.listener);

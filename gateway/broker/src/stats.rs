@@ -2,56 +2,65 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-/// The broker's counters, updated as it runs. Read them with [`Stats::snapshot`].
-#[derive(Debug, Default)]
-pub struct Stats {
-    connections_current: AtomicU64,
-    connections_total: AtomicU64,
-    connects_refused: AtomicU64,
-    messages_in: AtomicU64,
-    messages_out: AtomicU64,
-    acl_denied: AtomicU64,
-    queued_dropped: AtomicU64,
-    protocol_errors: AtomicU64,
+/// Declares the counters once: the live atomics in [`Stats`], the plain copy in
+/// [`StatsSnapshot`] and the copy between them, so that neither can miss one.
+macro_rules! counters {
+    ($( $(#[$doc:meta])* $name:ident, )*) => {
+        /// The broker's counters, updated as it runs. Read them with [`Stats::snapshot`].
+        #[derive(Debug, Default)]
+        pub struct Stats {
+            $( $name: AtomicU64, )*
+        }
+
+        /// The counters at one moment. Names without `current`, `pending`, `sessions` or
+        /// `queued_bytes` count events since the broker started; those are gauges.
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+        pub struct StatsSnapshot {
+            $( $(#[$doc])* pub $name: u64, )*
+        }
+
+        impl Stats {
+            /// The counters now.
+            pub fn snapshot(&self) -> StatsSnapshot {
+                StatsSnapshot {
+                    $( $name: self.$name.load(Relaxed), )*
+                }
+            }
+        }
+    };
 }
 
-/// The counters at one moment.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct StatsSnapshot {
+counters! {
     /// Clients connected now (past CONNACK).
-    pub connections_current: u64,
+    connections_current,
     /// Clients accepted (CONNACK 0) since the broker started.
-    pub connections_total: u64,
-    /// Connections refused: bad credentials, not authorized, wrong protocol version, client id
-    /// in use by another identity, or too many connections.
-    pub connects_refused: u64,
+    connections_total,
+    /// Connections refused, whatever the reason: bad credentials, not authorized, wrong
+    /// protocol version, a client id the policy or the service holds, or any limit below.
+    /// The `refused_*` counters break some of these down.
+    connects_refused,
     /// PUBLISH packets received from clients, including refused ones and wills.
-    pub messages_in: u64,
+    messages_in,
     /// PUBLISH packets sent to clients, including retransmissions.
-    pub messages_out: u64,
+    messages_out,
     /// Publishes, wills and subscriptions refused by the policy.
-    pub acl_denied: u64,
-    /// Messages dropped from a full session queue.
-    pub queued_dropped: u64,
+    acl_denied,
+    /// Messages dropped from a session queue that held `max_queued` messages.
+    queued_dropped,
     /// Connections closed for breaking the protocol, including oversized packets.
-    pub protocol_errors: u64,
+    protocol_errors,
+    /// Password checks run ([`Policy::authenticate`](crate::Policy::authenticate) calls).
+    auth_checks,
+    /// CONNECTs refused with CONNACK 3 because no password check was free within
+    /// `auth_wait_ms` (`max_concurrent_auth` were running).
+    refused_auth_busy,
+    /// CONNECTs refused with CONNACK 3, without a password check, because their address or
+    /// their user name from that address failed too often (`auth_failures_per_address`,
+    /// `auth_failures_per_user`).
+    refused_auth_throttled,
 }
 
 impl Stats {
-    /// The counters now.
-    pub fn snapshot(&self) -> StatsSnapshot {
-        StatsSnapshot {
-            connections_current: self.connections_current.load(Relaxed),
-            connections_total: self.connections_total.load(Relaxed),
-            connects_refused: self.connects_refused.load(Relaxed),
-            messages_in: self.messages_in.load(Relaxed),
-            messages_out: self.messages_out.load(Relaxed),
-            acl_denied: self.acl_denied.load(Relaxed),
-            queued_dropped: self.queued_dropped.load(Relaxed),
-            protocol_errors: self.protocol_errors.load(Relaxed),
-        }
-    }
-
     pub(crate) fn connected(&self) {
         self.connections_current.fetch_add(1, Relaxed);
         self.connections_total.fetch_add(1, Relaxed);
@@ -83,5 +92,21 @@ impl Stats {
 
     pub(crate) fn protocol_error(&self) {
         self.protocol_errors.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn auth_checked(&self) {
+        self.auth_checks.fetch_add(1, Relaxed);
+    }
+
+    /// A CONNECT refused for want of a free password check; also counted as refused.
+    pub(crate) fn auth_busy(&self) {
+        self.refused_auth_busy.fetch_add(1, Relaxed);
+        self.refused();
+    }
+
+    /// A CONNECT refused by the failure throttle; also counted as refused.
+    pub(crate) fn auth_throttled(&self) {
+        self.refused_auth_throttled.fetch_add(1, Relaxed);
+        self.refused();
     }
 }
