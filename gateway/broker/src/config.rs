@@ -31,6 +31,16 @@ pub struct BrokerConfig {
     /// Most clients connected at once; further connections are closed at once and counted as
     /// refused. Default 10000.
     pub max_connections: usize,
+    /// Most connections that have not yet completed CONNECT/CONNACK (the TLS handshake, the
+    /// CONNECT, the password check). A socket accepted beyond this is closed at once and
+    /// counted, so that idle or slow sockets cannot take the slots nodes need. Default 256.
+    pub max_pending_connections: usize,
+    /// Most connections, pending or established, from one source address (an IPv6 address
+    /// counts as its /64); more are closed at once and counted. Loopback counts like any other
+    /// address: tests that open many connections from one machine raise this. A county whose
+    /// nodes reach the gateway through one carrier NAT address needs it above its node count.
+    /// Default 64.
+    pub max_connections_per_address: usize,
     /// Password checks ([`Policy::authenticate`](crate::Policy::authenticate)) running at once,
     /// on tokio's blocking pool. A check may be slow and large on purpose (the gateway's argon2
     /// takes tens of milliseconds and about 19 MiB), so this is what bounds the CPU and memory
@@ -64,6 +74,8 @@ impl Default for BrokerConfig {
             max_keep_alive_s: 3600,
             connect_timeout_s: 10,
             max_connections: 10_000,
+            max_pending_connections: 256,
+            max_connections_per_address: 64,
             max_concurrent_auth: 4,
             auth_wait_ms: 2000,
             auth_failures_per_address: 30,
@@ -107,6 +119,11 @@ impl BrokerConfig {
             ("max_keep_alive_s", self.max_keep_alive_s as usize),
             ("connect_timeout_s", self.connect_timeout_s as usize),
             ("max_connections", self.max_connections),
+            ("max_pending_connections", self.max_pending_connections),
+            (
+                "max_connections_per_address",
+                self.max_connections_per_address,
+            ),
             ("max_concurrent_auth", self.max_concurrent_auth),
             ("auth_wait_ms", self.auth_wait_ms as usize),
             (

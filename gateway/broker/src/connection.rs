@@ -18,7 +18,7 @@ use tokio::time::{sleep_until, timeout, Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn, Instrument};
 
-use crate::admission::address_key;
+use crate::admission::{address_key, Slots};
 use crate::policy::{Identity, Refusal};
 use crate::server::Shared;
 use crate::session::{Attachment, Message};
@@ -72,10 +72,13 @@ enum First {
 }
 
 /// Serves one client, from `peer` if known, until it leaves or `shutdown` is cancelled.
+/// `slots` are what the listener reserved for it (released as the connection ends; the
+/// pending one at CONNACK).
 pub(crate) async fn serve<S>(
     shared: Arc<Shared>,
     stream: S,
     peer: Option<IpAddr>,
+    mut slots: Option<Slots>,
     shutdown: CancellationToken,
 ) where
     S: AsyncRead + AsyncWrite + Send + 'static,
@@ -113,6 +116,9 @@ pub(crate) async fn serve<S>(
     let Some(client) = admit(&shared, connect, address_key(peer), &mut writer).await else {
         return;
     };
+    if let Some(slots) = &mut slots {
+        slots.logged_in();
+    }
     let span = tracing::info_span!("mqtt", client_id = %client.client_id, who = %client.identity);
     let client_id = client.client_id.clone();
     let conn_id = client.conn_id;
@@ -139,6 +145,7 @@ pub(crate) async fn serve<S>(
         }
         shared.router.disconnect(&client_id, conn_id, publish_will);
         shared.stats.disconnected();
+        drop(slots);
     }
     .instrument(span)
     .await;

@@ -12,6 +12,7 @@ use tokio::net::{TcpListener, ToSocketAddrs};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::admission::{Admission, Slots};
 use crate::auth::AuthGate;
 use crate::config::{BrokerConfig, ConfigError};
 use crate::connection;
@@ -26,6 +27,7 @@ pub(crate) struct Shared {
     pub stats: Arc<Stats>,
     pub router: Router,
     pub auth: AuthGate,
+    pub admission: Arc<Admission>,
     /// Source of connection ids and of generated client ids.
     pub next_id: AtomicU64,
 }
@@ -83,6 +85,7 @@ impl Broker {
         Ok(Broker {
             shared: Arc::new(Shared {
                 auth: AuthGate::new(&config),
+                admission: Arc::new(Admission::new(&config, stats.clone())),
                 config,
                 policy,
                 stats,
@@ -118,13 +121,17 @@ impl Broker {
         })
     }
 
-    /// Serves one client on an already accepted stream (a TLS stream the caller terminated,
-    /// an in-process pipe), until the client leaves or `shutdown` is cancelled.
+    /// Serves one client on an already accepted stream (an in-process pipe, a stream the
+    /// caller accepted itself), until the client leaves or `shutdown` is cancelled.
+    ///
+    /// The caller is the one to bound such connections: they are not counted against
+    /// `max_connections`, `max_pending_connections` or `max_connections_per_address`, and
+    /// their failed logins all count against one unknown address.
     pub async fn serve_connection<S>(&self, stream: S, shutdown: CancellationToken)
     where
         S: AsyncRead + AsyncWrite + Send + 'static,
     {
-        connection::serve(self.shared.clone(), stream, None, shutdown).await;
+        connection::serve(self.shared.clone(), stream, None, None, shutdown).await;
     }
 }
 
@@ -175,13 +182,22 @@ impl Listener {
                 self.broker.shared.stats.refused();
                 continue;
             }
+            let slots: Slots = match self.broker.shared.admission.admit(peer.ip()) {
+                Ok(slots) => slots,
+                Err(why) => {
+                    // Debug, not warn: a flood of these would flood the log too; the counters
+                    // say how many.
+                    tracing::debug!(%peer, ?why, "closing a new connection at once");
+                    continue;
+                }
+            };
             // Small packets (acks) must not wait for Nagle's algorithm.
             let _ = socket.set_nodelay(true);
             let shared = self.broker.shared.clone();
             let shutdown = shutdown.clone();
             tracker.spawn(async move {
                 tracing::debug!(%peer, "connection accepted");
-                connection::serve(shared, socket, Some(peer.ip()), shutdown).await;
+                connection::serve(shared, socket, Some(peer.ip()), Some(slots), shutdown).await;
             });
         }
         drop(self.listener);

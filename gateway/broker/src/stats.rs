@@ -49,6 +49,12 @@ counters! {
     queued_dropped,
     /// Connections closed for breaking the protocol, including oversized packets.
     protocol_errors,
+    /// Connections accepted that have not yet completed CONNECT/CONNACK (a gauge).
+    connections_pending,
+    /// Sockets closed at once because `max_pending_connections` were pending.
+    refused_pending_limit,
+    /// Sockets closed at once because their address had `max_connections_per_address`.
+    refused_address_limit,
     /// Password checks run ([`Policy::authenticate`](crate::Policy::authenticate) calls).
     auth_checks,
     /// CONNECTs refused with CONNACK 3 because no password check was free within
@@ -96,6 +102,26 @@ impl Stats {
 
     pub(crate) fn auth_checked(&self) {
         self.auth_checks.fetch_add(1, Relaxed);
+    }
+
+    /// A socket closed at accept because too many were pending; also counted as refused.
+    pub(crate) fn pending_limit(&self) {
+        self.refused_pending_limit.fetch_add(1, Relaxed);
+        self.refused();
+    }
+
+    /// A socket closed at accept because its address had too many; also counted as refused.
+    pub(crate) fn address_limit(&self) {
+        self.refused_address_limit.fetch_add(1, Relaxed);
+        self.refused();
+    }
+
+    pub(crate) fn pending_opened(&self) {
+        self.connections_pending.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn pending_closed(&self) {
+        self.connections_pending.fetch_sub(1, Relaxed);
     }
 
     /// A CONNECT refused for want of a free password check; also counted as refused.
