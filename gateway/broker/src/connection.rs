@@ -20,6 +20,7 @@ use tracing::{debug, info, warn, Instrument};
 
 use crate::admission::{address_key, Slots};
 use crate::policy::{Identity, Refusal};
+use crate::router::SessionId;
 use crate::server::Shared;
 use crate::session::{Attachment, Message};
 use crate::topic_filter::{valid_filter, valid_topic};
@@ -120,7 +121,7 @@ pub(crate) async fn serve<S>(
         slots.logged_in();
     }
     let span = tracing::info_span!("mqtt", client_id = %client.client_id, who = %client.identity);
-    let client_id = client.client_id.clone();
+    let session = client.session;
     let conn_id = client.conn_id;
     shared.stats.connected();
     let mut conn = Connection {
@@ -143,7 +144,7 @@ pub(crate) async fn serve<S>(
             Exit::Disconnect | Exit::Shutdown => debug!(%exit, "connection closed"),
             _ => info!(%exit, "connection closed"),
         }
-        shared.router.disconnect(&client_id, conn_id, publish_will);
+        shared.router.disconnect(session, conn_id, publish_will);
         shared.stats.disconnected();
         drop(slots);
     }
@@ -199,6 +200,7 @@ async fn refuse<W: AsyncWrite + Unpin>(writer: &mut W, code: ConnectReturnCode) 
 struct Client {
     client_id: Arc<str>,
     identity: Identity,
+    session: SessionId,
     conn_id: u64,
     notify: Arc<Notify>,
     kick: CancellationToken,
@@ -295,6 +297,13 @@ async fn admit<W: AsyncWrite + Unpin>(
         }
     };
 
+    if !shared.policy.may_use_client_id(&identity, &client_id) {
+        warn!(client_id = %client_id, %identity, "refused: the client id is reserved to another identity");
+        shared.stats.refused();
+        refuse(writer, ConnectReturnCode::NotAuthorized).await;
+        return None;
+    }
+
     let notify = Arc::new(Notify::new());
     let kick = CancellationToken::new();
     let attachment = Attachment {
@@ -303,20 +312,21 @@ async fn admit<W: AsyncWrite + Unpin>(
         kick: kick.clone(),
         will: connect.last_will,
     };
-    let present = match shared.router.connect(
+    let attached = match shared.router.connect(
         &client_id,
         &identity,
         connect.clean_session,
         attachment,
     ) {
-        Ok(present) => present,
+        Ok(attached) => attached,
         Err(_in_use) => {
-            warn!(client_id = %client_id, %identity, "refused: the client id belongs to another identity's session");
+            warn!(client_id = %client_id, %identity, "refused: the client id belongs to the service's session");
             shared.stats.refused();
             refuse(writer, ConnectReturnCode::NotAuthorized).await;
             return None;
         }
     };
+    let present = attached.present;
     let mut buf = BytesMut::new();
     write_packet(
         &mut buf,
@@ -324,13 +334,14 @@ async fn admit<W: AsyncWrite + Unpin>(
     );
     if let Err(e) = writer.write_all(&buf).await {
         debug!(error = %e, "client left before CONNACK");
-        shared.router.disconnect(&client_id, conn_id, true);
+        shared.router.disconnect(attached.session, conn_id, true);
         return None;
     }
     info!(client_id = %client_id, %identity, session_present = present, "client connected");
     Some(Client {
         client_id,
         identity,
+        session: attached.session,
         conn_id,
         notify,
         kick,
@@ -363,7 +374,7 @@ impl<S: AsyncRead + AsyncWrite> Connection<S> {
         loop {
             if self.want_fill && self.wbuf.len() < WRITE_BATCH {
                 match self.shared.router.fill(
-                    &self.client.client_id,
+                    self.client.session,
                     self.client.conn_id,
                     &mut self.wbuf,
                     WRITE_BATCH,
@@ -418,20 +429,20 @@ impl<S: AsyncRead + AsyncWrite> Connection<S> {
 
     fn handle(&mut self, packet: Packet) -> Result<(), Exit> {
         let shared = &self.shared;
-        let (client_id, conn) = (&*self.client.client_id, self.client.conn_id);
+        let (session, conn) = (self.client.session, self.client.conn_id);
         match packet {
             Packet::Publish(publish) => self.publish(publish)?,
             Packet::PubAck(ack) => {
                 shared
                     .router
-                    .acked(client_id, conn, ack.pkid)
+                    .acked(session, conn, ack.pkid)
                     .map_err(|_| Exit::TakenOver)?;
                 self.want_fill = true;
             }
             Packet::PubRel(rel) => {
                 shared
                     .router
-                    .qos2_released(client_id, conn, rel.pkid)
+                    .qos2_released(session, conn, rel.pkid)
                     .map_err(|_| Exit::TakenOver)?;
                 write_packet(&mut self.wbuf, Packet::PubComp(PubComp::new(rel.pkid)));
             }
@@ -443,7 +454,7 @@ impl<S: AsyncRead + AsyncWrite> Connection<S> {
             Packet::Unsubscribe(unsubscribe) => {
                 shared
                     .router
-                    .unsubscribe(client_id, conn, &unsubscribe.topics)
+                    .unsubscribe(session, conn, &unsubscribe.topics)
                     .map_err(|_| Exit::TakenOver)?;
                 write_packet(
                     &mut self.wbuf,
@@ -479,7 +490,7 @@ impl<S: AsyncRead + AsyncWrite> Connection<S> {
             QoS::AtMostOnce | QoS::AtLeastOnce => true,
             QoS::ExactlyOnce => shared
                 .router
-                .qos2_received(&self.client.client_id, self.client.conn_id, publish.pkid)
+                .qos2_received(self.client.session, self.client.conn_id, publish.pkid)
                 .map_err(|e| match e {
                     Some(_) => Exit::TakenOver,
                     None => Exit::Protocol("too many unreleased QoS 2 messages".into()),
@@ -530,7 +541,7 @@ impl<S: AsyncRead + AsyncWrite> Connection<S> {
         }
         let codes = shared
             .router
-            .subscribe(&self.client.client_id, self.client.conn_id, filters)
+            .subscribe(self.client.session, self.client.conn_id, filters)
             .map_err(|_| Exit::TakenOver)?;
         write_packet(
             &mut self.wbuf,

@@ -65,6 +65,16 @@ pub trait Policy: Send + Sync + 'static {
         password: Option<&[u8]>,
     ) -> Result<Identity, Refusal>;
 
+    /// Whether `who` may use `client_id`; a client that may not is refused with CONNACK 5.
+    ///
+    /// The broker keeps sessions apart by identity whatever this says (a client id names a
+    /// session only together with the identity that made it), so this is for client ids a
+    /// policy reserves by name. Allows every client id unless implemented.
+    fn may_use_client_id(&self, who: &Identity, client_id: &str) -> bool {
+        let _ = (who, client_id);
+        true
+    }
+
     /// Whether `who` may publish to `topic` (a valid topic name, no wildcards).
     fn may_publish(&self, who: &Identity, topic: &str) -> bool;
 

@@ -105,7 +105,7 @@ impl Broker {
         self.shared.stats.clone()
     }
 
-    /// Whether a session is kept for `client_id`, connected or not.
+    /// Whether a session of any identity is kept for `client_id`, connected or not.
     pub fn has_session(&self, client_id: &str) -> bool {
         self.shared.router.has_session(client_id)
     }
