@@ -22,6 +22,18 @@ pub struct BrokerConfig {
     /// Most messages waiting in one session's queue (online or offline); when it is full the
     /// oldest is dropped and counted. Default 250000.
     pub max_queued: usize,
+    /// Seconds a persistent session (clean session off) is kept after its client disconnected;
+    /// then it ends with its subscriptions and queue. Default 604800 (7 days): a node's 4G
+    /// link may be down for days (a long outage, a holiday, a technician's next round), and
+    /// its session holds the acks and configs published meanwhile. Nothing is lost when a
+    /// session expires all the same: the node keeps its readings in flash until acknowledged
+    /// and republishes them, it subscribes again at each connection, and its config is
+    /// retained.
+    pub session_expiry_s: u32,
+    /// Most persistent sessions one identity (user name) may hold. A new one beyond this ends
+    /// the identity's session that has been offline longest; if all are connected, the
+    /// CONNECT is refused with CONNACK 3. A node needs one, the gateway two. Default 8.
+    pub max_sessions_per_identity: usize,
     /// Longest keep alive the broker honours, in seconds. A client asking for more, or for 0
     /// (no keep alive), is held to this, so a dead link is noticed. A client is disconnected
     /// after 1.5 times its keep alive without a packet. Default 3600.
@@ -71,6 +83,8 @@ impl Default for BrokerConfig {
             max_packet_size: 64 * 1024,
             max_inflight: 100,
             max_queued: 250_000,
+            session_expiry_s: 7 * 24 * 3600,
+            max_sessions_per_identity: 8,
             max_keep_alive_s: 3600,
             connect_timeout_s: 10,
             max_connections: 10_000,
@@ -116,6 +130,8 @@ impl BrokerConfig {
         let non_zero = [
             ("max_inflight", self.max_inflight as usize),
             ("max_queued", self.max_queued),
+            ("session_expiry_s", self.session_expiry_s as usize),
+            ("max_sessions_per_identity", self.max_sessions_per_identity),
             ("max_keep_alive_s", self.max_keep_alive_s as usize),
             ("connect_timeout_s", self.connect_timeout_s as usize),
             ("max_connections", self.max_connections),
@@ -155,6 +171,11 @@ impl BrokerConfig {
     /// How long a new connection has to send its CONNECT.
     pub fn connect_timeout(&self) -> Duration {
         Duration::from_secs(self.connect_timeout_s.into())
+    }
+
+    /// How long a persistent session is kept after its client disconnected.
+    pub fn session_expiry(&self) -> Duration {
+        Duration::from_secs(self.session_expiry_s.into())
     }
 
     /// How long a CONNECT waits for a free password check.

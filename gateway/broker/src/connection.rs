@@ -20,7 +20,7 @@ use tracing::{debug, info, warn, Instrument};
 
 use crate::admission::{address_key, Slots};
 use crate::policy::{Identity, Refusal};
-use crate::router::SessionId;
+use crate::router::{NotAttached, SessionId};
 use crate::server::Shared;
 use crate::session::{Attachment, Message};
 use crate::topic_filter::{valid_filter, valid_topic};
@@ -319,10 +319,15 @@ async fn admit<W: AsyncWrite + Unpin>(
         attachment,
     ) {
         Ok(attached) => attached,
-        Err(_in_use) => {
+        Err(NotAttached::ClientIdInUse) => {
             warn!(client_id = %client_id, %identity, "refused: the client id belongs to the service's session");
             shared.stats.refused();
             refuse(writer, ConnectReturnCode::NotAuthorized).await;
+            return None;
+        }
+        Err(NotAttached::TooManySessions) => {
+            shared.stats.session_limit();
+            refuse(writer, ConnectReturnCode::ServiceUnavailable).await;
             return None;
         }
     };

@@ -9,11 +9,14 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use bytes::BytesMut;
 use rumqttc::mqttbytes::v4::{LastWill, SubscribeReasonCode};
 use rumqttc::mqttbytes::QoS;
+use tokio::time::Instant;
 
+use crate::config::BrokerConfig;
 use crate::policy::{Identity, Policy};
 use crate::retained::RetainedStore;
 use crate::session::{min_qos, Attachment, Delivery, Filled, Message, Session};
@@ -27,9 +30,14 @@ const MAX_QOS: QoS = QoS::AtLeastOnce;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct TakenOver;
 
-/// A client id held by a session of the service.
+/// Why a connection was not attached to a session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct ClientIdInUse;
+pub(crate) enum NotAttached {
+    /// The client id is held by a session of the service.
+    ClientIdInUse,
+    /// The identity has `max_sessions_per_identity` persistent sessions, all connected.
+    TooManySessions,
+}
 
 /// Names a session for as long as it exists; never reused.
 pub(crate) type SessionId = u64;
@@ -47,6 +55,8 @@ struct State {
     sessions: HashMap<SessionId, Session>,
     /// Each client id's sessions, one per identity using it: nearly always just one.
     by_client_id: HashMap<Arc<str>, Vec<SessionId>>,
+    /// Each identity's persistent sessions.
+    persistent: HashMap<Identity, Vec<SessionId>>,
     next_session: SessionId,
     subscriptions: SubscriptionIndex,
     retained: RetainedStore,
@@ -70,6 +80,8 @@ pub(crate) struct Router {
     stats: Arc<Stats>,
     max_queued: usize,
     max_inflight: usize,
+    session_expiry: Duration,
+    max_sessions_per_identity: usize,
 }
 
 impl std::fmt::Debug for Router {
@@ -82,18 +94,15 @@ impl std::fmt::Debug for Router {
 }
 
 impl Router {
-    pub fn new(
-        policy: Arc<dyn Policy>,
-        stats: Arc<Stats>,
-        max_queued: usize,
-        max_inflight: usize,
-    ) -> Self {
+    pub fn new(policy: Arc<dyn Policy>, stats: Arc<Stats>, config: &BrokerConfig) -> Self {
         Router {
             state: Mutex::default(),
             policy,
             stats,
-            max_queued,
-            max_inflight,
+            max_queued: config.max_queued,
+            max_inflight: config.max_inflight.into(),
+            session_expiry: config.session_expiry(),
+            max_sessions_per_identity: config.max_sessions_per_identity,
         }
     }
 
@@ -109,68 +118,77 @@ impl Router {
     /// service login ends any other identity's session with its client id (so that no node
     /// can keep the gateway's own client out), and that no other identity may use a client
     /// id while a service session holds it.
+    ///
+    /// A new persistent session beyond the identity's `max_sessions_per_identity` ends the
+    /// one of its sessions that has been offline longest, or is refused if all are connected.
     pub fn connect(
         &self,
         client_id: &Arc<str>,
         identity: &Identity,
         clean: bool,
         attachment: Attachment,
-    ) -> Result<Attached, ClientIdInUse> {
+    ) -> Result<Attached, NotAttached> {
+        let now = Instant::now();
         let mut guard = self.lock();
         let state = &mut *guard;
         let namesakes = state.with_client_id(client_id);
         let is_service = matches!(identity, Identity::Service { .. });
+
+        // First everything that may refuse, so that a refused CONNECT changes nothing.
         let mut own = None;
-        for sid in namesakes {
-            let session = state
-                .sessions
-                .get_mut(&sid)
-                .expect("indexed sessions exist");
-            if session.identity == *identity {
-                own = Some(sid);
-            } else if is_service {
+        for sid in &namesakes {
+            let holder = &state.sessions[sid].identity;
+            if holder == identity {
+                own = Some(*sid);
+            } else if !is_service && matches!(holder, Identity::Service { .. }) {
+                return Err(NotAttached::ClientIdInUse);
+            }
+        }
+        // An expired session is no session, even if the sweep has not ended it yet.
+        if let Some(sid) = own.filter(|sid| state.sessions[sid].expired(now, self.session_expiry)) {
+            tracing::info!(client_id = %client_id, %identity, "persistent session expired");
+            self.remove_session(state, sid);
+            self.stats.expired(1);
+            own = None;
+        }
+        let resumes = !clean && own.is_some_and(|sid| !state.sessions[&sid].clean);
+        if !clean && !resumes {
+            self.make_room(state, identity)?;
+        }
+
+        if is_service {
+            for sid in namesakes {
+                let Some(session) = state.sessions.get_mut(&sid) else {
+                    continue;
+                };
+                if session.identity == *identity {
+                    continue;
+                }
                 tracing::warn!(client_id = %client_id, holder = %session.identity, "a service login takes back its client id");
-                if let Some(previous) = session.attachment.take() {
+                if let Some(previous) = session.detach() {
                     previous.kick.cancel();
                 }
                 self.remove_session(state, sid);
-            } else if matches!(session.identity, Identity::Service { .. }) {
-                return Err(ClientIdInUse);
             }
         }
-        let mut present = false;
         if let Some(sid) = own {
             let old = state.sessions.get_mut(&sid).expect("looked up above");
-            if let Some(previous) = old.attachment.take() {
+            if let Some(previous) = old.detach() {
                 tracing::info!(client_id = %client_id, "session taken over by a new connection");
                 previous.kick.cancel();
                 if let Some(will) = previous.will {
                     self.publish_will(state, identity, client_id, will);
                 }
             }
-            let old = state.sessions.get(&sid).expect("looked up above");
-            if clean || old.clean {
+            if !resumes {
                 self.remove_session(state, sid);
-            } else {
-                present = true;
             }
         }
         let sid = match own {
-            Some(sid) if present => sid,
-            _ => {
-                state.next_session += 1;
-                let sid = state.next_session;
-                let session = Session::new(client_id.clone(), identity.clone(), clean);
-                state.sessions.insert(sid, session);
-                state
-                    .by_client_id
-                    .entry(client_id.clone())
-                    .or_default()
-                    .push(sid);
-                sid
-            }
+            Some(sid) if resumes => sid,
+            _ => self.new_session(state, client_id, identity, clean),
         };
-        let session = state.sessions.get_mut(&sid).expect("inserted above");
+        let session = state.sessions.get_mut(&sid).expect("exists");
         session.attach(attachment);
         if let Some(a) = &session.attachment {
             // Whatever was queued while offline is sent at once.
@@ -178,8 +196,61 @@ impl Router {
         }
         Ok(Attached {
             session: sid,
-            present,
+            present: resumes,
         })
+    }
+
+    /// Makes room for one more persistent session of `identity`: ends its session offline
+    /// longest if it has its maximum, or says that all of them are connected.
+    fn make_room(&self, state: &mut State, identity: &Identity) -> Result<(), NotAttached> {
+        let Some(mine) = state.persistent.get(identity) else {
+            return Ok(());
+        };
+        if mine.len() < self.max_sessions_per_identity {
+            return Ok(());
+        }
+        let oldest_offline = mine
+            .iter()
+            .map(|sid| (*sid, &state.sessions[sid]))
+            .filter(|(_, s)| s.attachment.is_none())
+            .min_by_key(|(_, s)| s.last_seen)
+            .map(|(sid, _)| sid);
+        let Some(sid) = oldest_offline else {
+            tracing::warn!(%identity, max = self.max_sessions_per_identity, "refused: every persistent session of this identity is connected");
+            return Err(NotAttached::TooManySessions);
+        };
+        let client_id = &state.sessions[&sid].client_id;
+        tracing::info!(%identity, client_id = %client_id, max = self.max_sessions_per_identity, "too many persistent sessions: ending the one offline longest");
+        self.remove_session(state, sid);
+        self.stats.evicted();
+        Ok(())
+    }
+
+    fn new_session(
+        &self,
+        state: &mut State,
+        client_id: &Arc<str>,
+        identity: &Identity,
+        clean: bool,
+    ) -> SessionId {
+        state.next_session += 1;
+        let sid = state.next_session;
+        let session = Session::new(client_id.clone(), identity.clone(), clean);
+        state.sessions.insert(sid, session);
+        state
+            .by_client_id
+            .entry(client_id.clone())
+            .or_default()
+            .push(sid);
+        if !clean {
+            state
+                .persistent
+                .entry(identity.clone())
+                .or_default()
+                .push(sid);
+        }
+        self.stats.set_sessions(state.sessions.len());
+        sid
     }
 
     /// Detaches connection `conn` from its session: publishes the will unless the client said
@@ -193,7 +264,7 @@ impl Router {
         if session.attachment.as_ref().map(|a| a.id) != Some(conn) {
             return;
         }
-        let attachment = session.attachment.take().expect("checked above");
+        let attachment = session.detach().expect("checked above");
         let identity = session.identity.clone();
         let client_id = session.client_id.clone();
         let clean = session.clean;
@@ -207,10 +278,31 @@ impl Router {
         }
     }
 
+    /// Ends every persistent session whose client has been away `session_expiry`.
+    pub fn sweep(&self, now: Instant) {
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let expired: Vec<SessionId> = state
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.expired(now, self.session_expiry))
+            .map(|(sid, _)| *sid)
+            .collect();
+        if expired.is_empty() {
+            return;
+        }
+        tracing::info!(sessions = expired.len(), "persistent sessions expired");
+        self.stats.expired(expired.len() as u64);
+        for sid in expired {
+            self.remove_session(state, sid);
+        }
+    }
+
     fn remove_session(&self, state: &mut State, sid: SessionId) {
         let Some(session) = state.sessions.remove(&sid) else {
             return;
         };
+        self.stats.set_sessions(state.sessions.len());
         for filter in session.subscriptions.keys() {
             state.subscriptions.remove(filter, sid);
         }
@@ -218,6 +310,14 @@ impl Router {
             ids.retain(|id| *id != sid);
             if ids.is_empty() {
                 state.by_client_id.remove(&session.client_id);
+            }
+        }
+        if !session.clean {
+            if let Some(ids) = state.persistent.get_mut(&session.identity) {
+                ids.retain(|id| *id != sid);
+                if ids.is_empty() {
+                    state.persistent.remove(&session.identity);
+                }
             }
         }
     }

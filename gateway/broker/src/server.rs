@@ -37,6 +37,7 @@ impl Shared {
     fn sweep(&self) {
         let now = tokio::time::Instant::now();
         self.auth.prune(now);
+        self.router.sweep(now);
     }
 }
 
@@ -76,12 +77,7 @@ impl Broker {
     pub fn new(config: BrokerConfig, policy: Arc<dyn Policy>) -> Result<Self, ConfigError> {
         config.validate()?;
         let stats = Arc::new(Stats::default());
-        let router = Router::new(
-            policy.clone(),
-            stats.clone(),
-            config.max_queued,
-            config.max_inflight.into(),
-        );
+        let router = Router::new(policy.clone(), stats.clone(), &config);
         Ok(Broker {
             shared: Arc::new(Shared {
                 auth: AuthGate::new(&config),

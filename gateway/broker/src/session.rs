@@ -8,6 +8,7 @@ use bytes::{Bytes, BytesMut};
 use rumqttc::mqttbytes::v4::LastWill;
 use rumqttc::mqttbytes::QoS;
 use tokio::sync::Notify;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::policy::Identity;
@@ -77,6 +78,8 @@ pub(crate) struct Session {
     /// Packet ids of QoS 2 messages received and routed but not yet released by PUBREL.
     pub incoming_qos2: HashSet<u16>,
     pub attachment: Option<Attachment>,
+    /// When a connection last attached or detached.
+    pub last_seen: Instant,
     queue: VecDeque<Delivery>,
     /// Sent QoS 1 messages awaiting PUBACK, oldest first.
     inflight: VecDeque<Inflight>,
@@ -96,6 +99,7 @@ impl Session {
             subscriptions: HashMap::new(),
             incoming_qos2: HashSet::new(),
             attachment: None,
+            last_seen: Instant::now(),
             queue: VecDeque::new(),
             inflight: VecDeque::new(),
             inflight_sent: 0,
@@ -124,6 +128,11 @@ impl Session {
         dropped
     }
 
+    /// Whether the session is persistent, offline, and was last seen `expiry` or more ago.
+    pub fn expired(&self, now: Instant, expiry: std::time::Duration) -> bool {
+        !self.clean && self.attachment.is_none() && now.duration_since(self.last_seen) >= expiry
+    }
+
     /// Messages waiting to be sent.
     #[cfg(test)]
     pub fn queued(&self) -> usize {
@@ -134,7 +143,14 @@ impl Session {
     /// again, with DUP set.
     pub fn attach(&mut self, attachment: Attachment) {
         self.attachment = Some(attachment);
+        self.last_seen = Instant::now();
         self.inflight_sent = 0;
+    }
+
+    /// Stops serving the session on its connection; returns that connection's attachment.
+    pub fn detach(&mut self) -> Option<Attachment> {
+        self.last_seen = Instant::now();
+        self.attachment.take()
     }
 
     /// Removes the message acknowledged by PUBACK `pkid`; false if none had that id.

@@ -55,6 +55,16 @@ counters! {
     refused_pending_limit,
     /// Sockets closed at once because their address had `max_connections_per_address`.
     refused_address_limit,
+    /// Sessions kept now, connected or not (a gauge).
+    sessions,
+    /// Persistent sessions ended because their client stayed away `session_expiry_s`.
+    sessions_expired,
+    /// Persistent sessions ended to make room for a new one of the same identity
+    /// (`max_sessions_per_identity`).
+    sessions_evicted,
+    /// CONNECTs refused with CONNACK 3 because their identity's `max_sessions_per_identity`
+    /// persistent sessions were all connected.
+    refused_session_limit,
     /// Password checks run ([`Policy::authenticate`](crate::Policy::authenticate) calls).
     auth_checks,
     /// CONNECTs refused with CONNACK 3 because no password check was free within
@@ -98,6 +108,25 @@ impl Stats {
 
     pub(crate) fn protocol_error(&self) {
         self.protocol_errors.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn set_sessions(&self, n: usize) {
+        self.sessions.store(n as u64, Relaxed);
+    }
+
+    pub(crate) fn expired(&self, n: u64) {
+        self.sessions_expired.fetch_add(n, Relaxed);
+    }
+
+    pub(crate) fn evicted(&self) {
+        self.sessions_evicted.fetch_add(1, Relaxed);
+    }
+
+    /// A CONNECT refused because its identity's sessions are all connected; also counted as
+    /// refused.
+    pub(crate) fn session_limit(&self) {
+        self.refused_session_limit.fetch_add(1, Relaxed);
+        self.refused();
     }
 
     pub(crate) fn auth_checked(&self) {
