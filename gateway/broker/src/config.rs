@@ -22,6 +22,26 @@ pub struct BrokerConfig {
     /// Most messages waiting in one session's queue (online or offline); when it is full the
     /// oldest is dropped and counted. Default 250000.
     pub max_queued: usize,
+    /// Most bytes (topic and payload) of the messages waiting in one session's queue; when a
+    /// new one would pass this the oldest are dropped and counted. At least `max_packet_size`.
+    /// Default 67108864 (64 MiB: a week's backlog of a 38-terminal county is about 18 MiB).
+    pub max_queued_bytes: usize,
+    /// Messages per second one identity may publish over time, all its connections together;
+    /// beyond `max_publish_burst` a client publishing faster is disconnected and counted. The
+    /// service (the gateway's own client) is not limited. Default 100.
+    pub max_publish_rate: u32,
+    /// Messages one identity may publish at once above `max_publish_rate`. A node catching up
+    /// publishes its whole flash queue as fast as its link allows: two weeks at the default
+    /// schedule are about 4,000 messages, and the W5500-EVB-Pico's 948 KiB queue holds at most
+    /// about 14,000 of the smallest. Default 15000.
+    pub max_publish_burst: u32,
+    /// Bytes (topic and payload) per second one identity may publish over time; beyond
+    /// `max_publish_bytes_burst` a client publishing more is disconnected and counted. Not for
+    /// the service. Default 16384 (a node sends about one byte a second on average).
+    pub max_publish_bytes_per_s: u32,
+    /// Bytes one identity may publish at once above `max_publish_bytes_per_s`; at least
+    /// `max_packet_size`. Default 2097152 (2 MiB, twice a full flash queue of a node).
+    pub max_publish_bytes_burst: u32,
     /// Seconds a persistent session (clean session off) is kept after its client disconnected;
     /// then it ends with its subscriptions and queue. Default 604800 (7 days): a node's 4G
     /// link may be down for days (a long outage, a holiday, a technician's next round), and
@@ -83,6 +103,11 @@ impl Default for BrokerConfig {
             max_packet_size: 64 * 1024,
             max_inflight: 100,
             max_queued: 250_000,
+            max_queued_bytes: 64 * 1024 * 1024,
+            max_publish_rate: 100,
+            max_publish_burst: 15_000,
+            max_publish_bytes_per_s: 16 * 1024,
+            max_publish_bytes_burst: 2 * 1024 * 1024,
             session_expiry_s: 7 * 24 * 3600,
             max_sessions_per_identity: 8,
             max_keep_alive_s: 3600,
@@ -105,6 +130,17 @@ pub enum ConfigError {
     /// A key is zero where at least one is needed.
     #[error("broker.{0} must be at least 1")]
     Zero(&'static str),
+    /// A byte limit is below `max_packet_size`: a message of the largest size could never
+    /// pass it.
+    #[error("broker.{key} must be at least max_packet_size ({max_packet_size}), not {got}")]
+    BelowPacketSize {
+        /// The key.
+        key: &'static str,
+        /// The configured `max_packet_size`.
+        max_packet_size: usize,
+        /// The configured value.
+        got: usize,
+    },
     /// `max_packet_size` is below what a CONNECT with credentials needs.
     #[error("broker.max_packet_size must be at least {min} bytes, not {got}")]
     PacketSizeTooSmall {
@@ -127,9 +163,30 @@ impl BrokerConfig {
                 got: self.max_packet_size,
             });
         }
+        for (key, got) in [
+            ("max_queued_bytes", self.max_queued_bytes),
+            (
+                "max_publish_bytes_burst",
+                self.max_publish_bytes_burst as usize,
+            ),
+        ] {
+            if got < self.max_packet_size {
+                return Err(ConfigError::BelowPacketSize {
+                    key,
+                    max_packet_size: self.max_packet_size,
+                    got,
+                });
+            }
+        }
         let non_zero = [
             ("max_inflight", self.max_inflight as usize),
             ("max_queued", self.max_queued),
+            ("max_publish_rate", self.max_publish_rate as usize),
+            ("max_publish_burst", self.max_publish_burst as usize),
+            (
+                "max_publish_bytes_per_s",
+                self.max_publish_bytes_per_s as usize,
+            ),
             ("session_expiry_s", self.session_expiry_s as usize),
             ("max_sessions_per_identity", self.max_sessions_per_identity),
             ("max_keep_alive_s", self.max_keep_alive_s as usize),
@@ -228,6 +285,15 @@ mod tests {
             c.validate(),
             Err(ConfigError::PacketSizeTooSmall { got: 100, .. })
         ));
+        let c = BrokerConfig {
+            max_queued_bytes: 1000,
+            max_packet_size: 2000,
+            ..BrokerConfig::default()
+        };
+        assert_eq!(
+            c.validate().unwrap_err().to_string(),
+            "broker.max_queued_bytes must be at least max_packet_size (2000), not 1000"
+        );
     }
 
     #[test]

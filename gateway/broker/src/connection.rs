@@ -20,6 +20,7 @@ use tracing::{debug, info, warn, Instrument};
 
 use crate::admission::{address_key, Slots};
 use crate::policy::{Identity, Refusal};
+use crate::rate::{self, OverLimit, SharedBudget};
 use crate::router::{NotAttached, SessionId};
 use crate::server::Shared;
 use crate::session::{Attachment, Message};
@@ -44,6 +45,7 @@ enum Exit {
     KeepAlive,
     Protocol(String),
     TooLarge(usize),
+    RateLimited(OverLimit),
     TakenOver,
     Shutdown,
 }
@@ -57,6 +59,12 @@ impl fmt::Display for Exit {
             Exit::KeepAlive => f.write_str("keep alive expired"),
             Exit::Protocol(why) => write!(f, "protocol error: {why}"),
             Exit::TooLarge(n) => write!(f, "packet of {n} bytes is over the limit"),
+            Exit::RateLimited(OverLimit::Messages) => {
+                f.write_str("publishing more messages than max_publish_rate allows")
+            }
+            Exit::RateLimited(OverLimit::Bytes) => {
+                f.write_str("publishing more bytes than max_publish_bytes_per_s allows")
+            }
             Exit::TakenOver => f.write_str("session taken over by a new connection"),
             Exit::Shutdown => f.write_str("broker shutting down"),
         }
@@ -141,6 +149,10 @@ pub(crate) async fn serve<S>(
                 shared.stats.protocol_error();
                 warn!(%exit, "connection closed");
             }
+            Exit::RateLimited(over) => {
+                shared.stats.rate_limited(*over == OverLimit::Bytes);
+                warn!(%exit, "connection closed");
+            }
             Exit::Disconnect | Exit::Shutdown => debug!(%exit, "connection closed"),
             _ => info!(%exit, "connection closed"),
         }
@@ -202,6 +214,8 @@ struct Client {
     identity: Identity,
     session: SessionId,
     conn_id: u64,
+    /// What it may publish; `None` if not limited.
+    budget: Option<SharedBudget>,
     notify: Arc<Notify>,
     kick: CancellationToken,
     keep_alive: std::time::Duration,
@@ -344,6 +358,7 @@ async fn admit<W: AsyncWrite + Unpin>(
     }
     info!(client_id = %client_id, %identity, session_present = present, "client connected");
     Some(Client {
+        budget: shared.publish_limits.budget(&identity),
         client_id,
         identity,
         session: attached.session,
@@ -485,6 +500,12 @@ impl<S: AsyncRead + AsyncWrite> Connection<S> {
     fn publish(&mut self, publish: Publish) -> Result<(), Exit> {
         let shared = &self.shared;
         shared.stats.message_in();
+        if let Some(budget) = &self.client.budget {
+            let size = publish.topic.len() + publish.payload.len();
+            rate::lock(budget)
+                .spend(size, Instant::now())
+                .map_err(Exit::RateLimited)?;
+        }
         if !valid_topic(&publish.topic) {
             return Err(Exit::Protocol(format!(
                 "PUBLISH to invalid topic {:?}",

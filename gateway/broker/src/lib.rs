@@ -21,6 +21,7 @@ mod auth;
 mod config;
 mod connection;
 mod policy;
+mod rate;
 mod retained;
 mod router;
 mod server;

@@ -19,7 +19,9 @@ use tokio::time::Instant;
 use crate::config::BrokerConfig;
 use crate::policy::{Identity, Policy};
 use crate::retained::RetainedStore;
-use crate::session::{min_qos, Attachment, Delivery, Filled, Message, Session};
+use crate::session::{
+    min_qos, Attachment, Delivery, Dropped, Filled, Message, QueueBounds, Session,
+};
 use crate::stats::Stats;
 use crate::subscriptions::SubscriptionIndex;
 
@@ -78,7 +80,7 @@ pub(crate) struct Router {
     state: Mutex<State>,
     policy: Arc<dyn Policy>,
     stats: Arc<Stats>,
-    max_queued: usize,
+    bounds: QueueBounds,
     max_inflight: usize,
     session_expiry: Duration,
     max_sessions_per_identity: usize,
@@ -87,7 +89,7 @@ pub(crate) struct Router {
 impl std::fmt::Debug for Router {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Router")
-            .field("max_queued", &self.max_queued)
+            .field("bounds", &self.bounds)
             .field("max_inflight", &self.max_inflight)
             .finish_non_exhaustive()
     }
@@ -99,7 +101,10 @@ impl Router {
             state: Mutex::default(),
             policy,
             stats,
-            max_queued: config.max_queued,
+            bounds: QueueBounds {
+                max_queued: config.max_queued,
+                max_queued_bytes: config.max_queued_bytes,
+            },
             max_inflight: config.max_inflight.into(),
             session_expiry: config.session_expiry(),
             max_sessions_per_identity: config.max_sessions_per_identity,
@@ -303,6 +308,8 @@ impl Router {
             return;
         };
         self.stats.set_sessions(state.sessions.len());
+        self.stats
+            .queued_bytes_changed(-(session.queued_bytes() as i64));
         for filter in session.subscriptions.keys() {
             state.subscriptions.remove(filter, sid);
         }
@@ -351,7 +358,8 @@ impl Router {
         }
         let mut targets = std::mem::take(&mut state.scratch);
         state.subscriptions.matching(&msg.topic, &mut targets);
-        let mut dropped = 0;
+        let mut dropped = Dropped::default();
+        let mut grown = 0i64;
         for (sid, granted) in targets.drain(..) {
             let Some(session) = state.sessions.get_mut(&sid) else {
                 continue;
@@ -366,14 +374,27 @@ impl Router {
                 qos,
                 retain: false,
             };
-            dropped += session.enqueue(delivery, self.max_queued);
+            let before = session.queued_bytes();
+            dropped += session.enqueue(delivery, self.bounds);
+            grown += session.queued_bytes() as i64 - before as i64;
             if let Some(a) = &session.attachment {
                 a.notify.notify_one();
             }
         }
         state.scratch = targets;
-        if dropped > 0 {
-            self.stats.dropped(dropped);
+        self.count(dropped, grown);
+    }
+
+    /// Counts messages dropped from queues and the change in the bytes they hold.
+    fn count(&self, dropped: Dropped, grown: i64) {
+        if dropped.for_count > 0 {
+            self.stats.dropped(dropped.for_count);
+        }
+        if dropped.for_bytes > 0 {
+            self.stats.dropped_for_bytes(dropped.for_bytes);
+        }
+        if grown != 0 {
+            self.stats.queued_bytes_changed(grown);
         }
     }
 
@@ -389,7 +410,8 @@ impl Router {
         let state = &mut *guard;
         let session = attached(&mut state.sessions, sid, conn)?;
         let mut codes = Vec::with_capacity(filters.len());
-        let mut dropped = 0;
+        let mut dropped = Dropped::default();
+        let before = session.queued_bytes();
         for (filter, requested) in filters {
             let Some(requested) = requested else {
                 codes.push(SubscribeReasonCode::Failure);
@@ -404,13 +426,11 @@ impl Router {
                     qos: min_qos(qos, granted),
                     retain: true,
                 };
-                dropped += session.enqueue(delivery, self.max_queued);
+                dropped += session.enqueue(delivery, self.bounds);
             });
             session.subscriptions.insert(filter, granted);
         }
-        if dropped > 0 {
-            self.stats.dropped(dropped);
-        }
+        self.count(dropped, session.queued_bytes() as i64 - before as i64);
         Ok(codes)
     }
 
@@ -477,9 +497,14 @@ impl Router {
     ) -> Result<Filled, TakenOver> {
         let mut guard = self.lock();
         let session = attached(&mut guard.sessions, sid, conn)?;
+        let before = session.queued_bytes();
         let filled = session.fill(buf, self.max_inflight, high_water);
+        let shrunk = before - session.queued_bytes();
         drop(guard);
         self.stats.messages_out(filled.written);
+        if shrunk > 0 {
+            self.stats.queued_bytes_changed(-(shrunk as i64));
+        }
         Ok(filled)
     }
 

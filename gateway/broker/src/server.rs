@@ -17,6 +17,7 @@ use crate::auth::AuthGate;
 use crate::config::{BrokerConfig, ConfigError};
 use crate::connection;
 use crate::policy::Policy;
+use crate::rate::PublishLimits;
 use crate::router::Router;
 use crate::stats::Stats;
 
@@ -28,6 +29,7 @@ pub(crate) struct Shared {
     pub router: Router,
     pub auth: AuthGate,
     pub admission: Arc<Admission>,
+    pub publish_limits: PublishLimits,
     /// Source of connection ids and of generated client ids.
     pub next_id: AtomicU64,
 }
@@ -38,6 +40,7 @@ impl Shared {
         let now = tokio::time::Instant::now();
         self.auth.prune(now);
         self.router.sweep(now);
+        self.publish_limits.prune(now);
     }
 }
 
@@ -82,6 +85,7 @@ impl Broker {
             shared: Arc::new(Shared {
                 auth: AuthGate::new(&config),
                 admission: Arc::new(Admission::new(&config, stats.clone())),
+                publish_limits: PublishLimits::new(&config),
                 config,
                 policy,
                 stats,

@@ -12,8 +12,9 @@ macro_rules! counters {
             $( $name: AtomicU64, )*
         }
 
-        /// The counters at one moment. Names without `current`, `pending`, `sessions` or
-        /// `queued_bytes` count events since the broker started; those are gauges.
+        /// The counters at one moment. `connections_current`, `connections_pending`,
+        /// `sessions` and `queued_bytes` are gauges; the others count events since the broker
+        /// started.
         #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
         pub struct StatsSnapshot {
             $( $(#[$doc])* pub $name: u64, )*
@@ -47,8 +48,18 @@ counters! {
     acl_denied,
     /// Messages dropped from a session queue that held `max_queued` messages.
     queued_dropped,
+    /// Messages dropped from a session queue that held `max_queued_bytes`.
+    queued_dropped_for_bytes,
+    /// Bytes (topic and payload) of the messages waiting in all session queues (a gauge).
+    queued_bytes,
     /// Connections closed for breaking the protocol, including oversized packets.
     protocol_errors,
+    /// Clients disconnected for publishing more messages than `max_publish_rate` and
+    /// `max_publish_burst` allow.
+    rate_limited_messages,
+    /// Clients disconnected for publishing more bytes than `max_publish_bytes_per_s` and
+    /// `max_publish_bytes_burst` allow.
+    rate_limited_bytes,
     /// Connections accepted that have not yet completed CONNECT/CONNACK (a gauge).
     connections_pending,
     /// Sockets closed at once because `max_pending_connections` were pending.
@@ -104,6 +115,27 @@ impl Stats {
 
     pub(crate) fn dropped(&self, n: u64) {
         self.queued_dropped.fetch_add(n, Relaxed);
+    }
+
+    pub(crate) fn dropped_for_bytes(&self, n: u64) {
+        self.queued_dropped_for_bytes.fetch_add(n, Relaxed);
+    }
+
+    /// The bytes waiting in session queues grew (positive) or shrank (negative) by `delta`.
+    pub(crate) fn queued_bytes_changed(&self, delta: i64) {
+        if delta >= 0 {
+            self.queued_bytes.fetch_add(delta.unsigned_abs(), Relaxed);
+        } else {
+            self.queued_bytes.fetch_sub(delta.unsigned_abs(), Relaxed);
+        }
+    }
+
+    pub(crate) fn rate_limited(&self, bytes: bool) {
+        if bytes {
+            self.rate_limited_bytes.fetch_add(1, Relaxed);
+        } else {
+            self.rate_limited_messages.fetch_add(1, Relaxed);
+        }
     }
 
     pub(crate) fn protocol_error(&self) {
