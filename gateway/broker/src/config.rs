@@ -1,6 +1,7 @@
 //! The broker's settings: one typed tree with defaults in code.
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -94,6 +95,31 @@ pub struct BrokerConfig {
     pub auth_failures_per_user: u32,
     /// Seconds a failure window lasts, counted from its first failure. Default 60.
     pub auth_failure_window_s: u32,
+    /// MQTT over TLS, on a listener of its own next to the plain one (`[broker.tls]`). None by
+    /// default: nodes' passwords then cross the network in clear.
+    pub tls: Option<TlsConfig>,
+}
+
+/// The broker's TLS listener (MQTT over TLS, port 8883 by convention), the `[broker.tls]`
+/// table. Its connections are served like plain ones and under the same limits; the TLS
+/// handshake counts against `connect_timeout_s` and as pending.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Address and port of the TLS listener. Default `0.0.0.0:8883`.
+    #[serde(default = "TlsConfig::default_listen")]
+    pub listen: SocketAddr,
+    /// PEM file with the certificate chain: the broker's certificate first, then the
+    /// intermediate certificates, if any. Required.
+    pub certificate_chain_pem: PathBuf,
+    /// PEM file with the certificate's private key (PKCS#8, PKCS#1 or SEC1). Required.
+    pub private_key_pem: PathBuf,
+}
+
+impl TlsConfig {
+    fn default_listen() -> SocketAddr {
+        SocketAddr::from((Ipv4Addr::UNSPECIFIED, 8883))
+    }
 }
 
 impl Default for BrokerConfig {
@@ -120,6 +146,7 @@ impl Default for BrokerConfig {
             auth_failures_per_address: 30,
             auth_failures_per_user: 5,
             auth_failure_window_s: 60,
+            tls: None,
         }
     }
 }

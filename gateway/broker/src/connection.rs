@@ -14,7 +14,7 @@ use rumqttc::mqttbytes::v4::{
 use rumqttc::mqttbytes::{self, PacketType, Protocol, QoS};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::Notify;
-use tokio::time::{sleep_until, timeout, Instant};
+use tokio::time::{sleep_until, timeout_at, Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn, Instrument};
 
@@ -80,25 +80,39 @@ enum First {
     Invalid(String),
 }
 
-/// Serves one client, from `peer` if known, until it leaves or `shutdown` is cancelled.
-/// `slots` are what the listener reserved for it (released as the connection ends; the
-/// pending one at CONNACK).
+/// What is known of a new connection, and what was reserved for it.
+#[derive(Debug)]
+pub(crate) struct Arrival {
+    /// Where it comes from, if known.
+    pub peer: Option<IpAddr>,
+    /// The listener's slots for it: released as the connection ends, the pending one at
+    /// CONNACK.
+    pub slots: Option<Slots>,
+    /// When its CONNECT must have arrived (a TLS handshake included).
+    pub connect_by: Instant,
+}
+
+/// Serves one client until it leaves or `shutdown` is cancelled.
 pub(crate) async fn serve<S>(
     shared: Arc<Shared>,
     stream: S,
-    peer: Option<IpAddr>,
-    mut slots: Option<Slots>,
+    arrival: Arrival,
     shutdown: CancellationToken,
 ) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
+    let Arrival {
+        peer,
+        mut slots,
+        connect_by,
+    } = arrival;
     let (mut reader, mut writer) = tokio::io::split(stream);
     let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
     let max = shared.config.max_packet_size;
 
     let first = tokio::select! {
         _ = shutdown.cancelled() => return,
-        first = timeout(shared.config.connect_timeout(), read_connect(&mut reader, &mut rbuf, max)) => first,
+        first = timeout_at(connect_by, read_connect(&mut reader, &mut rbuf, max)) => first,
     };
     let connect = match first {
         Ok(First::Connect(c)) => c,

@@ -9,17 +9,20 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, ToSocketAddrs};
+use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::admission::{Admission, Slots};
 use crate::auth::AuthGate;
-use crate::config::{BrokerConfig, ConfigError};
-use crate::connection;
+use crate::config::{BrokerConfig, ConfigError, TlsConfig};
+use crate::connection::{self, Arrival};
 use crate::policy::Policy;
 use crate::rate::PublishLimits;
 use crate::router::Router;
 use crate::stats::Stats;
+use crate::tls::{self, TlsError};
 
 /// What every connection of one broker shares.
 pub(crate) struct Shared {
@@ -118,6 +121,26 @@ impl Broker {
             broker: self.clone(),
             listener,
             local_addr,
+            tls: None,
+        })
+    }
+
+    /// Binds a listener for MQTT over TLS as `tls` says, with its certificate chain and key
+    /// (read now: a missing or unusable file is an error naming it). [`Listener::run`] then
+    /// accepts clients on it, under the same rules and limits as on a plain listener.
+    pub async fn bind_tls(&self, tls: &TlsConfig) -> Result<Listener, TlsError> {
+        let acceptor = tls::acceptor(tls)?;
+        let bind_error = |source| TlsError::Bind {
+            addr: tls.listen,
+            source,
+        };
+        let listener = TcpListener::bind(tls.listen).await.map_err(bind_error)?;
+        let local_addr = listener.local_addr().map_err(bind_error)?;
+        Ok(Listener {
+            broker: self.clone(),
+            listener,
+            local_addr,
+            tls: Some(acceptor),
         })
     }
 
@@ -131,16 +154,30 @@ impl Broker {
     where
         S: AsyncRead + AsyncWrite + Send + 'static,
     {
-        connection::serve(self.shared.clone(), stream, None, None, shutdown).await;
+        let arrival = Arrival {
+            peer: None,
+            slots: None,
+            connect_by: Instant::now() + self.shared.config.connect_timeout(),
+        };
+        connection::serve(self.shared.clone(), stream, arrival, shutdown).await;
     }
 }
 
-/// A bound TCP listener of a [`Broker`].
-#[derive(Debug)]
+/// A bound TCP listener of a [`Broker`], plain or TLS.
 pub struct Listener {
     broker: Broker,
     listener: TcpListener,
     local_addr: SocketAddr,
+    tls: Option<TlsAcceptor>,
+}
+
+impl fmt::Debug for Listener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Listener")
+            .field("local_addr", &self.local_addr)
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Listener {
@@ -154,7 +191,8 @@ impl Listener {
     pub async fn run(self, shutdown: CancellationToken) {
         let tracker = TaskTracker::new();
         let max_connections = self.broker.shared.config.max_connections;
-        tracing::info!(addr = %self.local_addr, "MQTT broker listening");
+        let tls = self.tls.is_some();
+        tracing::info!(addr = %self.local_addr, tls, "MQTT broker listening");
         let mut sweep = tokio::time::interval(SWEEP_PERIOD);
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -195,9 +233,34 @@ impl Listener {
             let _ = socket.set_nodelay(true);
             let shared = self.broker.shared.clone();
             let shutdown = shutdown.clone();
+            let arrival = Arrival {
+                peer: Some(peer.ip()),
+                slots: Some(slots),
+                connect_by: Instant::now() + shared.config.connect_timeout(),
+            };
+            let tls = self.tls.clone();
             tracker.spawn(async move {
                 tracing::debug!(%peer, "connection accepted");
-                connection::serve(shared, socket, Some(peer.ip()), Some(slots), shutdown).await;
+                let Some(acceptor) = tls else {
+                    connection::serve(shared, socket, arrival, shutdown).await;
+                    return;
+                };
+                let handshake = tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    handshake = tokio::time::timeout_at(arrival.connect_by, acceptor.accept(socket)) => handshake,
+                };
+                match handshake {
+                    Ok(Ok(stream)) => connection::serve(shared, stream, arrival, shutdown).await,
+                    Ok(Err(e)) => {
+                        // Debug: scanners and clients with the wrong CA would flood the log.
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        shared.stats.tls_failed();
+                    }
+                    Err(_elapsed) => {
+                        tracing::debug!(%peer, "no TLS handshake within the connect timeout");
+                        shared.stats.tls_failed();
+                    }
+                }
             });
         }
         drop(self.listener);

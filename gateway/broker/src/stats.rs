@@ -76,6 +76,8 @@ counters! {
     /// CONNECTs refused with CONNACK 3 because their identity's `max_sessions_per_identity`
     /// persistent sessions were all connected.
     refused_session_limit,
+    /// TLS handshakes that failed or did not finish within `connect_timeout_s`.
+    tls_handshakes_failed,
     /// Password checks run ([`Policy::authenticate`](crate::Policy::authenticate) calls).
     auth_checks,
     /// CONNECTs refused with CONNACK 3 because no password check was free within
@@ -159,6 +161,10 @@ impl Stats {
     pub(crate) fn session_limit(&self) {
         self.refused_session_limit.fetch_add(1, Relaxed);
         self.refused();
+    }
+
+    pub(crate) fn tls_failed(&self) {
+        self.tls_handshakes_failed.fetch_add(1, Relaxed);
     }
 
     pub(crate) fn auth_checked(&self) {
