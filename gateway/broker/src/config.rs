@@ -80,12 +80,15 @@ pub struct BrokerConfig {
     /// a storm of logins can take. Default 4.
     pub max_concurrent_auth: usize,
     /// Milliseconds a CONNECT waits for a free password check before it is refused with
-    /// CONNACK 3 (server unavailable) rather than queueing without end. Default 2000.
+    /// CONNACK 3 (server unavailable) rather than queueing without end. Waiting CONNECTs are
+    /// few (at most `max_pending_connections`) and cost little; the wait must cover a queue of
+    /// them, in order, ahead of a node: 128 at 4 checks of 30 ms at once take 1 s here, more
+    /// on a slower box. Default 5000.
     pub auth_wait_ms: u32,
     /// Failed logins from one source address (an IPv6 address counts as its /64) within
     /// `auth_failure_window_s`, after which every CONNECT from that address is refused with
     /// CONNACK 3 without a password check until the window ends. A success does not reset it,
-    /// so one valid login cannot launder an address's guesses. Default 30.
+    /// so one valid login cannot launder an address's guesses. Default 20.
     pub auth_failures_per_address: u32,
     /// Failed logins for one user name from one source address within
     /// `auth_failure_window_s`, after which that user name is refused from that address with
@@ -142,8 +145,8 @@ impl Default for BrokerConfig {
             max_pending_connections: 256,
             max_connections_per_address: 64,
             max_concurrent_auth: 4,
-            auth_wait_ms: 2000,
-            auth_failures_per_address: 30,
+            auth_wait_ms: 5000,
+            auth_failures_per_address: 20,
             auth_failures_per_user: 5,
             auth_failure_window_s: 60,
             tls: None,

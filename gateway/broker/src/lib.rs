@@ -26,8 +26,8 @@
 //! | `max_pending_connections` (not yet past CONNACK) | 256 | `refused_pending_limit`, `connections_pending` |
 //! | `max_connections_per_address` (IPv6: per /64) | 64 | `refused_address_limit` |
 //! | `connect_timeout_s` (TLS handshake and CONNECT) | 10 | `tls_handshakes_failed` |
-//! | `max_concurrent_auth` password checks, waiting at most `auth_wait_ms` | 4, 2000 ms | `refused_auth_busy`, `auth_checks` |
-//! | `auth_failures_per_address`, `auth_failures_per_user` (per address) in `auth_failure_window_s` | 30, 5, 60 s | `refused_auth_throttled` |
+//! | `max_concurrent_auth` password checks, waiting at most `auth_wait_ms` | 4, 5000 ms | `refused_auth_busy`, `auth_checks` |
+//! | `auth_failures_per_address`, `auth_failures_per_user` (per address) in `auth_failure_window_s` | 20, 5, 60 s | `refused_auth_throttled` |
 //! | `session_expiry_s` (offline persistent sessions) | 604800 (7 days) | `sessions_expired`, `sessions` |
 //! | `max_sessions_per_identity` (persistent) | 8 | `sessions_evicted`, `refused_session_limit` |
 //! | `max_publish_rate`, `max_publish_burst` (per identity, messages) | 100/s, 15000 | `rate_limited_messages` |
