@@ -44,6 +44,15 @@ struct Failures {
     hasher: RandomState,
 }
 
+/// What a failure made the gate refuse until its window ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Throttled {
+    /// Every CONNECT from the address.
+    Address,
+    /// CONNECTs with the user name from the address.
+    UserName,
+}
+
 /// Bounds and throttles the broker's password checks.
 #[derive(Debug)]
 pub(crate) struct AuthGate {
@@ -96,13 +105,21 @@ impl AuthGate {
             .ok()
     }
 
-    /// Records a failed check of `user` from `address`.
-    pub fn failed(&self, address: IpAddr, user: &str, now: Instant) {
+    /// Records a failed check of `user` from `address`. Returns what this failure throttled
+    /// (so that it is logged once, not at every refusal that follows).
+    pub fn failed(&self, address: IpAddr, user: &str, now: Instant) -> Option<Throttled> {
         let mut guard = self.lock();
         let f = &mut *guard;
         let user_key = (address, f.hasher.hash_one(user));
-        count(&mut f.by_address, address, now, self.window);
-        count(&mut f.by_user, user_key, now, self.window);
+        let by_address = count(&mut f.by_address, address, now, self.window);
+        let by_user = count(&mut f.by_user, user_key, now, self.window);
+        if by_address == self.per_address {
+            Some(Throttled::Address)
+        } else if by_user == self.per_user {
+            Some(Throttled::UserName)
+        } else {
+            None
+        }
     }
 
     /// Records a successful check: the user name's failures from `address` are forgotten.
@@ -123,13 +140,14 @@ impl AuthGate {
     }
 }
 
-/// Adds a failure to `key`'s window, starting a new window if the last one ended.
+/// Adds a failure to `key`'s window, starting a new window if the last one ended; returns
+/// the window's failures (0 if the table is full).
 fn count<K: std::hash::Hash + Eq>(
     map: &mut HashMap<K, Window>,
     key: K,
     now: Instant,
     window: Duration,
-) {
+) -> u32 {
     if map.len() >= MAX_TRACKED && !map.contains_key(&key) {
         map.retain(|_, w| now.duration_since(w.started) < window);
         if map.len() >= MAX_TRACKED {
@@ -137,7 +155,7 @@ fn count<K: std::hash::Hash + Eq>(
                 tracked = map.len(),
                 "too many addresses failing logins to remember another"
             );
-            return;
+            return 0;
         }
     }
     let w = map.entry(key).or_insert(Window {
@@ -151,6 +169,7 @@ fn count<K: std::hash::Hash + Eq>(
         };
     }
     w.failures = w.failures.saturating_add(1);
+    w.failures
 }
 
 #[cfg(test)]
@@ -173,13 +192,33 @@ mod tests {
     fn a_window_counts_from_its_first_failure_and_ends_after_its_length() {
         let g = gate();
         let t0 = Instant::now();
-        g.failed(A, "HY-001", t0);
-        g.failed(A, "HY-001", t0 + Duration::from_secs(59));
+        assert_eq!(g.failed(A, "HY-001", t0), None);
+        assert_eq!(
+            g.failed(A, "HY-001", t0 + Duration::from_secs(59)),
+            Some(Throttled::UserName),
+            "said once, when it happens"
+        );
         assert!(g.throttled(A, "HY-001", t0 + Duration::from_secs(59)));
         assert!(!g.throttled(A, "HY-001", t0 + Duration::from_secs(60)));
         // A failure after the window starts a new one.
         g.failed(A, "HY-001", t0 + Duration::from_secs(61));
         assert!(!g.throttled(A, "HY-001", t0 + Duration::from_secs(61)));
+    }
+
+    #[test]
+    fn failures_of_several_user_names_add_up_to_the_address_limit() {
+        let g = gate();
+        let t0 = Instant::now();
+        g.failed(A, "a", t0);
+        g.failed(A, "b", t0);
+        assert!(!g.throttled(A, "c", t0));
+        assert_eq!(g.failed(A, "c", t0), Some(Throttled::Address));
+        assert!(g.throttled(A, "d", t0));
+        g.succeeded(A, "d");
+        assert!(
+            g.throttled(A, "d", t0),
+            "a success does not reset the address"
+        );
     }
 
     #[test]

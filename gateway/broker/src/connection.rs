@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn, Instrument};
 
 use crate::admission::{address_key, Slots};
+use crate::auth::Throttled;
 use crate::policy::{Identity, Refusal};
 use crate::rate::{self, OverLimit, SharedBudget};
 use crate::router::{NotAttached, SessionId};
@@ -272,13 +273,15 @@ async fn admit<W: AsyncWrite + Unpin>(
         .map(|l| l.username.as_str())
         .unwrap_or_default();
     if shared.auth.throttled(address, username, Instant::now()) {
-        info!(client_id = %client_id, username, %address, "refused without a password check: too many failed logins");
+        // Debug: a throttled storm would flood the log; the counter says how many, and the
+        // moment an address or user name is throttled is logged once, below.
+        debug!(client_id = %client_id, username, %address, "refused without a password check: too many failed logins");
         shared.stats.auth_throttled();
         refuse(writer, ConnectReturnCode::ServiceUnavailable).await;
         return None;
     }
     let Some(permit) = shared.auth.permit().await else {
-        warn!(client_id = %client_id, username, "refused: no password check free in time");
+        debug!(client_id = %client_id, username, "refused: no password check free in time");
         shared.stats.auth_busy();
         refuse(writer, ConnectReturnCode::ServiceUnavailable).await;
         return None;
@@ -311,8 +314,18 @@ async fn admit<W: AsyncWrite + Unpin>(
         }
         Err(refusal) => {
             info!(client_id = %client_id, username, %address, %refusal, "connection refused");
-            if refusal != Refusal::Unavailable {
-                shared.auth.failed(address, username, Instant::now());
+            let throttled = match refusal {
+                Refusal::Unavailable => None,
+                _ => shared.auth.failed(address, username, Instant::now()),
+            };
+            match throttled {
+                Some(Throttled::Address) => {
+                    warn!(%address, "too many failed logins: CONNECTs from this address are refused unchecked for a while");
+                }
+                Some(Throttled::UserName) => {
+                    warn!(%address, username, "too many failed logins: this user name is refused unchecked from this address for a while");
+                }
+                None => {}
             }
             shared.stats.refused();
             let code = match refusal {
