@@ -31,17 +31,19 @@ pub struct BrokerConfig {
     /// beyond `max_publish_burst` a client publishing faster is disconnected and counted. The
     /// service (the gateway's own client) is not limited. Default 100.
     pub max_publish_rate: u32,
-    /// Messages one identity may publish at once above `max_publish_rate`. A node catching up
-    /// publishes its whole flash queue as fast as its link allows: two weeks at the default
-    /// schedule are about 4,000 messages, and the W5500-EVB-Pico's 948 KiB queue holds at most
-    /// about 14,000 of the smallest. Default 15000.
+    /// Messages one identity may publish at once above `max_publish_rate`. A device catching
+    /// up publishes its backlog as fast as its link allows: two weeks at a Weir node's default
+    /// schedule are about 4,000 messages (its W5500-EVB-Pico's 948 KiB queue holds at most
+    /// about 14,000 of the smallest), and a logger sending one reading a minute, one per
+    /// message, has 10,080 a week. Default 30000.
     pub max_publish_burst: u32,
     /// Bytes (topic and payload) per second one identity may publish over time; beyond
     /// `max_publish_bytes_burst` a client publishing more is disconnected and counted. Not for
     /// the service. Default 16384 (a node sends about one byte a second on average).
     pub max_publish_bytes_per_s: u32,
     /// Bytes one identity may publish at once above `max_publish_bytes_per_s`; at least
-    /// `max_packet_size`. Default 2097152 (2 MiB, twice a full flash queue of a node).
+    /// `max_packet_size`. Default 8388608 (8 MiB: a node's full flash queue is under 1 MiB, a
+    /// week of one JSON reading per message about 1.3 MiB).
     pub max_publish_bytes_burst: u32,
     /// Seconds a persistent session (clean session off) is kept after its client disconnected;
     /// then it ends with its subscriptions and queue. Default 604800 (7 days): a node's 4G
@@ -134,9 +136,9 @@ impl Default for BrokerConfig {
             max_queued: 250_000,
             max_queued_bytes: 64 * 1024 * 1024,
             max_publish_rate: 100,
-            max_publish_burst: 15_000,
+            max_publish_burst: 30_000,
             max_publish_bytes_per_s: 16 * 1024,
-            max_publish_bytes_burst: 2 * 1024 * 1024,
+            max_publish_bytes_burst: 8 * 1024 * 1024,
             session_expiry_s: 7 * 24 * 3600,
             max_sessions_per_identity: 8,
             max_keep_alive_s: 3600,

@@ -30,8 +30,8 @@
 //! | `auth_failures_per_address`, `auth_failures_per_user` (per address) in `auth_failure_window_s` | 20, 5, 60 s | `refused_auth_throttled` |
 //! | `session_expiry_s` (offline persistent sessions) | 604800 (7 days) | `sessions_expired`, `sessions` |
 //! | `max_sessions_per_identity` (persistent) | 8 | `sessions_evicted`, `refused_session_limit` |
-//! | `max_publish_rate`, `max_publish_burst` (per identity, messages) | 100/s, 15000 | `rate_limited_messages` |
-//! | `max_publish_bytes_per_s`, `max_publish_bytes_burst` (per identity) | 16 KiB/s, 2 MiB | `rate_limited_bytes` |
+//! | `max_publish_rate`, `max_publish_burst` (per identity, messages) | 100/s, 30000 | `rate_limited_messages` |
+//! | `max_publish_bytes_per_s`, `max_publish_bytes_burst` (per identity) | 16 KiB/s, 8 MiB | `rate_limited_bytes` |
 //! | `max_queued`, `max_queued_bytes` (per session queue) | 250000, 64 MiB | `queued_dropped`, `queued_dropped_for_bytes`, `queued_bytes` |
 //! | `max_inflight` (unacknowledged QoS 1 per client) | 100 | |
 //! | `max_packet_size` | 65536 | `protocol_errors` |

@@ -139,7 +139,8 @@ impl Router {
         let namesakes = state.with_client_id(client_id);
         let is_service = matches!(identity, Identity::Service { .. });
 
-        // First everything that may refuse, so that a refused CONNECT changes nothing.
+        // First everything that may refuse, so that a refused CONNECT changes nothing (but
+        // for ending a session that had expired anyway).
         let mut own = None;
         for sid in &namesakes {
             let holder = &state.sessions[sid].identity;

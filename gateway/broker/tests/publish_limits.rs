@@ -184,12 +184,13 @@ async fn a_terminal_flooding_large_messages_is_cut_off_and_the_gateways_queue_st
     ingest.send(Packet::Disconnect).await;
     ingest.expect_closed().await;
 
-    // 400 messages of 16 KiB (6.4 MiB) as fast as the socket takes them.
+    // 800 messages of 16 KiB (12.5 MiB, more than the default 8 MiB burst) as fast as the
+    // socket takes them.
     let mut flooder = node(&b).await;
     let telemetry = topic("HY-001", "telemetry");
     flood(
         &mut flooder,
-        (1..=400).map(|pkid| publish(&telemetry, QoS::AtLeastOnce, pkid, vec![1; 16 * 1024])),
+        (1..=800).map(|pkid| publish(&telemetry, QoS::AtLeastOnce, pkid, vec![1; 16 * 1024])),
     )
     .await;
     while let Some(packet) = flooder.recv().await {
