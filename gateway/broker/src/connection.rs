@@ -2,6 +2,7 @@
 //! batches of outgoing packets and watches the keep alive, until the client leaves.
 
 use std::fmt;
+use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -13,11 +14,15 @@ use rumqttc::mqttbytes::v4::{
 use rumqttc::mqttbytes::{self, PacketType, Protocol, QoS};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::Notify;
-use tokio::time::{sleep_until, timeout, Instant};
+use tokio::time::{sleep_until, timeout_at, Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn, Instrument};
 
+use crate::admission::{address_key, Slots};
+use crate::auth::Throttled;
 use crate::policy::{Identity, Refusal};
+use crate::rate::{self, OverLimit, SharedBudget};
+use crate::router::{NotAttached, SessionId};
 use crate::server::Shared;
 use crate::session::{Attachment, Message};
 use crate::topic_filter::{valid_filter, valid_topic};
@@ -41,6 +46,7 @@ enum Exit {
     KeepAlive,
     Protocol(String),
     TooLarge(usize),
+    RateLimited(OverLimit),
     TakenOver,
     Shutdown,
 }
@@ -54,6 +60,12 @@ impl fmt::Display for Exit {
             Exit::KeepAlive => f.write_str("keep alive expired"),
             Exit::Protocol(why) => write!(f, "protocol error: {why}"),
             Exit::TooLarge(n) => write!(f, "packet of {n} bytes is over the limit"),
+            Exit::RateLimited(OverLimit::Messages) => {
+                f.write_str("publishing more messages than max_publish_rate allows")
+            }
+            Exit::RateLimited(OverLimit::Bytes) => {
+                f.write_str("publishing more bytes than max_publish_bytes_per_s allows")
+            }
             Exit::TakenOver => f.write_str("session taken over by a new connection"),
             Exit::Shutdown => f.write_str("broker shutting down"),
         }
@@ -69,18 +81,39 @@ enum First {
     Invalid(String),
 }
 
+/// What is known of a new connection, and what was reserved for it.
+#[derive(Debug)]
+pub(crate) struct Arrival {
+    /// Where it comes from, if known.
+    pub peer: Option<IpAddr>,
+    /// The listener's slots for it: released as the connection ends, the pending one at
+    /// CONNACK.
+    pub slots: Option<Slots>,
+    /// When its CONNECT must have arrived (a TLS handshake included).
+    pub connect_by: Instant,
+}
+
 /// Serves one client until it leaves or `shutdown` is cancelled.
-pub(crate) async fn serve<S>(shared: Arc<Shared>, stream: S, shutdown: CancellationToken)
-where
+pub(crate) async fn serve<S>(
+    shared: Arc<Shared>,
+    stream: S,
+    arrival: Arrival,
+    shutdown: CancellationToken,
+) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
+    let Arrival {
+        peer,
+        mut slots,
+        connect_by,
+    } = arrival;
     let (mut reader, mut writer) = tokio::io::split(stream);
     let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
     let max = shared.config.max_packet_size;
 
     let first = tokio::select! {
         _ = shutdown.cancelled() => return,
-        first = timeout(shared.config.connect_timeout(), read_connect(&mut reader, &mut rbuf, max)) => first,
+        first = timeout_at(connect_by, read_connect(&mut reader, &mut rbuf, max)) => first,
     };
     let connect = match first {
         Ok(First::Connect(c)) => c,
@@ -104,11 +137,14 @@ where
         }
     };
 
-    let Some(client) = admit(&shared, connect, &mut writer).await else {
+    let Some(client) = admit(&shared, connect, address_key(peer), &mut writer).await else {
         return;
     };
+    if let Some(slots) = &mut slots {
+        slots.logged_in();
+    }
     let span = tracing::info_span!("mqtt", client_id = %client.client_id, who = %client.identity);
-    let client_id = client.client_id.clone();
+    let session = client.session;
     let conn_id = client.conn_id;
     shared.stats.connected();
     let mut conn = Connection {
@@ -128,11 +164,16 @@ where
                 shared.stats.protocol_error();
                 warn!(%exit, "connection closed");
             }
+            Exit::RateLimited(over) => {
+                shared.stats.rate_limited(*over == OverLimit::Bytes);
+                warn!(%exit, "connection closed");
+            }
             Exit::Disconnect | Exit::Shutdown => debug!(%exit, "connection closed"),
             _ => info!(%exit, "connection closed"),
         }
-        shared.router.disconnect(&client_id, conn_id, publish_will);
+        shared.router.disconnect(session, conn_id, publish_will);
         shared.stats.disconnected();
+        drop(slots);
     }
     .instrument(span)
     .await;
@@ -186,16 +227,21 @@ async fn refuse<W: AsyncWrite + Unpin>(writer: &mut W, code: ConnectReturnCode) 
 struct Client {
     client_id: Arc<str>,
     identity: Identity,
+    session: SessionId,
     conn_id: u64,
+    /// What it may publish; `None` if not limited.
+    budget: Option<SharedBudget>,
     notify: Arc<Notify>,
     kick: CancellationToken,
     keep_alive: std::time::Duration,
 }
 
 /// Authenticates the client and attaches it to its session, answering CONNACK either way.
+/// `address` is what the client's failed logins count against.
 async fn admit<W: AsyncWrite + Unpin>(
     shared: &Arc<Shared>,
     mut connect: Connect,
+    address: IpAddr,
     writer: &mut W,
 ) -> Option<Client> {
     debug_assert_eq!(connect.protocol, Protocol::V4);
@@ -221,11 +267,35 @@ async fn admit<W: AsyncWrite + Unpin>(
         }
     };
 
-    // Password checks may be slow by design (argon2): keep them off the async workers.
+    let username = connect
+        .login
+        .as_ref()
+        .map(|l| l.username.as_str())
+        .unwrap_or_default();
+    if shared.auth.throttled(address, username, Instant::now()) {
+        // Debug: a throttled storm would flood the log; the counter says how many, and the
+        // moment an address or user name is throttled is logged once, below.
+        debug!(client_id = %client_id, username, %address, "refused without a password check: too many failed logins");
+        shared.stats.auth_throttled();
+        refuse(writer, ConnectReturnCode::ServiceUnavailable).await;
+        return None;
+    }
+    let Some(permit) = shared.auth.permit().await else {
+        debug!(client_id = %client_id, username, "refused: no password check free in time");
+        shared.stats.auth_busy();
+        refuse(writer, ConnectReturnCode::ServiceUnavailable).await;
+        return None;
+    };
+
+    // Password checks may be slow by design (argon2): keep them off the async workers. The
+    // permit goes with the check, so it is held until the check ends even if this
+    // connection is dropped meanwhile.
+    shared.stats.auth_checked();
     let policy = shared.policy.clone();
     let login = connect.login.clone();
     let id = client_id.clone();
     let verdict = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
         let (user, pass) = match &login {
             Some(l) => (
                 Some(l.username.as_str()).filter(|u| !u.is_empty()),
@@ -237,11 +307,26 @@ async fn admit<W: AsyncWrite + Unpin>(
     })
     .await
     .unwrap_or(Err(Refusal::Unavailable));
-    let username = connect.login.as_ref().map(|l| l.username.as_str());
     let identity = match verdict {
-        Ok(identity) => identity,
+        Ok(identity) => {
+            shared.auth.succeeded(address, username);
+            identity
+        }
         Err(refusal) => {
-            info!(client_id = %client_id, username, %refusal, "connection refused");
+            info!(client_id = %client_id, username, %address, %refusal, "connection refused");
+            let throttled = match refusal {
+                Refusal::Unavailable => None,
+                _ => shared.auth.failed(address, username, Instant::now()),
+            };
+            match throttled {
+                Some(Throttled::Address) => {
+                    warn!(%address, "too many failed logins: CONNECTs from this address are refused unchecked for a while");
+                }
+                Some(Throttled::UserName) => {
+                    warn!(%address, username, "too many failed logins: this user name is refused unchecked from this address for a while");
+                }
+                None => {}
+            }
             shared.stats.refused();
             let code = match refusal {
                 Refusal::BadCredentials => ConnectReturnCode::BadUserNamePassword,
@@ -253,6 +338,13 @@ async fn admit<W: AsyncWrite + Unpin>(
         }
     };
 
+    if !shared.policy.may_use_client_id(&identity, &client_id) {
+        warn!(client_id = %client_id, %identity, "refused: the client id is reserved to another identity");
+        shared.stats.refused();
+        refuse(writer, ConnectReturnCode::NotAuthorized).await;
+        return None;
+    }
+
     let notify = Arc::new(Notify::new());
     let kick = CancellationToken::new();
     let attachment = Attachment {
@@ -261,20 +353,26 @@ async fn admit<W: AsyncWrite + Unpin>(
         kick: kick.clone(),
         will: connect.last_will,
     };
-    let present = match shared.router.connect(
+    let attached = match shared.router.connect(
         &client_id,
         &identity,
         connect.clean_session,
         attachment,
     ) {
-        Ok(present) => present,
-        Err(_in_use) => {
-            warn!(client_id = %client_id, %identity, "refused: the client id belongs to another identity's session");
+        Ok(attached) => attached,
+        Err(NotAttached::ClientIdInUse) => {
+            warn!(client_id = %client_id, %identity, "refused: the client id belongs to the service's session");
             shared.stats.refused();
             refuse(writer, ConnectReturnCode::NotAuthorized).await;
             return None;
         }
+        Err(NotAttached::TooManySessions) => {
+            shared.stats.session_limit();
+            refuse(writer, ConnectReturnCode::ServiceUnavailable).await;
+            return None;
+        }
     };
+    let present = attached.present;
     let mut buf = BytesMut::new();
     write_packet(
         &mut buf,
@@ -282,13 +380,15 @@ async fn admit<W: AsyncWrite + Unpin>(
     );
     if let Err(e) = writer.write_all(&buf).await {
         debug!(error = %e, "client left before CONNACK");
-        shared.router.disconnect(&client_id, conn_id, true);
+        shared.router.disconnect(attached.session, conn_id, true);
         return None;
     }
     info!(client_id = %client_id, %identity, session_present = present, "client connected");
     Some(Client {
+        budget: shared.publish_limits.budget(&identity),
         client_id,
         identity,
+        session: attached.session,
         conn_id,
         notify,
         kick,
@@ -321,7 +421,7 @@ impl<S: AsyncRead + AsyncWrite> Connection<S> {
         loop {
             if self.want_fill && self.wbuf.len() < WRITE_BATCH {
                 match self.shared.router.fill(
-                    &self.client.client_id,
+                    self.client.session,
                     self.client.conn_id,
                     &mut self.wbuf,
                     WRITE_BATCH,
@@ -376,20 +476,20 @@ impl<S: AsyncRead + AsyncWrite> Connection<S> {
 
     fn handle(&mut self, packet: Packet) -> Result<(), Exit> {
         let shared = &self.shared;
-        let (client_id, conn) = (&*self.client.client_id, self.client.conn_id);
+        let (session, conn) = (self.client.session, self.client.conn_id);
         match packet {
             Packet::Publish(publish) => self.publish(publish)?,
             Packet::PubAck(ack) => {
                 shared
                     .router
-                    .acked(client_id, conn, ack.pkid)
+                    .acked(session, conn, ack.pkid)
                     .map_err(|_| Exit::TakenOver)?;
                 self.want_fill = true;
             }
             Packet::PubRel(rel) => {
                 shared
                     .router
-                    .qos2_released(client_id, conn, rel.pkid)
+                    .qos2_released(session, conn, rel.pkid)
                     .map_err(|_| Exit::TakenOver)?;
                 write_packet(&mut self.wbuf, Packet::PubComp(PubComp::new(rel.pkid)));
             }
@@ -401,7 +501,7 @@ impl<S: AsyncRead + AsyncWrite> Connection<S> {
             Packet::Unsubscribe(unsubscribe) => {
                 shared
                     .router
-                    .unsubscribe(client_id, conn, &unsubscribe.topics)
+                    .unsubscribe(session, conn, &unsubscribe.topics)
                     .map_err(|_| Exit::TakenOver)?;
                 write_packet(
                     &mut self.wbuf,
@@ -427,6 +527,12 @@ impl<S: AsyncRead + AsyncWrite> Connection<S> {
     fn publish(&mut self, publish: Publish) -> Result<(), Exit> {
         let shared = &self.shared;
         shared.stats.message_in();
+        if let Some(budget) = &self.client.budget {
+            let size = publish.topic.len() + publish.payload.len();
+            rate::lock(budget)
+                .spend(size, Instant::now())
+                .map_err(Exit::RateLimited)?;
+        }
         if !valid_topic(&publish.topic) {
             return Err(Exit::Protocol(format!(
                 "PUBLISH to invalid topic {:?}",
@@ -437,7 +543,7 @@ impl<S: AsyncRead + AsyncWrite> Connection<S> {
             QoS::AtMostOnce | QoS::AtLeastOnce => true,
             QoS::ExactlyOnce => shared
                 .router
-                .qos2_received(&self.client.client_id, self.client.conn_id, publish.pkid)
+                .qos2_received(self.client.session, self.client.conn_id, publish.pkid)
                 .map_err(|e| match e {
                     Some(_) => Exit::TakenOver,
                     None => Exit::Protocol("too many unreleased QoS 2 messages".into()),
@@ -488,7 +594,7 @@ impl<S: AsyncRead + AsyncWrite> Connection<S> {
         }
         let codes = shared
             .router
-            .subscribe(&self.client.client_id, self.client.conn_id, filters)
+            .subscribe(self.client.session, self.client.conn_id, filters)
             .map_err(|_| Exit::TakenOver)?;
         write_packet(
             &mut self.wbuf,

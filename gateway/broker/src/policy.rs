@@ -53,7 +53,8 @@ impl fmt::Display for Refusal {
 /// Authentication and topic ACLs.
 ///
 /// [`Policy::authenticate`] runs once per CONNECT on a blocking thread, so it may be slow (a
-/// password hash such as argon2). The ACL checks run for every PUBLISH and SUBSCRIBE on the
+/// password hash such as argon2); the broker runs at most `max_concurrent_auth` at once and
+/// none for an address or user name that failed too often lately. The ACL checks run for every PUBLISH and SUBSCRIBE on the
 /// connection's task and must be quick.
 pub trait Policy: Send + Sync + 'static {
     /// Checks credentials; returns the identity the ACL is applied to, or why not.
@@ -63,6 +64,16 @@ pub trait Policy: Send + Sync + 'static {
         username: Option<&str>,
         password: Option<&[u8]>,
     ) -> Result<Identity, Refusal>;
+
+    /// Whether `who` may use `client_id`; a client that may not is refused with CONNACK 5.
+    ///
+    /// The broker keeps sessions apart by identity whatever this says (a client id names a
+    /// session only together with the identity that made it), so this is for client ids a
+    /// policy reserves by name. Allows every client id unless implemented.
+    fn may_use_client_id(&self, who: &Identity, client_id: &str) -> bool {
+        let _ = (who, client_id);
+        true
+    }
 
     /// Whether `who` may publish to `topic` (a valid topic name, no wildcards).
     fn may_publish(&self, who: &Identity, topic: &str) -> bool;

@@ -1,16 +1,27 @@
 //! The broker's shared state (sessions, subscriptions, retained messages) and the operations
 //! connections perform on it. One lock guards it all; nothing awaits while holding it.
+//!
+//! A session belongs to the identity that made it: it is found by (identity, client id), so a
+//! client of another identity asking for the same client id gets a session of its own and can
+//! neither resume, take over nor end someone else's. The one exception is the service (the
+//! gateway's own client), which ends any other identity's session with its client id, and
+//! whose sessions' client ids no one else may use (see [`Router::connect`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use bytes::BytesMut;
 use rumqttc::mqttbytes::v4::{LastWill, SubscribeReasonCode};
 use rumqttc::mqttbytes::QoS;
+use tokio::time::Instant;
 
+use crate::config::BrokerConfig;
 use crate::policy::{Identity, Policy};
 use crate::retained::RetainedStore;
-use crate::session::{min_qos, Attachment, Delivery, Filled, Message, Session};
+use crate::session::{
+    min_qos, Attachment, Delivery, Dropped, Filled, Message, QueueBounds, Session,
+};
 use crate::stats::Stats;
 use crate::subscriptions::SubscriptionIndex;
 
@@ -21,49 +32,82 @@ const MAX_QOS: QoS = QoS::AtLeastOnce;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct TakenOver;
 
-/// A client id held by a session of another identity.
+/// Why a connection was not attached to a session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct ClientIdInUse;
+pub(crate) enum NotAttached {
+    /// The client id is held by a session of the service.
+    ClientIdInUse,
+    /// The identity has `max_sessions_per_identity` persistent sessions, all connected.
+    TooManySessions,
+}
+
+/// Names a session for as long as it exists; never reused.
+pub(crate) type SessionId = u64;
+
+/// A connection attached to its session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Attached {
+    pub session: SessionId,
+    /// Whether the session existed before (CONNACK's session present flag).
+    pub present: bool,
+}
 
 #[derive(Debug, Default)]
 struct State {
-    sessions: HashMap<Arc<str>, Session>,
+    sessions: HashMap<SessionId, Session>,
+    /// Each client id's sessions, one per identity using it: nearly always just one.
+    by_client_id: HashMap<Arc<str>, Vec<SessionId>>,
+    /// Each identity's persistent sessions.
+    persistent: HashMap<Identity, Vec<SessionId>>,
+    next_session: SessionId,
     subscriptions: SubscriptionIndex,
     retained: RetainedStore,
     /// Reused for each publish to avoid an allocation per message.
-    scratch: Vec<(Arc<str>, QoS)>,
+    scratch: Vec<(SessionId, QoS)>,
+}
+
+impl State {
+    /// The sessions using `client_id`, of any identity.
+    fn with_client_id(&self, client_id: &str) -> Vec<SessionId> {
+        self.by_client_id
+            .get(client_id)
+            .cloned()
+            .unwrap_or_default()
+    }
 }
 
 pub(crate) struct Router {
     state: Mutex<State>,
     policy: Arc<dyn Policy>,
     stats: Arc<Stats>,
-    max_queued: usize,
+    bounds: QueueBounds,
     max_inflight: usize,
+    session_expiry: Duration,
+    max_sessions_per_identity: usize,
 }
 
 impl std::fmt::Debug for Router {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Router")
-            .field("max_queued", &self.max_queued)
+            .field("bounds", &self.bounds)
             .field("max_inflight", &self.max_inflight)
             .finish_non_exhaustive()
     }
 }
 
 impl Router {
-    pub fn new(
-        policy: Arc<dyn Policy>,
-        stats: Arc<Stats>,
-        max_queued: usize,
-        max_inflight: usize,
-    ) -> Self {
+    pub fn new(policy: Arc<dyn Policy>, stats: Arc<Stats>, config: &BrokerConfig) -> Self {
         Router {
             state: Mutex::default(),
             policy,
             stats,
-            max_queued,
-            max_inflight,
+            bounds: QueueBounds {
+                max_queued: config.max_queued,
+                max_queued_bytes: config.max_queued_bytes,
+            },
+            max_inflight: config.max_inflight.into(),
+            session_expiry: config.session_expiry(),
+            max_sessions_per_identity: config.max_sessions_per_identity,
         }
     }
 
@@ -72,88 +116,216 @@ impl Router {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Attaches a new connection to the client's session, taking it over from a connection
-    /// still attached (whose will is published). Returns whether a session was present.
+    /// Attaches a new connection to the session of (`identity`, `client_id`), taking it over
+    /// from a connection still attached (whose will is published).
+    ///
+    /// A client of another identity with the same client id is not touched, except that a
+    /// service login ends any other identity's session with its client id (so that no node
+    /// can keep the gateway's own client out), and that no other identity may use a client
+    /// id while a service session holds it.
+    ///
+    /// A new persistent session beyond the identity's `max_sessions_per_identity` ends the
+    /// one of its sessions that has been offline longest, or is refused if all are connected.
     pub fn connect(
         &self,
         client_id: &Arc<str>,
         identity: &Identity,
         clean: bool,
         attachment: Attachment,
-    ) -> Result<bool, ClientIdInUse> {
+    ) -> Result<Attached, NotAttached> {
+        let now = Instant::now();
         let mut guard = self.lock();
         let state = &mut *guard;
-        let mut present = false;
-        if let Some(old) = state.sessions.get_mut(client_id) {
-            if old.identity != *identity {
-                if !matches!(identity, Identity::Service { .. }) {
-                    return Err(ClientIdInUse);
-                }
-                // The service (the gateway's own session) always gets its client id: a node
-                // that took it first, by mistake or on purpose, is cut off and its session
-                // ends, so a node cannot lock the gateway out of its own broker.
-                tracing::warn!(client_id = %client_id, holder = %old.identity, "a service login takes back its client id");
-                if let Some(previous) = old.attachment.take() {
-                    previous.kick.cancel();
-                }
-                self.remove_session(state, client_id);
+        let namesakes = state.with_client_id(client_id);
+        let is_service = matches!(identity, Identity::Service { .. });
+
+        // First everything that may refuse, so that a refused CONNECT changes nothing (but
+        // for ending a session that had expired anyway).
+        let mut own = None;
+        for sid in &namesakes {
+            let holder = &state.sessions[sid].identity;
+            if holder == identity {
+                own = Some(*sid);
+            } else if !is_service && matches!(holder, Identity::Service { .. }) {
+                return Err(NotAttached::ClientIdInUse);
             }
         }
-        if let Some(old) = state.sessions.get_mut(client_id) {
-            if let Some(previous) = old.attachment.take() {
+        // An expired session is no session, even if the sweep has not ended it yet.
+        if let Some(sid) = own.filter(|sid| state.sessions[sid].expired(now, self.session_expiry)) {
+            tracing::info!(client_id = %client_id, %identity, "persistent session expired");
+            self.remove_session(state, sid);
+            self.stats.expired(1);
+            own = None;
+        }
+        let resumes = !clean && own.is_some_and(|sid| !state.sessions[&sid].clean);
+        if !clean && !resumes {
+            self.make_room(state, identity)?;
+        }
+
+        if is_service {
+            for sid in namesakes {
+                let Some(session) = state.sessions.get_mut(&sid) else {
+                    continue;
+                };
+                if session.identity == *identity {
+                    continue;
+                }
+                tracing::warn!(client_id = %client_id, holder = %session.identity, "a service login takes back its client id");
+                if let Some(previous) = session.detach() {
+                    previous.kick.cancel();
+                }
+                self.remove_session(state, sid);
+            }
+        }
+        if let Some(sid) = own {
+            let old = state.sessions.get_mut(&sid).expect("looked up above");
+            if let Some(previous) = old.detach() {
                 tracing::info!(client_id = %client_id, "session taken over by a new connection");
                 previous.kick.cancel();
                 if let Some(will) = previous.will {
                     self.publish_will(state, identity, client_id, will);
                 }
             }
-            let old = state.sessions.get(client_id).expect("looked up above");
-            if clean || old.clean {
-                self.remove_session(state, client_id);
-            } else {
-                present = true;
+            if !resumes {
+                self.remove_session(state, sid);
             }
         }
-        let session = state
-            .sessions
-            .entry(client_id.clone())
-            .or_insert_with(|| Session::new(client_id.clone(), identity.clone(), clean));
+        let sid = match own {
+            Some(sid) if resumes => sid,
+            _ => self.new_session(state, client_id, identity, clean),
+        };
+        let session = state.sessions.get_mut(&sid).expect("exists");
         session.attach(attachment);
         if let Some(a) = &session.attachment {
             // Whatever was queued while offline is sent at once.
             a.notify.notify_one();
         }
-        Ok(present)
+        Ok(Attached {
+            session: sid,
+            present: resumes,
+        })
+    }
+
+    /// Makes room for one more persistent session of `identity`: ends its session offline
+    /// longest if it has its maximum, or says that all of them are connected.
+    fn make_room(&self, state: &mut State, identity: &Identity) -> Result<(), NotAttached> {
+        let Some(mine) = state.persistent.get(identity) else {
+            return Ok(());
+        };
+        if mine.len() < self.max_sessions_per_identity {
+            return Ok(());
+        }
+        let oldest_offline = mine
+            .iter()
+            .map(|sid| (*sid, &state.sessions[sid]))
+            .filter(|(_, s)| s.attachment.is_none())
+            .min_by_key(|(_, s)| s.last_seen)
+            .map(|(sid, _)| sid);
+        let Some(sid) = oldest_offline else {
+            tracing::warn!(%identity, max = self.max_sessions_per_identity, "refused: every persistent session of this identity is connected");
+            return Err(NotAttached::TooManySessions);
+        };
+        let client_id = &state.sessions[&sid].client_id;
+        tracing::info!(%identity, client_id = %client_id, max = self.max_sessions_per_identity, "too many persistent sessions: ending the one offline longest");
+        self.remove_session(state, sid);
+        self.stats.evicted();
+        Ok(())
+    }
+
+    fn new_session(
+        &self,
+        state: &mut State,
+        client_id: &Arc<str>,
+        identity: &Identity,
+        clean: bool,
+    ) -> SessionId {
+        state.next_session += 1;
+        let sid = state.next_session;
+        let session = Session::new(client_id.clone(), identity.clone(), clean);
+        state.sessions.insert(sid, session);
+        state
+            .by_client_id
+            .entry(client_id.clone())
+            .or_default()
+            .push(sid);
+        if !clean {
+            state
+                .persistent
+                .entry(identity.clone())
+                .or_default()
+                .push(sid);
+        }
+        self.stats.set_sessions(state.sessions.len());
+        sid
     }
 
     /// Detaches connection `conn` from its session: publishes the will unless the client said
     /// DISCONNECT, and ends the session if it was a clean one.
-    pub fn disconnect(&self, client_id: &str, conn: u64, publish_will: bool) {
+    pub fn disconnect(&self, sid: SessionId, conn: u64, publish_will: bool) {
         let mut guard = self.lock();
         let state = &mut *guard;
-        let Some(session) = state.sessions.get_mut(client_id) else {
+        let Some(session) = state.sessions.get_mut(&sid) else {
             return;
         };
         if session.attachment.as_ref().map(|a| a.id) != Some(conn) {
             return;
         }
-        let attachment = session.attachment.take().expect("checked above");
+        let attachment = session.detach().expect("checked above");
         let identity = session.identity.clone();
+        let client_id = session.client_id.clone();
         let clean = session.clean;
         if publish_will {
             if let Some(will) = attachment.will {
-                self.publish_will(state, &identity, client_id, will);
+                self.publish_will(state, &identity, &client_id, will);
             }
         }
         if clean {
-            self.remove_session(state, client_id);
+            self.remove_session(state, sid);
         }
     }
 
-    fn remove_session(&self, state: &mut State, client_id: &str) {
-        if let Some(session) = state.sessions.remove(client_id) {
-            for filter in session.subscriptions.keys() {
-                state.subscriptions.remove(filter, client_id);
+    /// Ends every persistent session whose client has been away `session_expiry`.
+    pub fn sweep(&self, now: Instant) {
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let expired: Vec<SessionId> = state
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.expired(now, self.session_expiry))
+            .map(|(sid, _)| *sid)
+            .collect();
+        if expired.is_empty() {
+            return;
+        }
+        tracing::info!(sessions = expired.len(), "persistent sessions expired");
+        self.stats.expired(expired.len() as u64);
+        for sid in expired {
+            self.remove_session(state, sid);
+        }
+    }
+
+    fn remove_session(&self, state: &mut State, sid: SessionId) {
+        let Some(session) = state.sessions.remove(&sid) else {
+            return;
+        };
+        self.stats.set_sessions(state.sessions.len());
+        self.stats
+            .queued_bytes_changed(-(session.queued_bytes() as i64));
+        for filter in session.subscriptions.keys() {
+            state.subscriptions.remove(filter, sid);
+        }
+        if let Some(ids) = state.by_client_id.get_mut(&session.client_id) {
+            ids.retain(|id| *id != sid);
+            if ids.is_empty() {
+                state.by_client_id.remove(&session.client_id);
+            }
+        }
+        if !session.clean {
+            if let Some(ids) = state.persistent.get_mut(&session.identity) {
+                ids.retain(|id| *id != sid);
+                if ids.is_empty() {
+                    state.persistent.remove(&session.identity);
+                }
             }
         }
     }
@@ -187,9 +359,10 @@ impl Router {
         }
         let mut targets = std::mem::take(&mut state.scratch);
         state.subscriptions.matching(&msg.topic, &mut targets);
-        let mut dropped = 0;
-        for (client_id, granted) in targets.drain(..) {
-            let Some(session) = state.sessions.get_mut(&client_id) else {
+        let mut dropped = Dropped::default();
+        let mut grown = 0i64;
+        for (sid, granted) in targets.drain(..) {
+            let Some(session) = state.sessions.get_mut(&sid) else {
                 continue;
             };
             let qos = min_qos(qos, granted);
@@ -202,14 +375,27 @@ impl Router {
                 qos,
                 retain: false,
             };
-            dropped += session.enqueue(delivery, self.max_queued);
+            let before = session.queued_bytes();
+            dropped += session.enqueue(delivery, self.bounds);
+            grown += session.queued_bytes() as i64 - before as i64;
             if let Some(a) = &session.attachment {
                 a.notify.notify_one();
             }
         }
         state.scratch = targets;
-        if dropped > 0 {
-            self.stats.dropped(dropped);
+        self.count(dropped, grown);
+    }
+
+    /// Counts messages dropped from queues and the change in the bytes they hold.
+    fn count(&self, dropped: Dropped, grown: i64) {
+        if dropped.for_count > 0 {
+            self.stats.dropped(dropped.for_count);
+        }
+        if dropped.for_bytes > 0 {
+            self.stats.dropped_for_bytes(dropped.for_bytes);
+        }
+        if grown != 0 {
+            self.stats.queued_bytes_changed(grown);
         }
     }
 
@@ -217,15 +403,16 @@ impl Router {
     /// and queues the retained messages they match. Returns the SUBACK codes.
     pub fn subscribe(
         &self,
-        client_id: &str,
+        sid: SessionId,
         conn: u64,
         filters: Vec<(String, Option<QoS>)>,
     ) -> Result<Vec<SubscribeReasonCode>, TakenOver> {
         let mut guard = self.lock();
         let state = &mut *guard;
-        let session = attached(&mut state.sessions, client_id, conn)?;
+        let session = attached(&mut state.sessions, sid, conn)?;
         let mut codes = Vec::with_capacity(filters.len());
-        let mut dropped = 0;
+        let mut dropped = Dropped::default();
+        let before = session.queued_bytes();
         for (filter, requested) in filters {
             let Some(requested) = requested else {
                 codes.push(SubscribeReasonCode::Failure);
@@ -233,59 +420,55 @@ impl Router {
             };
             let granted = min_qos(requested, MAX_QOS);
             codes.push(SubscribeReasonCode::Success(granted));
-            state
-                .subscriptions
-                .insert(&filter, &session.client_id, granted);
+            state.subscriptions.insert(&filter, sid, granted);
             state.retained.matching(&filter, |msg, qos| {
                 let delivery = Delivery {
                     msg: msg.clone(),
                     qos: min_qos(qos, granted),
                     retain: true,
                 };
-                dropped += session.enqueue(delivery, self.max_queued);
+                dropped += session.enqueue(delivery, self.bounds);
             });
             session.subscriptions.insert(filter, granted);
         }
-        if dropped > 0 {
-            self.stats.dropped(dropped);
-        }
+        self.count(dropped, session.queued_bytes() as i64 - before as i64);
         Ok(codes)
     }
 
     /// Removes the client's subscriptions to `filters`.
     pub fn unsubscribe(
         &self,
-        client_id: &str,
+        sid: SessionId,
         conn: u64,
         filters: &[String],
     ) -> Result<(), TakenOver> {
         let mut guard = self.lock();
         let state = &mut *guard;
-        let session = attached(&mut state.sessions, client_id, conn)?;
+        let session = attached(&mut state.sessions, sid, conn)?;
         for filter in filters {
             if session.subscriptions.remove(filter).is_some() {
-                state.subscriptions.remove(filter, client_id);
+                state.subscriptions.remove(filter, sid);
             }
         }
         Ok(())
     }
 
     /// Handles PUBACK `pkid`; returns whether a message in flight was acknowledged.
-    pub fn acked(&self, client_id: &str, conn: u64, pkid: u16) -> Result<bool, TakenOver> {
+    pub fn acked(&self, sid: SessionId, conn: u64, pkid: u16) -> Result<bool, TakenOver> {
         let mut guard = self.lock();
-        Ok(attached(&mut guard.sessions, client_id, conn)?.acked(pkid))
+        Ok(attached(&mut guard.sessions, sid, conn)?.acked(pkid))
     }
 
     /// Records QoS 2 PUBLISH `pkid`: true the first time, false for a resent one that must not
     /// be routed again. `Err(None)` if the client has too many unreleased.
     pub fn qos2_received(
         &self,
-        client_id: &str,
+        sid: SessionId,
         conn: u64,
         pkid: u16,
     ) -> Result<bool, Option<TakenOver>> {
         let mut guard = self.lock();
-        let session = attached(&mut guard.sessions, client_id, conn).map_err(Some)?;
+        let session = attached(&mut guard.sessions, sid, conn).map_err(Some)?;
         if session.incoming_qos2.contains(&pkid) {
             return Ok(false);
         }
@@ -297,9 +480,9 @@ impl Router {
     }
 
     /// Handles PUBREL `pkid`: the id may be used for a new QoS 2 message.
-    pub fn qos2_released(&self, client_id: &str, conn: u64, pkid: u16) -> Result<(), TakenOver> {
+    pub fn qos2_released(&self, sid: SessionId, conn: u64, pkid: u16) -> Result<(), TakenOver> {
         let mut guard = self.lock();
-        attached(&mut guard.sessions, client_id, conn)?
+        attached(&mut guard.sessions, sid, conn)?
             .incoming_qos2
             .remove(&pkid);
         Ok(())
@@ -308,32 +491,38 @@ impl Router {
     /// Writes the session's sendable messages into `buf`, up to `high_water` bytes.
     pub fn fill(
         &self,
-        client_id: &str,
+        sid: SessionId,
         conn: u64,
         buf: &mut BytesMut,
         high_water: usize,
     ) -> Result<Filled, TakenOver> {
         let mut guard = self.lock();
-        let session = attached(&mut guard.sessions, client_id, conn)?;
+        let session = attached(&mut guard.sessions, sid, conn)?;
+        let before = session.queued_bytes();
         let filled = session.fill(buf, self.max_inflight, high_water);
+        let shrunk = before - session.queued_bytes();
         drop(guard);
         self.stats.messages_out(filled.written);
+        if shrunk > 0 {
+            self.stats.queued_bytes_changed(-(shrunk as i64));
+        }
         Ok(filled)
     }
 
-    /// Whether a session is kept for `client_id` (online or not). For tests and diagnostics.
+    /// Whether a session of any identity is kept for `client_id` (online or not). For tests
+    /// and diagnostics.
     pub fn has_session(&self, client_id: &str) -> bool {
-        self.lock().sessions.contains_key(client_id)
+        self.lock().by_client_id.contains_key(client_id)
     }
 }
 
-/// The session of `client_id` if connection `conn` still serves it.
-fn attached<'a>(
-    sessions: &'a mut HashMap<Arc<str>, Session>,
-    client_id: &str,
+/// Session `sid` if connection `conn` still serves it.
+fn attached(
+    sessions: &mut HashMap<SessionId, Session>,
+    sid: SessionId,
     conn: u64,
-) -> Result<&'a mut Session, TakenOver> {
-    match sessions.get_mut(client_id) {
+) -> Result<&mut Session, TakenOver> {
+    match sessions.get_mut(&sid) {
         Some(s) if s.attachment.as_ref().is_some_and(|a| a.id == conn) => Ok(s),
         _ => Err(TakenOver),
     }

@@ -8,6 +8,7 @@ use bytes::{Bytes, BytesMut};
 use rumqttc::mqttbytes::v4::LastWill;
 use rumqttc::mqttbytes::QoS;
 use tokio::sync::Notify;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::policy::Identity;
@@ -36,6 +37,37 @@ pub(crate) struct Delivery {
     pub qos: QoS,
     /// Set only for retained messages sent because of a new subscription (MQTT-3.3.1-8/9).
     pub retain: bool,
+}
+
+impl Delivery {
+    /// What the message counts against `max_queued_bytes`: its topic and payload. (Several
+    /// queues may share one copy; each counts it whole, so the bound holds for each alone.)
+    fn size(&self) -> usize {
+        self.msg.topic.len() + self.msg.payload.len()
+    }
+}
+
+/// Messages [`Session::enqueue`] dropped to stay within its bounds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Dropped {
+    /// Because the queue held `max_queued` messages.
+    pub for_count: u64,
+    /// Because the queue held too many bytes for the new message (`max_queued_bytes`).
+    pub for_bytes: u64,
+}
+
+impl std::ops::AddAssign for Dropped {
+    fn add_assign(&mut self, other: Dropped) {
+        self.for_count += other.for_count;
+        self.for_bytes += other.for_bytes;
+    }
+}
+
+/// A session queue's bounds.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct QueueBounds {
+    pub max_queued: usize,
+    pub max_queued_bytes: usize,
 }
 
 #[derive(Debug)]
@@ -77,7 +109,11 @@ pub(crate) struct Session {
     /// Packet ids of QoS 2 messages received and routed but not yet released by PUBREL.
     pub incoming_qos2: HashSet<u16>,
     pub attachment: Option<Attachment>,
+    /// When a connection last attached or detached.
+    pub last_seen: Instant,
     queue: VecDeque<Delivery>,
+    /// The size of what `queue` holds (see [`Delivery::size`]).
+    queued_bytes: usize,
     /// Sent QoS 1 messages awaiting PUBACK, oldest first.
     inflight: VecDeque<Inflight>,
     /// How many of `inflight` were sent on the current connection; the rest are re-sent.
@@ -96,7 +132,9 @@ impl Session {
             subscriptions: HashMap::new(),
             incoming_qos2: HashSet::new(),
             attachment: None,
+            last_seen: Instant::now(),
             queue: VecDeque::new(),
+            queued_bytes: 0,
             inflight: VecDeque::new(),
             inflight_sent: 0,
             next_pkid: 1,
@@ -104,24 +142,48 @@ impl Session {
         }
     }
 
-    /// Queues `delivery`, dropping the oldest queued message if the queue holds `max_queued`.
-    /// Returns how many were dropped.
-    pub fn enqueue(&mut self, delivery: Delivery, max_queued: usize) -> u64 {
-        let mut dropped = 0;
-        while self.queue.len() >= max_queued {
-            self.queue.pop_front();
-            dropped += 1;
+    /// Queues `delivery`, first dropping the oldest queued messages while the queue holds
+    /// `max_queued` messages, or while the new one would take it past `max_queued_bytes`
+    /// (a message larger than that alone is still queued, alone).
+    pub fn enqueue(&mut self, delivery: Delivery, bounds: QueueBounds) -> Dropped {
+        let mut dropped = Dropped::default();
+        while self.queue.len() >= bounds.max_queued {
+            self.pop_front();
+            dropped.for_count += 1;
         }
-        if dropped > 0 && !self.dropping {
+        let size = delivery.size();
+        while !self.queue.is_empty() && self.queued_bytes + size > bounds.max_queued_bytes {
+            self.pop_front();
+            dropped.for_bytes += 1;
+        }
+        if dropped != Dropped::default() && !self.dropping {
             self.dropping = true;
             tracing::warn!(
                 client_id = %self.client_id,
-                max_queued,
+                max_queued = bounds.max_queued,
+                max_queued_bytes = bounds.max_queued_bytes,
                 "session queue full: dropping its oldest messages"
             );
         }
+        self.queued_bytes += size;
         self.queue.push_back(delivery);
         dropped
+    }
+
+    fn pop_front(&mut self) -> Option<Delivery> {
+        let d = self.queue.pop_front()?;
+        self.queued_bytes -= d.size();
+        Some(d)
+    }
+
+    /// The size of the messages waiting to be sent.
+    pub fn queued_bytes(&self) -> usize {
+        self.queued_bytes
+    }
+
+    /// Whether the session is persistent, offline, and was last seen `expiry` or more ago.
+    pub fn expired(&self, now: Instant, expiry: std::time::Duration) -> bool {
+        !self.clean && self.attachment.is_none() && now.duration_since(self.last_seen) >= expiry
     }
 
     /// Messages waiting to be sent.
@@ -134,7 +196,14 @@ impl Session {
     /// again, with DUP set.
     pub fn attach(&mut self, attachment: Attachment) {
         self.attachment = Some(attachment);
+        self.last_seen = Instant::now();
         self.inflight_sent = 0;
+    }
+
+    /// Stops serving the session on its connection; returns that connection's attachment.
+    pub fn detach(&mut self) -> Option<Attachment> {
+        self.last_seen = Instant::now();
+        self.attachment.take()
     }
 
     /// Removes the message acknowledged by PUBACK `pkid`; false if none had that id.
@@ -177,7 +246,7 @@ impl Session {
                     more: true,
                 };
             }
-            let Some(delivery) = self.queue.pop_front() else {
+            let Some(delivery) = self.pop_front() else {
                 break;
             };
             if delivery.qos == QoS::AtMostOnce {
@@ -245,6 +314,13 @@ mod tests {
         }
     }
 
+    fn bounds(max_queued: usize) -> QueueBounds {
+        QueueBounds {
+            max_queued,
+            max_queued_bytes: usize::MAX,
+        }
+    }
+
     fn decode(buf: &mut BytesMut) -> Vec<Publish> {
         let mut out = Vec::new();
         while !buf.is_empty() {
@@ -266,7 +342,10 @@ mod tests {
     fn a_full_queue_drops_its_oldest_message() {
         let mut s = session();
         let dropped: u64 = (0..5)
-            .map(|n| s.enqueue(delivery(n, QoS::AtLeastOnce), 3))
+            .map(|n| {
+                s.enqueue(delivery(n, QoS::AtLeastOnce), bounds(3))
+                    .for_count
+            })
             .sum();
         assert_eq!(dropped, 2);
         let mut buf = BytesMut::new();
@@ -275,10 +354,36 @@ mod tests {
     }
 
     #[test]
+    fn a_queue_over_its_byte_bound_drops_its_oldest_messages_and_keeps_count_of_its_bytes() {
+        let mut s = session();
+        // Topic "t" and a payload of one or two digits: 2 or 3 bytes each.
+        let b = QueueBounds {
+            max_queued: 100,
+            max_queued_bytes: 6,
+        };
+        let mut dropped = Dropped::default();
+        for n in [1, 2, 3, 10] {
+            dropped += s.enqueue(delivery(n, QoS::AtLeastOnce), b);
+        }
+        assert_eq!(
+            dropped,
+            Dropped {
+                for_count: 0,
+                for_bytes: 2
+            }
+        );
+        assert_eq!(s.queued_bytes(), 5);
+        let mut buf = BytesMut::new();
+        s.fill(&mut buf, 10, usize::MAX);
+        assert_eq!(payloads(&decode(&mut buf)), ["3", "10"]);
+        assert_eq!(s.queued_bytes(), 0);
+    }
+
+    #[test]
     fn no_more_than_max_inflight_messages_await_acknowledgement() {
         let mut s = session();
         for n in 0..5 {
-            s.enqueue(delivery(n, QoS::AtLeastOnce), 100);
+            s.enqueue(delivery(n, QoS::AtLeastOnce), bounds(100));
         }
         let mut buf = BytesMut::new();
         let f = s.fill(&mut buf, 2, usize::MAX);
@@ -301,10 +406,10 @@ mod tests {
     #[test]
     fn qos0_messages_are_not_held_back_by_the_inflight_limit_unless_behind_a_qos1_one() {
         let mut s = session();
-        s.enqueue(delivery(0, QoS::AtLeastOnce), 100);
-        s.enqueue(delivery(1, QoS::AtMostOnce), 100);
-        s.enqueue(delivery(2, QoS::AtLeastOnce), 100);
-        s.enqueue(delivery(3, QoS::AtMostOnce), 100);
+        s.enqueue(delivery(0, QoS::AtLeastOnce), bounds(100));
+        s.enqueue(delivery(1, QoS::AtMostOnce), bounds(100));
+        s.enqueue(delivery(2, QoS::AtLeastOnce), bounds(100));
+        s.enqueue(delivery(3, QoS::AtMostOnce), bounds(100));
         let mut buf = BytesMut::new();
         s.fill(&mut buf, 1, usize::MAX);
         // Order is kept: "3" waits behind "2", which waits for a free slot.
@@ -315,7 +420,7 @@ mod tests {
     fn a_new_connection_gets_unacknowledged_messages_again_with_dup_then_the_queue() {
         let mut s = session();
         for n in 0..4 {
-            s.enqueue(delivery(n, QoS::AtLeastOnce), 100);
+            s.enqueue(delivery(n, QoS::AtLeastOnce), bounds(100));
         }
         let mut buf = BytesMut::new();
         s.fill(&mut buf, 2, usize::MAX);
@@ -338,7 +443,7 @@ mod tests {
     fn filling_stops_at_the_high_water_mark_and_says_there_is_more() {
         let mut s = session();
         for n in 0..10 {
-            s.enqueue(delivery(n, QoS::AtMostOnce), 100);
+            s.enqueue(delivery(n, QoS::AtMostOnce), bounds(100));
         }
         let mut buf = BytesMut::new();
         let f = s.fill(&mut buf, 100, 1);
@@ -357,14 +462,14 @@ mod tests {
         let mut s = session();
         s.next_pkid = u16::MAX;
         for n in 0..3 {
-            s.enqueue(delivery(n, QoS::AtLeastOnce), 100);
+            s.enqueue(delivery(n, QoS::AtLeastOnce), bounds(100));
         }
         let mut buf = BytesMut::new();
         s.fill(&mut buf, 100, usize::MAX);
         let ids: Vec<u16> = decode(&mut buf).iter().map(|p| p.pkid).collect();
         assert_eq!(ids, [u16::MAX, 1, 2]);
         s.next_pkid = 1;
-        s.enqueue(delivery(3, QoS::AtLeastOnce), 100);
+        s.enqueue(delivery(3, QoS::AtLeastOnce), bounds(100));
         s.fill(&mut buf, 100, usize::MAX);
         assert_eq!(decode(&mut buf)[0].pkid, 3);
     }

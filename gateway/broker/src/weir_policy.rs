@@ -21,6 +21,9 @@ pub type TerminalCredentials = dyn Fn(&TerminalId, &[u8]) -> bool + Send + Sync;
 ///   `{prefix}/terminals/HY-001/ack` and `.../config` (exact topics, no wildcards).
 /// * Clients without a username are refused as not authorized; a wrong password, an unknown
 ///   terminal or a username that is not a terminal id as bad credentials.
+/// * The client id `weir-node-{id}`, which the node firmware and the simulator use, is
+///   terminal `{id}`'s: another terminal asking for it is refused as not authorized. Any
+///   other client id may be used by anyone; the broker keeps each identity's sessions apart.
 pub struct WeirPolicy {
     prefix: String,
     service_username: String,
@@ -64,6 +67,9 @@ impl WeirPolicy {
     }
 }
 
+/// How a node's client id starts; its terminal id follows.
+const NODE_CLIENT_ID_PREFIX: &str = "weir-node-";
+
 /// Compares secrets in time independent of where they first differ.
 fn same_secret(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
@@ -94,6 +100,13 @@ impl Policy for WeirPolicy {
             Ok(Identity::Terminal(id))
         } else {
             Err(Refusal::BadCredentials)
+        }
+    }
+
+    fn may_use_client_id(&self, who: &Identity, client_id: &str) -> bool {
+        match (who, client_id.strip_prefix(NODE_CLIENT_ID_PREFIX)) {
+            (Identity::Terminal(id), Some(owner)) => owner == id.as_str(),
+            _ => true,
         }
     }
 
@@ -205,6 +218,20 @@ mod tests {
         ] {
             assert!(!p.may_subscribe(&n, f), "{f}");
         }
+    }
+
+    #[test]
+    fn a_nodes_own_client_id_is_reserved_to_its_terminal() {
+        let p = policy("weir");
+        let n = node();
+        assert!(p.may_use_client_id(&n, "weir-node-HY-001"));
+        assert!(!p.may_use_client_id(&n, "weir-node-HY-002"));
+        assert!(!p.may_use_client_id(&n, "weir-node-HY-0011"));
+        assert!(p.may_use_client_id(&n, "datalogger"));
+        let s = Identity::Service {
+            username: "weir-gateway".into(),
+        };
+        assert!(p.may_use_client_id(&s, "weir-node-HY-001"));
     }
 
     #[test]

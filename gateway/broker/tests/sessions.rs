@@ -246,3 +246,59 @@ async fn a_persistent_session_without_a_client_id_is_refused() {
         "a clean one gets an id"
     );
 }
+
+#[tokio::test]
+async fn a_node_may_not_take_another_terminals_node_client_id_and_that_node_still_connects() {
+    let b = TestBroker::start().await;
+    // HY-001's credentials asking for HY-002's client id, with a persistent session.
+    let mut squatter = node_login("weir-node-HY-002", "HY-001", password_of("HY-001"));
+    squatter.clean_session = false;
+    let (_squatter, ack) = Raw::handshake(b.addr, squatter).await;
+    assert_eq!(ack.code, ConnectReturnCode::NotAuthorized);
+
+    let mut real = b.node_options("weir-node-HY-002", "HY-002");
+    real.set_clean_session(false);
+    let real = connect(real).await;
+    assert!(!real.session_present);
+}
+
+#[tokio::test]
+async fn a_session_belongs_to_the_identity_that_made_it_whoever_asks_for_its_client_id() {
+    let b = TestBroker::start().await;
+    let options = |terminal: &str| {
+        // A client id that no policy reserves, as a third-party data logger might use.
+        let mut o = b.node_options("datalogger", terminal);
+        o.set_clean_session(false);
+        o
+    };
+    // The squatter comes first, with other credentials, and stays connected.
+    let mut squatter = connect(options("HY-001")).await;
+    assert!(!squatter.session_present);
+
+    // The real node gets its own session, and neither connection ends the other.
+    let mut real = connect(options("HY-002")).await;
+    assert!(!real.session_present, "not the squatter's session");
+    real.subscribe(&topic("HY-002", "ack"), QoS::AtLeastOnce)
+        .await;
+    squatter
+        .publish_acked(&topic("HY-001", "telemetry"), b"still here", false)
+        .await;
+    real.client.disconnect().await.unwrap();
+    real.closed().await;
+
+    // While the real node is away, the gateway queues a message for it.
+    let mut gateway = connect(b.service_options("gw")).await;
+    gateway
+        .publish_acked(&topic("HY-002", "ack"), b"for HY-002", false)
+        .await;
+
+    // The squatter, connecting again, resumes only its own session: nothing of HY-002's.
+    drop(squatter);
+    let mut squatter = connect(options("HY-001")).await;
+    assert!(squatter.session_present);
+    squatter.expect_silence().await;
+
+    let mut real = connect(options("HY-002")).await;
+    assert!(real.session_present);
+    assert_eq!(payload_text(&real.next_publish().await), "for HY-002");
+}

@@ -3,7 +3,7 @@
 //! speaks the codec for tests about exact packets.
 #![allow(dead_code)]
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,12 +13,12 @@ use rumqttc::mqttbytes::v4::{
 };
 use rumqttc::{AsyncClient, ConnectionError, Event, EventLoop, MqttOptions, QoS};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
-use weir_broker::{Broker, BrokerConfig, StatsSnapshot, WeirPolicy};
+use weir_broker::{Broker, BrokerConfig, Policy, StatsSnapshot, WeirPolicy};
 
 pub const SERVICE_USER: &str = "weir-gateway";
 pub const SERVICE_PASS: &str = "service-secret";
@@ -57,7 +57,11 @@ impl TestBroker {
     }
 
     pub async fn start_with(config: BrokerConfig) -> Self {
-        let broker = Broker::new(config, policy()).unwrap();
+        Self::start_with_policy(config, policy()).await
+    }
+
+    pub async fn start_with_policy(config: BrokerConfig, policy: Arc<dyn Policy>) -> Self {
+        let broker = Broker::new(config, policy).unwrap();
         let listener = broker.bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr();
         let shutdown = CancellationToken::new();
@@ -96,6 +100,26 @@ impl TestBroker {
         c.set_login(SERVICE_USER, SERVICE_PASS);
         Raw::handshake(self.addr, c).await
     }
+}
+
+/// Waits until `condition` holds, checking every few milliseconds; panics after [`PATIENCE`]
+/// saying what it waited for.
+pub async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !condition() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "gave up waiting until {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// A loopback source address other than 127.0.0.1: all of 127.0.0.0/8 reaches the broker,
+/// and each counts as its own address for the broker's per-address limits.
+pub fn loopback(n: u16) -> IpAddr {
+    let [a, b] = n.to_be_bytes();
+    IpAddr::V4(Ipv4Addr::new(127, 0, a, b))
 }
 
 /// A connected rumqttc client whose events are collected on a channel.
@@ -247,6 +271,27 @@ impl Raw<TcpStream> {
         Raw::new(TcpStream::connect(addr).await.unwrap())
     }
 
+    /// A TCP connection from the source address `from` (see [`loopback`]).
+    pub async fn tcp_from(addr: SocketAddr, from: IpAddr) -> Self {
+        let socket = TcpSocket::new_v4().unwrap();
+        socket.bind(SocketAddr::new(from, 0)).unwrap();
+        Raw::new(socket.connect(addr).await.unwrap())
+    }
+
+    /// Connects from `from`, sends `connect` and returns the CONNACK.
+    pub async fn handshake_from(
+        addr: SocketAddr,
+        from: IpAddr,
+        connect: Connect,
+    ) -> (Self, ConnAck) {
+        let mut raw = Raw::tcp_from(addr, from).await;
+        raw.send(Packet::Connect(connect)).await;
+        match raw.recv().await {
+            Some(Packet::ConnAck(ack)) => (raw, ack),
+            other => panic!("expected CONNACK, got {other:?}"),
+        }
+    }
+
     /// Connects, sends `connect` and returns the CONNACK.
     pub async fn handshake(addr: SocketAddr, connect: Connect) -> (Self, ConnAck) {
         let mut raw = Raw::tcp(addr).await;
@@ -333,6 +378,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Raw<S> {
             panic!("expected silence, got {p:?}");
         }
     }
+}
+
+/// A CONNECT of terminal `terminal` with `password` (right or wrong).
+pub fn node_login(client_id: &str, terminal: &str, password: &str) -> Connect {
+    let mut c = Connect::new(client_id);
+    c.set_login(terminal, password);
+    c
+}
+
+/// The password of a terminal of the test registry.
+pub fn password_of(terminal: &str) -> &'static str {
+    TERMINALS.iter().find(|(t, _)| *t == terminal).unwrap().1
 }
 
 pub fn payload_text(p: &Publish) -> String {
