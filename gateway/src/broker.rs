@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::Context as _;
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
-use weir_broker::{Broker, BrokerConfig, WeirPolicy};
+use weir_broker::{Broker, WeirPolicy};
 
 use crate::config::MqttConfig;
 use crate::metrics::Metrics;
@@ -26,6 +26,8 @@ const SERVICE_USER: &str = "weir:gateway";
 pub struct Embedded {
     /// Where nodes connect.
     pub addr: SocketAddr,
+    /// Where nodes connect with TLS, when configured.
+    pub tls_addr: Option<SocketAddr>,
     /// The gateway's own user name and password on it.
     pub service_credentials: (String, String),
     task: tokio::task::JoinHandle<()>,
@@ -48,6 +50,9 @@ struct Verified(Mutex<HashMap<String, (String, [u8; 32])>>);
 impl Verified {
     fn check(&self, store: &Store, id: &str, password: &[u8]) -> bool {
         let Ok(Some(hash)) = store.with(|c| terminals::password_hash(c, id)) else {
+            // As much work as for a registered terminal, so the answer's time does not tell
+            // which terminal ids exist.
+            auth::verify_unknown(password);
             return false;
         };
         let digest: [u8; 32] = Sha256::digest(password).into();
@@ -84,13 +89,8 @@ pub async fn start(
         move |id, password| verified.check(&store, id.as_str(), password),
     )
     .map_err(|e| anyhow::anyhow!("mqtt.topic_prefix: {}", e.reason))?;
-    let broker_config = BrokerConfig {
-        listen: mqtt.listen,
-        max_inflight: mqtt.max_inflight,
-        max_queued: mqtt.max_queued,
-        max_packet_size: weir_contract::MAX_PAYLOAD + 1024,
-        ..BrokerConfig::default()
-    };
+    let broker_config = mqtt.embedded();
+    let tls = broker_config.tls.clone();
     let broker =
         Broker::new(broker_config, Arc::new(policy)).context("configuring the embedded broker")?;
     let _ = metrics.broker.set(broker.stats());
@@ -99,10 +99,30 @@ pub async fn start(
         .await
         .with_context(|| format!("listening for MQTT on {} (mqtt.listen)", mqtt.listen))?;
     let addr = listener.local_addr();
+    let tls_listener = match &tls {
+        Some(tls) => Some(broker.bind_tls(tls).await.with_context(|| {
+            format!(
+                "MQTT over TLS on {} (mqtt.tls_listen, mqtt.tls_cert, mqtt.tls_key)",
+                tls.listen
+            )
+        })?),
+        None => None,
+    };
+    let tls_addr = tls_listener.as_ref().map(|l| l.local_addr());
     let stop = CancellationToken::new();
-    let task = tokio::spawn(listener.run(stop.clone()));
+    let plain = listener.run(stop.clone());
+    let tls_stop = stop.clone();
+    let task = tokio::spawn(async move {
+        match tls_listener {
+            Some(t) => {
+                tokio::join!(plain, t.run(tls_stop));
+            }
+            None => plain.await,
+        }
+    });
     Ok(Embedded {
         addr,
+        tls_addr,
         service_credentials: (SERVICE_USER.into(), service_password),
         task,
         stop,

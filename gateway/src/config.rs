@@ -236,6 +236,121 @@ pub struct MqttConfig {
     pub max_inflight: u16,
     /// Embedded broker: most messages queued for one session while its client is away.
     pub max_queued: usize,
+    /// Embedded broker: MQTT over TLS on `tls_listen` when `tls_cert` and `tls_key` (PEM)
+    /// are set, beside the plain listener.
+    pub tls_listen: SocketAddr,
+    /// Certificate chain (PEM) of the TLS listener.
+    pub tls_cert: PathBuf,
+    /// Private key (PEM) of `tls_cert`.
+    pub tls_key: PathBuf,
+    /// Embedded broker: what one client may make it hold (`[mqtt.limits]`, docs/security.md).
+    pub limits: BrokerLimits,
+}
+
+/// The embedded broker's bounds on what a client can make it hold; the defaults are the
+/// broker's own (`weir_broker::BrokerConfig`), where each is explained.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BrokerLimits {
+    /// Clients connected at once.
+    pub max_connections: usize,
+    /// Connections not yet past CONNACK.
+    pub max_pending_connections: usize,
+    /// Connections from one address (an IPv6 /64).
+    pub max_connections_per_address: usize,
+    /// Seconds to send CONNECT (and finish a TLS handshake).
+    pub connect_timeout_s: u16,
+    /// Longest keep alive honoured, s.
+    pub max_keep_alive_s: u16,
+    /// Password checks at once.
+    pub max_concurrent_auth: usize,
+    /// Milliseconds a CONNECT waits for a password check before CONNACK 3.
+    pub auth_wait_ms: u32,
+    /// Failed logins from one address per window before it is refused unchecked.
+    pub auth_failures_per_address: u32,
+    /// Failed logins of one user name from one address per window.
+    pub auth_failures_per_user: u32,
+    /// The failure window, s.
+    pub auth_failure_window_s: u32,
+    /// Seconds a disconnected client's persistent session is kept.
+    pub session_expiry_s: u32,
+    /// Persistent sessions one identity may hold.
+    pub max_sessions_per_identity: usize,
+    /// Bytes queued for one session.
+    pub max_queued_bytes: usize,
+    /// Messages per second one identity may publish, and the burst above it.
+    pub max_publish_rate: u32,
+    /// Burst of messages above the rate.
+    pub max_publish_burst: u32,
+    /// Bytes per second one identity may publish.
+    pub max_publish_bytes_per_s: u32,
+    /// Burst of bytes above that.
+    pub max_publish_bytes_burst: u32,
+}
+
+impl Default for BrokerLimits {
+    fn default() -> Self {
+        let b = weir_broker::BrokerConfig::default();
+        BrokerLimits {
+            max_connections: b.max_connections,
+            max_pending_connections: b.max_pending_connections,
+            max_connections_per_address: b.max_connections_per_address,
+            connect_timeout_s: b.connect_timeout_s,
+            max_keep_alive_s: b.max_keep_alive_s,
+            max_concurrent_auth: b.max_concurrent_auth,
+            auth_wait_ms: b.auth_wait_ms,
+            auth_failures_per_address: b.auth_failures_per_address,
+            auth_failures_per_user: b.auth_failures_per_user,
+            auth_failure_window_s: b.auth_failure_window_s,
+            session_expiry_s: b.session_expiry_s,
+            max_sessions_per_identity: b.max_sessions_per_identity,
+            max_queued_bytes: b.max_queued_bytes,
+            max_publish_rate: b.max_publish_rate,
+            max_publish_burst: b.max_publish_burst,
+            max_publish_bytes_per_s: b.max_publish_bytes_per_s,
+            max_publish_bytes_burst: b.max_publish_bytes_burst,
+        }
+    }
+}
+
+impl MqttConfig {
+    /// Whether the embedded broker also listens with TLS.
+    pub fn tls(&self) -> bool {
+        !self.tls_cert.as_os_str().is_empty()
+    }
+
+    /// The embedded broker's settings.
+    pub fn embedded(&self) -> weir_broker::BrokerConfig {
+        let l = &self.limits;
+        weir_broker::BrokerConfig {
+            listen: self.listen,
+            max_packet_size: weir_contract::MAX_PAYLOAD + 1024,
+            max_inflight: self.max_inflight,
+            max_queued: self.max_queued,
+            max_queued_bytes: l.max_queued_bytes,
+            max_publish_rate: l.max_publish_rate,
+            max_publish_burst: l.max_publish_burst,
+            max_publish_bytes_per_s: l.max_publish_bytes_per_s,
+            max_publish_bytes_burst: l.max_publish_bytes_burst,
+            session_expiry_s: l.session_expiry_s,
+            max_sessions_per_identity: l.max_sessions_per_identity,
+            max_keep_alive_s: l.max_keep_alive_s,
+            connect_timeout_s: l.connect_timeout_s,
+            max_connections: l.max_connections,
+            max_pending_connections: l.max_pending_connections,
+            max_connections_per_address: l.max_connections_per_address,
+            max_concurrent_auth: l.max_concurrent_auth,
+            auth_wait_ms: l.auth_wait_ms,
+            auth_failures_per_address: l.auth_failures_per_address,
+            auth_failures_per_user: l.auth_failures_per_user,
+            auth_failure_window_s: l.auth_failure_window_s,
+            tls: self.tls().then(|| weir_broker::TlsConfig {
+                listen: self.tls_listen,
+                certificate_chain_pem: self.tls_cert.clone(),
+                private_key_pem: self.tls_key.clone(),
+            }),
+        }
+    }
 }
 
 impl Default for MqttConfig {
@@ -252,6 +367,10 @@ impl Default for MqttConfig {
             keep_alive_s: 30,
             max_inflight: 1000,
             max_queued: 250_000,
+            tls_listen: ([0, 0, 0, 0], 8883).into(),
+            tls_cert: PathBuf::new(),
+            tls_key: PathBuf::new(),
+            limits: BrokerLimits::default(),
         }
     }
 }
@@ -336,6 +455,16 @@ impl Config {
         weir_contract::topic::check_prefix(&self.mqtt.topic_prefix)
             .map_err(|e| anyhow::anyhow!("mqtt.topic_prefix: {}", e.reason))?;
         self.store.validate()?;
+        anyhow::ensure!(
+            self.mqtt.tls_cert.as_os_str().is_empty() == self.mqtt.tls_key.as_os_str().is_empty(),
+            "mqtt.tls_cert and mqtt.tls_key go together: set both for MQTT over TLS, or neither"
+        );
+        if self.mqtt.broker == BrokerMode::Embedded {
+            self.mqtt
+                .embedded()
+                .validate()
+                .map_err(|e| anyhow::anyhow!("mqtt.limits: {e}"))?;
+        }
         self.http.validate()?;
         self.alerts.validate()?;
         self.reports.validate()?;
@@ -464,6 +593,40 @@ keep_alive_s = 30
 # session while its client is away (the oldest are dropped beyond it).
 max_inflight = 1000
 max_queued = 250000
+# Embedded broker: MQTT over TLS (nodes' passwords then never cross the network in clear) on
+# tls_listen, beside the plain listener, when both a certificate chain and its key (PEM) are
+# set; docs/operations.md shows how to make them.
+tls_listen = "0.0.0.0:8883"
+tls_cert = ""
+tls_key = ""
+
+[mqtt.limits]
+# What one client can make the embedded broker hold; each is explained in docs/security.md.
+# Connections: at once, not yet logged in, from one address (an IPv6 /64); seconds to log in.
+max_connections = 10000
+max_pending_connections = 256
+max_connections_per_address = 64
+connect_timeout_s = 10
+max_keep_alive_s = 3600
+# Password checks at once, and how long a login waits for one (ms) before CONNACK 3.
+max_concurrent_auth = 4
+auth_wait_ms = 5000
+# Failed logins from one address, and of one user name from one address, within the window
+# (s), before further logins from there are refused unchecked until it ends.
+auth_failures_per_address = 20
+auth_failures_per_user = 5
+auth_failure_window_s = 60
+# Persistent sessions: kept 7 days after their client left; at most this many per identity.
+session_expiry_s = 604800
+max_sessions_per_identity = 8
+# Bytes queued for one session.
+max_queued_bytes = 67108864
+# What one identity may publish: messages and bytes per second, and the bursts above them
+# (a node catching up on days of readings sends its whole flash queue at once).
+max_publish_rate = 100
+max_publish_burst = 30000
+max_publish_bytes_per_s = 16384
+max_publish_bytes_burst = 8388608
 
 [store]
 # "full": each commit reaches the disk before the node is acked (nothing acked is lost to a

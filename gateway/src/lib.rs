@@ -39,6 +39,9 @@ pub async fn serve_until_signal(config: Arc<config::Config>) -> anyhow::Result<(
     if let Some(mqtt) = running.mqtt_addr {
         eprintln!("weir: MQTT broker on {mqtt}");
     }
+    if let Some(mqtts) = running.mqtts_addr {
+        eprintln!("weir: MQTT over TLS on {mqtts}");
+    }
     shutdown_signal().await;
     tracing::info!("shutting down");
     running.cancel.cancel();

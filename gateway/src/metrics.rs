@@ -219,8 +219,84 @@ impl Metrics {
                 ),
                 (
                     "weir_broker_queued_dropped_total",
-                    "Messages dropped from full session queues.",
+                    "Messages dropped from session queues at mqtt.max_queued.",
                     s.queued_dropped,
+                ),
+                (
+                    "weir_broker_queued_dropped_for_bytes_total",
+                    "Messages dropped from session queues at mqtt.limits.max_queued_bytes.",
+                    s.queued_dropped_for_bytes,
+                ),
+                (
+                    "weir_broker_queued_bytes",
+                    "Bytes waiting in all session queues.",
+                    s.queued_bytes,
+                ),
+                (
+                    "weir_broker_protocol_errors_total",
+                    "Connections closed for breaking the protocol.",
+                    s.protocol_errors,
+                ),
+                (
+                    "weir_broker_rate_limited_messages_total",
+                    "Clients disconnected at mqtt.limits.max_publish_rate.",
+                    s.rate_limited_messages,
+                ),
+                (
+                    "weir_broker_rate_limited_bytes_total",
+                    "Clients disconnected at mqtt.limits.max_publish_bytes_per_s.",
+                    s.rate_limited_bytes,
+                ),
+                (
+                    "weir_broker_connections_pending",
+                    "Connections not yet past CONNACK.",
+                    s.connections_pending,
+                ),
+                (
+                    "weir_broker_refused_pending_limit_total",
+                    "Sockets closed at mqtt.limits.max_pending_connections.",
+                    s.refused_pending_limit,
+                ),
+                (
+                    "weir_broker_refused_address_limit_total",
+                    "Sockets closed at mqtt.limits.max_connections_per_address.",
+                    s.refused_address_limit,
+                ),
+                ("weir_broker_sessions", "Sessions kept now.", s.sessions),
+                (
+                    "weir_broker_sessions_expired_total",
+                    "Persistent sessions ended after mqtt.limits.session_expiry_s.",
+                    s.sessions_expired,
+                ),
+                (
+                    "weir_broker_sessions_evicted_total",
+                    "Persistent sessions ended at mqtt.limits.max_sessions_per_identity.",
+                    s.sessions_evicted,
+                ),
+                (
+                    "weir_broker_refused_session_limit_total",
+                    "CONNECTs refused at mqtt.limits.max_sessions_per_identity.",
+                    s.refused_session_limit,
+                ),
+                (
+                    "weir_broker_tls_handshakes_failed_total",
+                    "TLS handshakes on the MQTT TLS port that failed or timed out.",
+                    s.tls_handshakes_failed,
+                ),
+                (
+                    "weir_broker_auth_checks_total",
+                    "Password checks run.",
+                    s.auth_checks,
+                ),
+                (
+                    "weir_broker_refused_auth_busy_total",
+                    "CONNECTs refused with every password check busy (mqtt.limits.max_concurrent_auth).",
+                    s.refused_auth_busy,
+                ),
+                (
+                    "weir_broker_refused_auth_throttled_total",
+                    "CONNECTs refused unchecked after too many failed logins.",
+                    s.refused_auth_throttled,
                 ),
             ] {
                 let kind = if name.ends_with("_total") {

@@ -22,6 +22,8 @@ pub struct Running {
     pub http_addr: SocketAddr,
     /// Where the embedded broker listens (None with an external broker).
     pub mqtt_addr: Option<SocketAddr>,
+    /// Where the embedded broker listens with TLS, when configured.
+    pub mqtts_addr: Option<SocketAddr>,
     /// The database.
     pub store: Arc<Store>,
     /// Counters.
@@ -65,7 +67,7 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
     .context("starting the store writer thread")?;
 
     // The broker, and the gateway's session on it.
-    let (session, mqtt_addr, broker) = match config.mqtt.broker {
+    let (session, (mqtt_addr, mqtts_addr), broker) = match config.mqtt.broker {
         BrokerMode::External => {
             let credentials = (!config.mqtt.username.is_empty())
                 .then(|| (config.mqtt.username.clone(), config.mqtt.password.clone()));
@@ -78,7 +80,7 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
                     prefix: config.mqtt.topic_prefix.clone(),
                     keep_alive_s: config.mqtt.keep_alive_s,
                 },
-                None,
+                (None, None),
                 None,
             )
         }
@@ -92,7 +94,11 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
                 prefix: config.mqtt.topic_prefix.clone(),
                 keep_alive_s: config.mqtt.keep_alive_s,
             };
-            (session, Some(embedded.addr), Some(embedded))
+            (
+                session,
+                (Some(embedded.addr), embedded.tls_addr),
+                Some(embedded),
+            )
         }
     };
     let node_configs = crate::nodes::publisher::Changed::default();
@@ -218,6 +224,7 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
     Ok(Running {
         http_addr,
         mqtt_addr,
+        mqtts_addr,
         store,
         metrics,
         cancel,

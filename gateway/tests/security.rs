@@ -64,9 +64,22 @@ fn rss(pid: u32) -> u64 {
     kb * 1024
 }
 
+/// A gateway running as its own process.
+struct Served {
+    process: Killed,
+    /// `http://...`
+    http: String,
+    /// The embedded broker.
+    mqtt: std::net::SocketAddr,
+    /// An admin API token.
+    token: String,
+    /// The password of terminal HY-001's node.
+    node_password: String,
+}
+
 /// `weir serve` as its own process (so its memory is its own), everything embedded, with
-/// `admin` as a user; returns the process, its HTTP address and an admin token.
-fn weir_serve(dir: &std::path::Path, env: &[(&str, &str)]) -> (Killed, String, String) {
+/// `admin` as a user and HY-001 registered.
+fn weir_serve(dir: &std::path::Path, env: &[(&str, &str)]) -> Served {
     use std::io::BufRead as _;
     use std::process::{Command, Stdio};
     let weir = |args: &[&str]| {
@@ -102,27 +115,53 @@ fn weir_serve(dir: &std::path::Path, env: &[(&str, &str)]) -> (Killed, String, S
         .output()
         .unwrap();
     let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let out = weir(&["terminal", "add", "HY-001", "--name", "outlet 1"])
+        .output()
+        .unwrap();
+    let node_password = printed_password(&String::from_utf8(out.stdout).unwrap());
     let mut child = weir(&["serve"])
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
     let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = loop {
+    let (mut http, mut mqtt) = (None, None);
+    while http.is_none() || mqtt.is_none() {
         let line = lines
             .next()
-            .expect("weir serve printed its address")
+            .expect("weir serve printed its addresses")
             .unwrap();
-        if let Some(addr) = line.strip_prefix("weir: listening on ") {
-            break addr.to_owned();
+        if let Some(a) = line.strip_prefix("weir: listening on ") {
+            http = Some(a.to_owned());
         }
-    };
+        if let Some(a) = line.strip_prefix("weir: MQTT broker on ") {
+            mqtt = Some(a.parse().unwrap());
+        }
+    }
     std::thread::spawn(move || {
         lines
             .map_while(Result::ok)
             .for_each(|l| eprintln!("GW: {l}"))
     });
-    (Killed(child), addr, token)
+    Served {
+        process: Killed(child),
+        http: http.unwrap(),
+        mqtt: mqtt.unwrap(),
+        token,
+        node_password,
+    }
+}
+
+/// An MQTT 3.1.1 CONNECT with a user name and password.
+fn connect_packet(client_id: &str, user: &str, password: &str) -> Vec<u8> {
+    let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 4, 0xC2, 0, 60];
+    for field in [client_id, user, password] {
+        body.extend((field.len() as u16).to_be_bytes());
+        body.extend(field.as_bytes());
+    }
+    let mut packet = vec![0x10, body.len() as u8];
+    packet.extend(body);
+    packet
 }
 
 struct Killed(std::process::Child);
@@ -140,8 +179,18 @@ async fn a_storm_of_wrong_passwords_keeps_memory_bounded_and_the_right_password_
     // Throttling off for this test (a huge failure limit): what is measured is the bound on
     // password checks alone.
     let dir = tempfile::tempdir().unwrap();
-    let (gw, addr, token) = weir_serve(dir.path(), &[("WEIR_HTTP__LOGIN_MAX_FAILURES", "1000000")]);
-    let pid = gw.0.id();
+    // Throttling of MQTT logins per address off too, and each attacker on an address of its own
+    // (127.0.0.2 and up), so every wrong password costs a real argon2 check.
+    let served = weir_serve(
+        dir.path(),
+        &[
+            ("WEIR_HTTP__LOGIN_MAX_FAILURES", "1000000"),
+            ("WEIR_MQTT__LIMITS__AUTH_FAILURES_PER_ADDRESS", "1000000"),
+            ("WEIR_MQTT__LIMITS__AUTH_FAILURES_PER_USER", "1000000"),
+        ],
+    );
+    let (addr, token) = (served.http.clone(), served.token.clone());
+    let pid = served.process.0.id();
     let client = reqwest::Client::new();
     let login_url = format!("{addr}/api/v1/login");
     // Warm: one login of each kind, so idle includes what any login leaves behind.
@@ -189,6 +238,40 @@ async fn a_storm_of_wrong_passwords_keeps_memory_bounded_and_the_right_password_
             }
         }));
     }
+    // And 128 MQTT clients logging in with wrong passwords, half as the real terminal (its id
+    // is printed on the cabinet's label), half as terminals that do not exist.
+    let mqtt_attempts = Arc::new(AtomicU64::new(0));
+    for i in 0..128u32 {
+        let (stop, attempts, broker) = (stop.clone(), mqtt_attempts.clone(), served.mqtt);
+        storm.push(tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+            let from = std::net::SocketAddr::from(([127, 0, 0, 2 + (i % 250) as u8], 0));
+            let user = if i % 2 == 0 {
+                "HY-001".to_owned()
+            } else {
+                format!("HY-{:03}", 500 + i)
+            };
+            let packet = connect_packet(&format!("weir-node-{user}"), &user, "wrong-password");
+            while !stop.load(Relaxed) {
+                let socket = tokio::net::TcpSocket::new_v4().unwrap();
+                socket.bind(from).unwrap();
+                let Ok(mut conn) = socket.connect(broker).await else {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                };
+                if conn.write_all(&packet).await.is_ok() {
+                    let mut connack = [0u8; 4];
+                    if conn.read_exact(&mut connack).await.is_ok() {
+                        assert_ne!(connack[3], 0, "a wrong password was accepted");
+                    }
+                }
+                attempts.fetch_add(1, Relaxed);
+            }
+        }));
+    }
+    let node = served.mqtt.port();
+    let node_password = served.node_password.clone();
+    let mut node_in = None;
     let started = Instant::now();
     let mut peak = idle;
     let mut admin_in = None;
@@ -200,6 +283,27 @@ async fn a_storm_of_wrong_passwords_keeps_memory_bounded_and_the_right_password_
         let (status, _) = get(&format!("{addr}/api/v1/terminals"), Some(&token)).await;
         assert_eq!(status, 200);
         api_worst = api_worst.max(t.elapsed());
+        if node_in.is_none() {
+            // The real node, with the right password, publishes a reading.
+            let password = node_password.clone();
+            let line = format!(
+                r#"{{"boot":1,"seq":1,"readings":[{{"ts":"{}","turbidity_ntu":4.2}}]}}"#,
+                rfc3339(weir_store::now() - 60)
+            );
+            let published = tokio::task::spawn_blocking(move || {
+                try_mosquitto_pub(
+                    node,
+                    Some(("HY-001", &password)),
+                    "weir/terminals/HY-001/telemetry",
+                    &[line],
+                )
+            })
+            .await
+            .unwrap();
+            if published {
+                node_in = Some(started.elapsed());
+            }
+        }
         if admin_in.is_none() {
             let r = browser
                 .post(&login_url)
@@ -221,14 +325,21 @@ async fn a_storm_of_wrong_passwords_keeps_memory_bounded_and_the_right_password_
     }
     let grew = peak.saturating_sub(idle);
     eprintln!(
-        "password storm: {} wrong logins in 10 s from 128 clients; gateway RSS idle {} MB, peak {} MB \
-         (+{} MB); the admin logged in after {:?}; slowest API answer {:?}",
+        "password storm: {} wrong HTTP logins from 128 clients and {} wrong MQTT logins from 128 \
+         more in 10 s; gateway RSS idle {} MB, peak {} MB (+{} MB); the node published after {:?}; \
+         the admin logged in after {:?}; slowest API answer {:?}",
         attempts.load(Relaxed),
+        mqtt_attempts.load(Relaxed),
         idle >> 20,
         peak >> 20,
         grew >> 20,
+        node_in,
         admin_in,
         api_worst
+    );
+    assert!(
+        node_in.is_some(),
+        "the node with the right password never got in"
     );
     assert!(grew < 256 << 20, "RSS grew by {} MB", grew >> 20);
     assert!(admin_in.is_some(), "the right password never got through");
@@ -238,6 +349,19 @@ async fn a_storm_of_wrong_passwords_keeps_memory_bounded_and_the_right_password_
     );
     let metrics = get(&format!("{addr}/metrics"), None).await.1;
     assert!(metric(&metrics, "weir_logins_failed_total").unwrap() > 100.0);
+    assert!(metric(&metrics, "weir_broker_auth_checks_total").unwrap() > 100.0);
+    // The node's reading is stored.
+    let (status, body) = get(
+        &format!(
+            "{addr}/api/v1/terminals/HY-001/readings?from={}&to={}",
+            rfc3339(weir_store::now() - 3600),
+            rfc3339(weir_store::now() + 60)
+        ),
+        Some(&token),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(body.contains("4.2"), "{body}");
 }
 
 #[tokio::test]
@@ -599,5 +723,63 @@ async fn https_serves_the_api_with_the_configured_certificate() {
     assert_eq!(r.status(), 200);
     let cookie = r.headers()["set-cookie"].to_str().unwrap();
     assert!(cookie.contains("; Secure"), "{cookie}");
+    g.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_publishes_over_mqtt_with_tls_checked_by_mosquitto_pub_against_the_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let (cert_path, key_path) = (dir.path().join("mqtt.crt"), dir.path().join("mqtt.key"));
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
+    let (g, _data) = gateway(|c| {
+        c.mqtt.tls_listen = "127.0.0.1:0".parse().unwrap();
+        c.mqtt.tls_cert = cert_path.clone();
+        c.mqtt.tls_key = key_path.clone();
+    })
+    .await;
+    let port = g.running.mqtts_addr.expect("a TLS listener").port();
+    let password = g.add_terminal("HY-001");
+    let ts = rfc3339(weir_store::now() - 60);
+    let (ca, ok_password) = (cert_path.clone(), password.clone());
+    let publish = move |password: String, cafile: std::path::PathBuf| {
+        let line =
+            format!(r#"{{"boot":1,"seq":7,"readings":[{{"ts":"{ts}","turbidity_ntu":6.5}}]}}"#);
+        std::process::Command::new("mosquitto_pub")
+            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1"])
+            .args(["-u", "HY-001", "-P", &password])
+            .arg("--cafile")
+            .arg(&cafile)
+            .args(["-t", "weir/terminals/HY-001/telemetry", "-m", &line])
+            .output()
+            .expect("mosquitto_pub (Debian package mosquitto-clients) must be installed")
+    };
+    // A CA that did not sign the broker's certificate: no connection.
+    let stranger = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let stranger_path = dir.path().join("stranger.crt");
+    std::fs::write(&stranger_path, stranger.cert.pem()).unwrap();
+    let (p, s) = (ok_password.clone(), stranger_path.clone());
+    let publish = std::sync::Arc::new(publish);
+    let first = publish.clone();
+    let out = tokio::task::spawn_blocking(move || first(p, s))
+        .await
+        .unwrap();
+    assert!(!out.status.success(), "a stranger's CA was trusted");
+    let out = tokio::task::spawn_blocking(move || publish(ok_password, ca))
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "mosquitto_pub over TLS: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    g.eventually(20, || async {
+        (g.count_readings("HY-001", weir_store::now() - 3600, weir_store::now() + 60)
+            .await
+            == 1)
+            .then_some(())
+    })
+    .await;
     g.stop().await;
 }

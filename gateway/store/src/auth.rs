@@ -279,9 +279,7 @@ pub fn login(
         )
         .optional()?;
     let Some((id, hash, role)) = row else {
-        // The same argon2 work as for a real user, so the answer's time does not tell
-        // whether the name exists.
-        verify_password(password.as_bytes(), no_such_user_hash());
+        verify_unknown(password.as_bytes());
         return Ok(None);
     };
     let valid = verify_password(password.as_bytes(), &hash);
@@ -294,6 +292,13 @@ pub fn login(
             },
         )
     }))
+}
+
+/// The work of [`verify_password`] for a name that does not exist (always false), so that the
+/// time of a refusal does not tell whether the name exists.
+pub fn verify_unknown(password: &[u8]) -> bool {
+    verify_password(password, no_such_user_hash());
+    false
 }
 
 /// A hash of a password nobody has, with the same parameters as every user's: what a login
