@@ -53,6 +53,17 @@ async fn login(
         .unwrap()
 }
 
+/// A browser-like client (it keeps cookies) logged in as the admin.
+async fn logged_in(g: &Gateway) -> reqwest::Client {
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let r = login(&client, g, "admin", ADMIN_PASSWORD).await;
+    assert_eq!(r.status(), 200);
+    client
+}
+
 /// Resident memory of process `pid`, bytes.
 fn rss(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -489,14 +500,7 @@ async fn every_malformed_query_is_a_400_not_a_dropped_connection() {
 #[tokio::test]
 async fn a_state_changing_request_with_the_session_cookie_must_be_json() {
     let (g, _dir) = gateway(|_| {}).await;
-    let client = reqwest::Client::builder()
-        .cookie_store(true)
-        .build()
-        .unwrap();
-    assert_eq!(
-        login(&client, &g, "admin", ADMIN_PASSWORD).await.status(),
-        200
-    );
+    let client = logged_in(&g).await;
     let url = g.url("/api/v1/alerts/1/acknowledge");
     // What a page on another site can make a browser send: a form, or text.
     for (ctype, body) in [
@@ -554,14 +558,7 @@ async fn every_answer_carries_the_security_headers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_logout_ends_the_open_event_stream() {
     let (g, _dir) = gateway(|_| {}).await;
-    let client = reqwest::Client::builder()
-        .cookie_store(true)
-        .build()
-        .unwrap();
-    assert_eq!(
-        login(&client, &g, "admin", ADMIN_PASSWORD).await.status(),
-        200
-    );
+    let client = logged_in(&g).await;
     let mut events = client.get(g.url("/api/v1/events")).send().await.unwrap();
     assert_eq!(events.status(), 200);
     // The stream is open: its first comment arrives.
@@ -594,14 +591,7 @@ async fn a_logout_ends_the_open_event_stream() {
 #[tokio::test]
 async fn a_password_reset_ends_the_users_sessions() {
     let (g, _dir) = gateway(|_| {}).await;
-    let client = reqwest::Client::builder()
-        .cookie_store(true)
-        .build()
-        .unwrap();
-    assert_eq!(
-        login(&client, &g, "admin", ADMIN_PASSWORD).await.status(),
-        200
-    );
+    let client = logged_in(&g).await;
     assert_eq!(
         client
             .get(g.url("/api/v1/me"))
@@ -663,14 +653,7 @@ async fn a_revoked_token_and_a_deleted_user_lose_access() {
         .unwrap();
     assert_eq!(get(&g.url("/api/v1/terminals"), Some(&token)).await.0, 401);
 
-    let client = reqwest::Client::builder()
-        .cookie_store(true)
-        .build()
-        .unwrap();
-    assert_eq!(
-        login(&client, &g, "admin", ADMIN_PASSWORD).await.status(),
-        200
-    );
+    let client = logged_in(&g).await;
     assert!(g
         .running
         .store
