@@ -10,6 +10,7 @@ pub mod broker;
 pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;
+pub mod export;
 pub mod forward;
 pub mod ingest;
 pub mod live;

@@ -46,6 +46,31 @@ enum Command {
     /// Sensor nodes: provisioning and firmware files.
     #[command(subcommand)]
     Node(NodeCommand),
+    /// Export readings to a file for inspectors: the same rows as the API, with the period,
+    /// time zone, units and calibration stated, and gaps and sensor faults marked.
+    Export(ExportArgs),
+}
+
+#[derive(Args)]
+struct ExportArgs {
+    /// A terminal to export; may be repeated (default: every registered terminal).
+    #[arg(long = "terminal", short)]
+    terminals: Vec<String>,
+    /// Start, RFC 3339 (default: the start of last month in the site's time zone).
+    #[arg(long)]
+    from: Option<String>,
+    /// End, exclusive, RFC 3339 (default: the start of this month).
+    #[arg(long)]
+    to: Option<String>,
+    /// min/mean/max per step, such as 5m, 1h or 1d (default: raw readings).
+    #[arg(long)]
+    step: Option<String>,
+    /// csv or jsonl (one JSON object per line).
+    #[arg(long, default_value = "csv")]
+    format: String,
+    /// The file to write.
+    #[arg(long, short)]
+    out: PathBuf,
 }
 
 #[derive(Subcommand)]
@@ -205,6 +230,91 @@ enum UserCommand {
     },
 }
 
+fn export(config: &Config, a: ExportArgs) -> anyhow::Result<()> {
+    use weir_gateway::export::{self, Format, Request};
+    let format = match a.format.as_str() {
+        "csv" => Format::Csv,
+        "jsonl" => Format::JsonLines,
+        other => anyhow::bail!("--format {other}: use csv or jsonl"),
+    };
+    let tz = jiff::tz::TimeZone::get(&config.site.timezone)
+        .with_context(|| format!("site.timezone {:?}", config.site.timezone))?;
+    let (default_from, default_to) = weir_gateway::reports::default_period(weir_store::now(), &tz);
+    let time = |what: &str, s: Option<&String>, default: i64| match s {
+        None => Ok(default),
+        Some(s) => weir_contract::Timestamp::parse_rfc3339(s)
+            .map(|t| t.unix())
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "--{what} {s:?} is not an RFC 3339 time like 2026-11-01T00:00:00Z ({e})"
+                )
+            }),
+    };
+    let (from, to) = (
+        time("from", a.from.as_ref(), default_from)?,
+        time("to", a.to.as_ref(), default_to)?,
+    );
+    anyhow::ensure!(from < to, "--from must be before --to");
+    let step = a
+        .step
+        .as_deref()
+        .map(weir_gateway::api::parse_step)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--step: {e}"))?;
+    let store = Store::open(&config.database_path(), config.store.synchronous)?;
+    let conn = store.connect()?;
+    let terminals = if a.terminals.is_empty() {
+        terminals::list(&conn)?.into_iter().map(|t| t.id).collect()
+    } else {
+        a.terminals
+    };
+    anyhow::ensure!(!terminals.is_empty(), "no terminals to export");
+    // A bar when a person watches; nothing in a script's log.
+    let total: i64 = match step {
+        None => terminals
+            .iter()
+            .map(|t| weir_store::readings::count(&conn, t, from, to))
+            .sum::<rusqlite::Result<i64>>()?,
+        Some(_) => 0,
+    };
+    let bar = if total > 0 {
+        indicatif::ProgressBar::new(total as u64)
+    } else {
+        indicatif::ProgressBar::new_spinner()
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} rows, {eta} left")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let file =
+        std::fs::File::create(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let mut out = std::io::BufWriter::new(file);
+    let req = Request {
+        terminals,
+        from,
+        to,
+        step,
+        format,
+    };
+    let written = export::write(
+        &conn,
+        &req,
+        &tz,
+        config.reports.gap_factor,
+        &mut out,
+        &|n| bar.inc(n),
+    )?;
+    bar.finish_and_clear();
+    println!(
+        "wrote {} rows of {} terminal(s) to {} ({} gap(s) marked)",
+        written.rows,
+        req.terminals.len(),
+        a.out.display(),
+        written.gaps
+    );
+    Ok(())
+}
+
 fn parse_role(s: &str) -> anyhow::Result<Role> {
     Role::parse(s).with_context(|| {
         format!("unknown role {s:?}: use one of admin, operator, field, inspector")
@@ -307,6 +417,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         };
     match cli.command {
         Command::Config => unreachable!("handled above"),
+        Command::Export(a) => export(&config, a),
         Command::Serve => run_async(Box::pin(weir_gateway::serve_until_signal(Arc::new(config)))),
         #[cfg(feature = "demo")]
         Command::Demo(args) => run_async(Box::pin(weir_gateway::demo::run(config, args))),

@@ -267,6 +267,43 @@ fn load(
     }))
 }
 
+/// Finds the gaps in a run of reading times: every stretch longer than `limit` seconds without a
+/// reading, from the last reading before it (or the period's start) to the first after it (or
+/// the period's end). Fed one time at a time, oldest first, so an export can find them as it
+/// streams.
+#[derive(Clone, Debug)]
+pub struct GapFinder {
+    prev: i64,
+    limit: i64,
+    /// The gaps found so far: (start, end), Unix seconds.
+    pub gaps: Vec<(i64, i64)>,
+}
+
+impl GapFinder {
+    /// For a period starting at `from`.
+    pub fn new(from: i64, limit: i64) -> GapFinder {
+        GapFinder {
+            prev: from,
+            limit,
+            gaps: Vec::new(),
+        }
+    }
+
+    /// A reading at `ts`.
+    pub fn see(&mut self, ts: i64) {
+        if ts - self.prev > self.limit {
+            self.gaps.push((self.prev, ts));
+        }
+        self.prev = ts;
+    }
+
+    /// The period ends at `to`: the gaps, the last one included.
+    pub fn finish(mut self, to: i64) -> Vec<(i64, i64)> {
+        self.see(to);
+        self.gaps
+    }
+}
+
 fn rfc3339(t: i64) -> String {
     weir_contract::Timestamp::from_unix(t).to_string()
 }
@@ -333,18 +370,19 @@ fn compute(
     // Completeness and gaps.
     let expected = ((to - from) / interval).max(0) as u64;
     let received = i.readings.len() as u64;
-    let mut gaps = Vec::new();
-    let mut prev = from;
-    for ts in i.readings.iter().map(|r| r.ts).chain([to]) {
-        if ts - prev > gap_limit {
-            gaps.push(Gap {
-                start: rfc3339(prev),
-                end: rfc3339(ts),
-                minutes: (ts - prev) as f64 / 60.0,
-            });
-        }
-        prev = ts;
+    let mut finder = GapFinder::new(from, gap_limit);
+    for r in &i.readings {
+        finder.see(r.ts);
     }
+    let gaps = finder
+        .finish(to)
+        .into_iter()
+        .map(|(a, b)| Gap {
+            start: rfc3339(a),
+            end: rfc3339(b),
+            minutes: (b - a) as f64 / 60.0,
+        })
+        .collect();
     let completeness = Completeness {
         interval_s: i.interval_s,
         expected,

@@ -11,6 +11,7 @@ mod error;
 mod events;
 pub mod login_guard;
 mod readings;
+pub use readings::parse_step;
 mod reports;
 pub mod server;
 mod session;

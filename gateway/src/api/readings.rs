@@ -2,8 +2,6 @@
 //! JSON or CSV, raw or as min/mean/max per step, streamed so that a year of minute data never
 //! sits in memory.
 
-use std::fmt::Write as _;
-
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -11,12 +9,14 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::Deserialize;
 use tokio::sync::mpsc;
-use weir_contract::{Quantity, Timestamp};
+use weir_contract::Timestamp;
 
 use super::{ApiError, AppState, Caller};
 use weir_store::auth::Role;
 use weir_store::readings;
-use weir_store::rollups::{self, StepRow};
+use weir_store::rollups;
+
+use crate::export::{Format, Rows};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -25,12 +25,6 @@ pub struct Params {
     to: Option<String>,
     step: Option<String>,
     format: Option<String>,
-}
-
-#[derive(Clone, Copy, PartialEq)]
-enum Format {
-    Json,
-    Csv,
 }
 
 /// Parses `5m`, `1h`, `1d`, `90s` into seconds; at least one minute.
@@ -135,15 +129,18 @@ pub async fn readings(
     let tz = state.tz.clone();
     tokio::task::spawn_blocking(move || {
         let mut out = Output {
-            buf: String::with_capacity(CHUNK * 2),
+            rows: Rows::new(format),
             tx,
-            first: true,
         };
-        out.start(format, &id, from, to, step);
+        out.rows.start(&id, from, to, step);
         let result = store.with(|c| match step {
-            None => readings::scan(c, &id, from, to, |row| out.raw(format, &id, &row)),
+            None => readings::scan(c, &id, from, to, |row| {
+                out.rows.raw(&id, &row);
+                out.flush(false)
+            }),
             Some(step) => rollups::scan_steps(c, &id, from, to, step, &tz, |row| {
-                out.step(format, &id, &row)
+                out.rows.step(&id, &row);
+                out.flush(false)
             }),
         });
         if let Err(e) = result {
@@ -151,17 +148,15 @@ pub async fn readings(
             tracing::error!(error = %e, "reading scan failed mid-stream");
             return;
         }
-        out.end(format);
+        out.rows.end();
+        out.flush(true);
     });
     let stream = futures::stream::unfold(rx, |mut rx| async move {
         rx.recv()
             .await
             .map(|b| (Ok::<_, std::convert::Infallible>(b), rx))
     });
-    let content_type = match format {
-        Format::Json => "application/json",
-        Format::Csv => "text/csv; charset=utf-8",
-    };
+    let content_type = format.content_type();
     let mut response = (
         StatusCode::OK,
         [(header::CONTENT_TYPE, content_type)],
@@ -186,131 +181,17 @@ fn sanitize(s: &str) -> String {
 
 /// Writes the body in chunks to the response stream.
 struct Output {
-    buf: String,
+    rows: Rows,
     tx: mpsc::Sender<Bytes>,
-    first: bool,
 }
 
 impl Output {
     /// Sends a full chunk; false when the client went away (stops the scan).
     fn flush(&mut self, force: bool) -> bool {
-        if self.buf.len() < CHUNK && !force {
+        if self.rows.len() < CHUNK && !force {
             return true;
         }
-        let chunk = Bytes::from(std::mem::take(&mut self.buf));
-        self.buf.reserve(CHUNK * 2);
-        self.tx.blocking_send(chunk).is_ok()
-    }
-
-    fn start(&mut self, format: Format, id: &str, from: i64, to: i64, step: Option<i64>) {
-        let columns: Vec<String> = match step {
-            None => Quantity::ALL.iter().map(|q| q.field().to_owned()).collect(),
-            Some(_) => Quantity::ALL
-                .iter()
-                .flat_map(|q| {
-                    let f = q.field();
-                    [format!("{f}_min"), format!("{f}_mean"), format!("{f}_max")]
-                })
-                .collect(),
-        };
-        match format {
-            Format::Csv => {
-                let extra = if step.is_some() { "n," } else { "" };
-                let tail = if step.is_some() { "" } else { ",faults" };
-                let _ = writeln!(
-                    self.buf,
-                    "terminal,ts_utc,{extra}{}{tail}",
-                    columns.join(",")
-                );
-            }
-            Format::Json => {
-                let _ = write!(
-                    self.buf,
-                    "{{\"terminal\":{},\"from\":\"{}\",\"to\":\"{}\",\"step_s\":{},\"units\":{{{}}},\"readings\":[",
-                    serde_json::json!(id),
-                    Timestamp::from_unix(from),
-                    Timestamp::from_unix(to),
-                    step.map_or("null".into(), |s| s.to_string()),
-                    Quantity::ALL
-                        .iter()
-                        .map(|q| format!("\"{}\":\"{}\"", q.field(), q.unit()))
-                        .collect::<Vec<_>>()
-                        .join(",")
-                );
-            }
-        }
-    }
-
-    fn sep(&mut self) {
-        if !self.first {
-            self.buf.push(',');
-        }
-        self.first = false;
-    }
-
-    fn raw(&mut self, format: Format, id: &str, row: &readings::Row) -> bool {
-        match format {
-            Format::Json => {
-                self.sep();
-                let _ = write!(self.buf, "{}", row.to_json());
-            }
-            Format::Csv => {
-                let _ = write!(self.buf, "{id},{}", Timestamp::from_unix(row.ts));
-                for v in row.values {
-                    self.buf.push(',');
-                    if let Some(v) = v {
-                        let _ = write!(self.buf, "{v}");
-                    }
-                }
-                self.buf.push(',');
-                if let Some(f) = &row.faults {
-                    // JSON in a CSV field: quote it, doubling inner quotes.
-                    let _ = write!(self.buf, "\"{}\"", f.replace('"', "\"\""));
-                }
-                self.buf.push('\n');
-            }
-        }
-        self.flush(false)
-    }
-
-    fn step(&mut self, format: Format, id: &str, row: &StepRow) -> bool {
-        match format {
-            Format::Json => {
-                self.sep();
-                let mut m = serde_json::Map::new();
-                m.insert("ts".into(), Timestamp::from_unix(row.ts).to_string().into());
-                m.insert("n".into(), row.n.into());
-                for (q, s) in Quantity::ALL.iter().zip(&row.stats) {
-                    if let Some(mean) = s.mean() {
-                        m.insert(
-                            q.field().into(),
-                            serde_json::json!({ "min": s.min, "mean": mean, "max": s.max }),
-                        );
-                    }
-                }
-                let _ = write!(self.buf, "{}", serde_json::Value::Object(m));
-            }
-            Format::Csv => {
-                let _ = write!(self.buf, "{id},{},{}", Timestamp::from_unix(row.ts), row.n);
-                for s in &row.stats {
-                    match s.mean() {
-                        Some(mean) => {
-                            let _ = write!(self.buf, ",{},{mean},{}", s.min, s.max);
-                        }
-                        None => self.buf.push_str(",,,"),
-                    }
-                }
-                self.buf.push('\n');
-            }
-        }
-        self.flush(false)
-    }
-
-    fn end(&mut self, format: Format) {
-        if format == Format::Json {
-            self.buf.push_str("]}");
-        }
-        self.flush(true);
+        self.tx.blocking_send(Bytes::from(self.rows.take())).is_ok()
     }
 }
 
