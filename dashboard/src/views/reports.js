@@ -76,7 +76,7 @@ function barChart(host, { x, y, labels = null, unit, digits, label, yMax = null,
     ],
     axes: [
       time
-        ? { stroke: 'currentColor', grid: { show: false }, values: (u, splits) => splits.map((v) => f.day(v)) }
+        ? { stroke: 'currentColor', grid: { show: false }, incrs: [86400, 2 * 86400, 7 * 86400, 14 * 86400, 28 * 86400], values: (u, splits) => splits.map((v) => f.day(v)) }
         : {
             stroke: 'currentColor',
             grid: { show: false },
