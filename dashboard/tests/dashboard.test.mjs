@@ -462,6 +462,10 @@ describe('the dashboard against a running gateway', TIMEOUT, () => {
       const overflow2 = await phone.page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
       assert.ok(overflow2 <= 0, `the terminal page is ${overflow2} px wider than the phone`);
       await shot(phone.page, '10-phone-terminal');
+      await phone.page.goto(`${env.url}/reports`);
+      await phone.page.waitForSelector('.report-body[aria-busy="false"] .county-chart canvas');
+      const overflow3 = await phone.page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      assert.ok(overflow3 <= 0, `the reports page is ${overflow3} px wider than the phone`);
     } finally {
       await phone.context.close();
     }
@@ -583,6 +587,10 @@ describe('the dashboard against a running gateway', TIMEOUT, () => {
       const active = await insp.page.request.get(`${env.url}/api/v1/alerts?state=active`);
       if (active.ok() && (await active.json()).length) await insp.page.waitForSelector('.alert-card');
       await shot(insp.page, '11-inspector-alerts');
+      // The reports page is theirs above all.
+      await insp.page.click('[data-nav="reports"]');
+      await insp.page.waitForFunction((n) => document.querySelectorAll('table.ranking tbody tr[data-terminal]').length === n, env.expectTerminals);
+      await insp.page.waitForSelector('.report-body[aria-busy="false"] .county-chart canvas');
     } finally {
       await insp.context.close();
     }

@@ -16,6 +16,18 @@ import { ALERT_ACTION_PATHS, api } from '../src/api.js';
 import { alertDetail, alertNumber, alertTitle, gatewayValues, historyNote, incidentTitle, rejectReason, resolutionText, RULES } from '../src/texts.js';
 import { isLoopbackHost, labelTarget } from '../src/label.js';
 import { putAlert, subscribe } from '../src/store.js';
+import {
+  complianceColumns,
+  flowColumns,
+  gapRows,
+  periodDays,
+  periodQuery,
+  presetPeriod,
+  rankingRows,
+  reportFileName,
+  responseRows,
+  terminalRow,
+} from '../src/reports.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const en = DICTIONARIES.en;
@@ -429,19 +441,6 @@ test("the live feed's echo of an action's answer redraws nothing; a real change 
 });
 
 // --- Reports page (src/reports.js) ---
-
-import {
-  complianceColumns,
-  flowColumns,
-  gapRows,
-  periodDays,
-  periodQuery,
-  presetPeriod,
-  rankingRows,
-  reportFileName,
-  responseRows,
-  terminalRow,
-} from '../src/reports.js';
 
 const SH = 'Asia/Shanghai';
 

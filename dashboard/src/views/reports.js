@@ -192,7 +192,7 @@ export function reportsView(main, { query }) {
       h(
         'thead',
         null,
-        h('tr', null, ['reports.col.rank', 'reports.col.terminal', 'reports.col.compliance', 'reports.col.completeness', 'reports.col.gaps', 'reports.col.gapMinutes', 'reports.col.uptime', 'reports.col.hoursInAlarm', 'reports.col.alerts', 'reports.col.dispatch'].map((k) => h('th', { scope: 'col' }, t(k)))),
+        h('tr', null, ['reports.col.rank', 'reports.col.terminal', 'reports.col.compliance', 'reports.col.completeness', 'reports.col.gaps', 'reports.col.gapMinutes', 'reports.col.uptime', 'reports.col.hoursInAlarm', 'reports.col.alerts', 'reports.col.dispatch'].map((k) => h('th', { scope: 'col', class: k === 'reports.col.terminal' ? null : 'num' }, t(k)))),
       ),
       h(
         'tbody',
@@ -324,7 +324,7 @@ export function reportsView(main, { query }) {
           h(
             'table',
             { class: 'response' },
-            h('thead', null, h('tr', null, ['reports.col.step', 'reports.col.n', 'reports.col.median', 'reports.col.p90', 'reports.col.within'].map((k) => h('th', { scope: 'col' }, t(k))))),
+            h('thead', null, h('tr', null, ['reports.col.step', 'reports.col.n', 'reports.col.median', 'reports.col.p90', 'reports.col.within'].map((k) => h('th', { scope: 'col', class: k === 'reports.col.step' ? null : 'num' }, t(k))))),
             h(
               'tbody',
               null,
@@ -355,7 +355,7 @@ export function reportsView(main, { query }) {
                 'table',
                 { class: 'gaps' },
                 h('caption', { class: 'muted small' }, t('reports.gapsCaption', { tz, offset: utcOffsetLabel(tz) })),
-                h('thead', null, h('tr', null, ['reports.col.start', 'reports.col.end', 'reports.col.minutes'].map((k) => h('th', { scope: 'col' }, t(k))))),
+                h('thead', null, h('tr', null, ['reports.col.start', 'reports.col.end', 'reports.col.minutes'].map((k) => h('th', { scope: 'col', class: k === 'reports.col.minutes' ? 'num' : null }, t(k))))),
                 h('tbody', null, gaps.map((g) => h('tr', null, h('td', null, f.dateTime(g.start / 1000)), h('td', null, f.dateTime(g.end / 1000)), h('td', { class: 'num' }, f.number(g.minutes, 0))))),
               ),
             )
