@@ -227,7 +227,7 @@ export function reportsView(main, { query }) {
             h('td', { class: 'num' }, pct(r.uptime)),
             h('td', { class: 'num' }, f.number(r.hoursInAlarm, 1)),
             h('td', { class: 'num' }, f.number(r.alerts, 0)),
-            h('td', { class: 'num' }, r.dispatchN ? pct(r.dispatchWithin) : '—'),
+            h('td', { class: 'num' }, pct(r.dispatchWithin)),
           ),
         ),
       ),
