@@ -85,5 +85,8 @@ export const api = {
   alertAction: (id, action, body) => request('POST', alertActionPath(id, action), body),
   incidents: (state = 'active') => request('GET', `/incidents${query({ state })}`),
   crews: () => request('GET', '/crews'),
+  countyReport: (params = {}) => request('GET', `/reports/county${query(params)}`),
+  terminalReport: (id, params = {}) => request('GET', `/reports/terminals/${encodeURIComponent(id)}${query(params)}`),
+  countyReportCsvUrl: (params = {}) => `${BASE}/reports/county${query({ ...params, format: 'csv' })}`,
   eventsUrl: `${BASE}/events`,
 };

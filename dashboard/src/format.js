@@ -139,6 +139,7 @@ export function makeFormat(locale, timeZone) {
     hourCycle: 'h23',
   });
   const day = new Intl.DateTimeFormat(locale, { timeZone, month: '2-digit', day: '2-digit' });
+  const date = new Intl.DateTimeFormat(locale, { timeZone, year: 'numeric', month: '2-digit', day: '2-digit' });
   const month = new Intl.DateTimeFormat(locale, { timeZone, year: 'numeric', month: 'short' });
   const monthName = new Intl.DateTimeFormat(locale, { timeZone, month: 'short' });
   const year = new Intl.DateTimeFormat('en', { timeZone, year: 'numeric' });
@@ -160,6 +161,8 @@ export function makeFormat(locale, timeZone) {
     dateTimeSec: (t) => (t == null ? '—' : dateTimeSec.format(new Date(toMs(t)))),
     time: (t) => (t == null ? '—' : time.format(new Date(toMs(t)))),
     day: (t) => day.format(new Date(toMs(t))),
+    /** A whole date: `2026/11/30` (zh-CN) or `11/30/2026` (en). */
+    date: (t) => (t == null ? '—' : date.format(new Date(toMs(t)))),
     month: (t) => month.format(new Date(toMs(t))),
     monthName: (t) => monthName.format(new Date(toMs(t))),
     year: (t) => year.format(new Date(toMs(t))),

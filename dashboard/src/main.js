@@ -13,6 +13,7 @@ import { overviewView } from './views/overview.js';
 import { alertsView } from './views/alerts.js';
 import { terminalView } from './views/terminal.js';
 import { historyView } from './views/history.js';
+import { reportsView } from './views/reports.js';
 
 performance.mark('weir:start');
 
@@ -25,6 +26,7 @@ const routes = [
   { re: /^\/alerts$/, page: 'alerts', view: alertsView },
   { re: /^\/terminals\/([^/]+)$/, page: 'terminal', view: terminalView },
   { re: /^\/history$/, page: 'history', view: historyView },
+  { re: /^\/reports$/, page: 'reports', view: reportsView },
 ];
 
 let cleanup = null;
@@ -50,6 +52,7 @@ function header(page) {
     ['/', 'overview', t('nav.overview')],
     ['/alerts', 'alerts', t('nav.alerts')],
     ['/history', 'history', t('nav.history')],
+    ['/reports', 'reports', t('nav.reports')],
   ];
   const other = LANGUAGES.find((l) => l !== language());
   return h(

@@ -462,6 +462,10 @@ describe('the dashboard against a running gateway', TIMEOUT, () => {
       const overflow2 = await phone.page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
       assert.ok(overflow2 <= 0, `the terminal page is ${overflow2} px wider than the phone`);
       await shot(phone.page, '10-phone-terminal');
+      await phone.page.goto(`${env.url}/reports`);
+      await phone.page.waitForSelector('.report-body[aria-busy="false"] .county-chart canvas');
+      const overflow3 = await phone.page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      assert.ok(overflow3 <= 0, `the reports page is ${overflow3} px wider than the phone`);
     } finally {
       await phone.context.close();
     }
@@ -583,9 +587,86 @@ describe('the dashboard against a running gateway', TIMEOUT, () => {
       const active = await insp.page.request.get(`${env.url}/api/v1/alerts?state=active`);
       if (active.ok() && (await active.json()).length) await insp.page.waitForSelector('.alert-card');
       await shot(insp.page, '11-inspector-alerts');
+      // The reports page is theirs above all.
+      await insp.page.click('[data-nav="reports"]');
+      await insp.page.waitForFunction((n) => document.querySelectorAll('table.ranking tbody tr[data-terminal]').length === n, env.expectTerminals);
+      await insp.page.waitForSelector('.report-body[aria-busy="false"] .county-chart canvas');
     } finally {
       await insp.context.close();
     }
+  });
+
+  it('shows the county report: terminals ranked, a chart, a terminal report, CSV and print, in both languages', async () => {
+    if (setupError) throw setupError;
+    const county = await api('/reports/county');
+    assert.equal(county.terminals.length, env.expectTerminals);
+    await page.goto(`${env.url}/`);
+    await page.waitForSelector('.tiles a[data-terminal]');
+    await page.click('[data-nav="reports"]');
+    await page.waitForFunction((n) => document.querySelectorAll('table.ranking tbody tr[data-terminal]').length === n, env.expectTerminals);
+    await page.waitForSelector('.report-body[aria-busy="false"] .county-chart canvas');
+    // Ranked as the API ranks: the lowest compliance rate first.
+    const ids = await page.$$eval('table.ranking tbody tr[data-terminal]', (trs) => trs.map((tr) => tr.dataset.terminal));
+    assert.deepEqual(ids, county.ranking);
+    assert.ok(await page.locator('.county [data-figure="compliance"]').isVisible());
+    // The county CSV from the API, with the session cookie.
+    const href = await page.getAttribute('a[data-action="csv"]', 'href');
+    assert.match(href, /^\/api\/v1\/reports\/county\?(.*&)?format=csv/);
+    const csv = await page.request.get(`${env.url}${href}`);
+    assert.ok(csv.ok(), `GET ${href}: HTTP ${csv.status()}`);
+    const csvText = await csv.text();
+    assert.match(csvText, /^#/);
+    assert.equal(csvText.trim().split('\n').filter((l) => l && !l.startsWith('#')).length, env.expectTerminals + 2, 'header, one row per terminal, the county row');
+    // One terminal's report.
+    const id = county.ranking[0];
+    await page.click(`a[data-terminal-link="${id}"]`);
+    await page.waitForSelector(`#report-terminal-title[data-terminal="${id}"]`);
+    assert.equal(await page.locator('table.response tbody tr[data-step]').count(), 4);
+    const report = county.terminals.find((r) => r.terminal === id);
+    if (report.daily_flow.length) await page.waitForSelector('.flow-chart canvas');
+    assert.equal(await page.locator('table.gaps tbody tr').count(), report.completeness.gaps.length);
+    assert.match(page.url(), new RegExp(`terminal=${id}`));
+    assert.deepEqual(await unlabelledControls(page), [], 'reports page');
+    // The custom period's inputs too.
+    await page.click('button[data-preset="custom"]');
+    await page.waitForSelector('#r-from');
+    assert.deepEqual(await unlabelledControls(page), [], 'reports page, custom period');
+    await page.click('button[data-action="custom-period"]');
+    await page.waitForFunction(() => new URLSearchParams(location.search).get('period') === 'custom');
+    await page.waitForSelector('.report-body[aria-busy="false"] .county-chart canvas');
+    // Print: the button prints, the print layout drops the header and controls, keeps charts.
+    await page.evaluate(() => {
+      window.__printed = 0;
+      window.print = () => window.__printed++;
+    });
+    await page.click('button[data-action="print"]');
+    assert.equal(await page.evaluate(() => window.__printed), 1);
+    await page.emulateMedia({ media: 'print' });
+    try {
+      assert.equal(await page.isVisible('header.top'), false);
+      assert.equal(await page.isVisible('.period-picker'), false);
+      assert.ok(await page.isVisible('.county-chart canvas'));
+      assert.ok(await page.isVisible('table.ranking'));
+    } finally {
+      await page.emulateMedia({ media: 'screen' });
+    }
+    await shot(page, '16-reports');
+
+    const en = await newPage(browser, { locale: 'en-GB' });
+    try {
+      await login(en.page, env);
+      await en.page.click('[data-nav="reports"]');
+      await en.page.waitForFunction((n) => document.querySelectorAll('table.ranking tbody tr[data-terminal]').length === n, env.expectTerminals);
+      await en.page.waitForSelector('.report-body[aria-busy="false"] .county-chart canvas');
+      await en.page.click(`a[data-terminal-link="${id}"]`);
+      await en.page.waitForSelector(`#report-terminal-title[data-terminal="${id}"]`);
+      await shot(en.page, '17-en-reports');
+      assert.deepEqual(await visibleChinese(en.page), [], 'Chinese on the English reports page');
+      assert.deepEqual(await unlabelledControls(en.page), [], 'English reports page');
+    } finally {
+      await en.context.close();
+    }
+    assert.deepEqual(en.errors, []);
   });
 
   it('raised no script errors', () => {

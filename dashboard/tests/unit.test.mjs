@@ -16,6 +16,18 @@ import { ALERT_ACTION_PATHS, api } from '../src/api.js';
 import { alertDetail, alertNumber, alertTitle, gatewayValues, historyNote, incidentTitle, rejectReason, resolutionText, RULES } from '../src/texts.js';
 import { isLoopbackHost, labelTarget } from '../src/label.js';
 import { putAlert, subscribe } from '../src/store.js';
+import {
+  complianceColumns,
+  flowColumns,
+  gapRows,
+  periodDays,
+  periodQuery,
+  presetPeriod,
+  rankingRows,
+  reportFileName,
+  responseRows,
+  terminalRow,
+} from '../src/reports.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const en = DICTIONARIES.en;
@@ -426,4 +438,123 @@ test("the live feed's echo of an action's answer redraws nothing; a real change 
     off();
   }
   assert.deepEqual(seen, [['acknowledged', null], ['resolved', 'acknowledged']]);
+});
+
+// --- Reports page (src/reports.js) ---
+
+const SH = 'Asia/Shanghai';
+
+function termReport(id, rate, extra = {}) {
+  return {
+    terminal: id,
+    name: `${id} name`,
+    compliance: { basis: 'time', limit_ntu: 10, rate, samples: 100, samples_within: 90, hours_measured: 10, hours_within: 9 },
+    completeness: {
+      interval_s: 60,
+      expected: 1000,
+      received: 950,
+      rate: 0.95,
+      with_faults: 2,
+      gaps: [
+        { start: '2026-11-02T01:00:00Z', end: '2026-11-02T01:30:00Z', minutes: 30 },
+        { start: '2026-11-03T16:00:00Z', end: '2026-11-03T16:45:00Z', minutes: 45 },
+      ],
+    },
+    uptime: 0.99,
+    hours_in_alarm: 1.5,
+    alerts_raised: 3,
+    alerts_by_rule: { turbidity: 3 },
+    response: {
+      acknowledge: { n: 3, median_min: 4, p90_min: 9, within_target: null },
+      dispatch: { n: 2, median_min: 20, p90_min: 50, within_target: 0.5 },
+      arrive: { n: 1, median_min: 90, p90_min: 90, within_target: 1 },
+      resolve: { n: 0, median_min: null, p90_min: null, within_target: null },
+    },
+    daily_flow: [
+      { day: '2026-11-01', volume_m3: 120.5, source: 'totaliser' },
+      { day: '2026-11-02', volume_m3: 100, source: 'integrated' },
+    ],
+    ...extra,
+  };
+}
+
+test('report presets: last month and this month in the site zone, custom dates inclusive', () => {
+  // 2026-12-01 01:30 in Shanghai is still November 30 in UTC.
+  const now = Date.parse('2026-11-30T17:30:00Z');
+  const last = presetPeriod('lastMonth', now, SH);
+  assert.equal(rfc3339(last.from), '2026-10-31T16:00:00Z');
+  assert.equal(rfc3339(last.to), '2026-11-30T16:00:00Z');
+  const month = presetPeriod('thisMonth', now, SH);
+  assert.equal(rfc3339(month.from), '2026-11-30T16:00:00Z');
+  assert.ok(month.to > now && month.to - now <= 60000);
+  // January: last month is December of the year before.
+  const jan = presetPeriod('lastMonth', Date.parse('2027-01-15T04:00:00Z'), SH);
+  assert.equal(rfc3339(jan.from), '2026-11-30T16:00:00Z');
+  assert.equal(rfc3339(jan.to), '2026-12-31T16:00:00Z');
+  const custom = presetPeriod('custom', now, SH, { fromDate: '2026-11-03', toDate: '2026-11-05' });
+  assert.equal(rfc3339(custom.from), '2026-11-02T16:00:00Z');
+  assert.equal(rfc3339(custom.to), '2026-11-05T16:00:00Z');
+  assert.equal(presetPeriod('custom', now, SH, { fromDate: '2026-11-05', toDate: '2026-11-03' }), null);
+  assert.equal(presetPeriod('custom', now, SH, { fromDate: '2025-01-01', toDate: '2026-11-03' }), null, 'over 366 days');
+  assert.equal(presetPeriod('custom', now, SH, { fromDate: '', toDate: '2026-11-03' }), null);
+});
+
+test('the report query leaves last month to the API and sends other periods as RFC 3339', () => {
+  const p = { from: Date.parse('2026-11-02T16:00:00Z'), to: Date.parse('2026-11-05T16:00:00Z') };
+  assert.deepEqual(periodQuery('lastMonth', p), {});
+  assert.deepEqual(periodQuery('custom', p), { from: '2026-11-02T16:00:00Z', to: '2026-11-05T16:00:00Z' });
+  const days = periodDays({ from: '2026-10-31T16:00:00Z', to: '2026-11-30T16:00:00Z', timezone: SH }, SH);
+  assert.deepEqual(days, { first: '2026-11-01', last: '2026-11-30' });
+  assert.equal(reportFileName(days), 'weir-county-report_2026-11-01_2026-11-30.csv');
+});
+
+test('the ranking table follows the API ranking and sums each terminal gaps', () => {
+  const county = {
+    ranking: ['HY-002', 'HY-001', 'HY-003'],
+    terminals: [termReport('HY-001', 0.99), termReport('HY-002', 0.8), termReport('HY-003', null, { response: {} }), termReport('HY-004', 1)],
+  };
+  const rows = rankingRows(county);
+  assert.deepEqual(rows.map((r) => [r.rank, r.id]), [[1, 'HY-002'], [2, 'HY-001'], [3, 'HY-003'], [4, 'HY-004']]);
+  assert.deepEqual(rows[0], {
+    rank: 1,
+    id: 'HY-002',
+    name: 'HY-002 name',
+    compliance: 0.8,
+    completeness: 0.95,
+    gaps: 2,
+    gapMinutes: 75,
+    uptime: 0.99,
+    hoursInAlarm: 1.5,
+    alerts: 3,
+    dispatchWithin: 0.5,
+    dispatchN: 2,
+  });
+  assert.equal(rows[2].dispatchWithin, null);
+  assert.equal(terminalRow(termReport('X', null)).compliance, null);
+  const cols = complianceColumns(rows);
+  assert.deepEqual(cols, { x: [0, 1, 2, 3], y: [80, 99, null, 100], ids: ['HY-002', 'HY-001', 'HY-003', 'HY-004'] });
+});
+
+test('a terminal report gives flow columns by local day, its gaps and response rows', () => {
+  const r = termReport('HY-001', 0.9);
+  const flow = flowColumns(r, SH);
+  assert.deepEqual(flow.x, [Date.parse('2026-10-31T16:00:00Z') / 1000, Date.parse('2026-11-01T16:00:00Z') / 1000]);
+  assert.deepEqual(flow.y, [120.5, 100]);
+  assert.equal(flow.source, 'mixed');
+  assert.deepEqual(flow.counts, { totaliser: 1, integrated: 1 });
+  assert.equal(flow.total, 220.5);
+  assert.equal(flowColumns({ ...r, daily_flow: [r.daily_flow[1]] }, SH).source, 'integrated');
+  assert.equal(flowColumns({ ...r, daily_flow: [] }, SH).source, null);
+  assert.deepEqual(gapRows(r)[1], { start: Date.parse('2026-11-03T16:00:00Z'), end: Date.parse('2026-11-03T16:45:00Z'), minutes: 45 });
+  const resp = responseRows(r);
+  assert.deepEqual(resp.map((s) => s.step), ['acknowledge', 'dispatch', 'arrive', 'resolve']);
+  assert.deepEqual(resp[1], { step: 'dispatch', n: 2, median: 20, p90: 50, within: 0.5 });
+  assert.deepEqual(resp[3], { step: 'resolve', n: 0, median: null, p90: null, within: null });
+});
+
+test('whole dates are formatted in the site zone', () => {
+  const ts = Date.parse('2026-11-30T17:30:00Z') / 1000;
+  assert.equal(makeFormat('en', SH).date(ts), '12/01/2026');
+  assert.equal(makeFormat('zh-CN', SH).date(ts), '2026/12/01');
+  assert.equal(makeFormat('en', SH).date(null), '—');
 });
