@@ -11,6 +11,7 @@ pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod forward;
+pub mod hj212;
 pub mod ingest;
 pub mod live;
 pub mod metrics;
