@@ -19,6 +19,10 @@ use weir_hj212::{frame_len, CommandCode, Field, Packet, SystemCode, Value};
 /// One upload the receiver accepted.
 #[derive(Clone, Debug, PartialEq)]
 struct Got {
+    /// 2011, 2061 or 2031.
+    cn: u16,
+    /// The whole CP data area.
+    cp: String,
     mn: String,
     data_time: String,
     /// `w00000-Rtd`, L/s as sent.
@@ -90,8 +94,9 @@ fn check(frame: &[u8]) -> Result<Got, String> {
     if h.st != SystemCode::SURFACE_WATER_POLLUTION_SOURCE {
         return fail("ST is not 32");
     }
-    if h.cn != CommandCode::REAL_TIME_DATA {
-        return fail("CN is not 2011");
+    let real_time = h.cn == CommandCode::REAL_TIME_DATA;
+    if !real_time && h.cn != CommandCode::HOUR_DATA && h.cn != CommandCode::DAY_DATA {
+        return fail("CN is not 2011, 2061 or 2031");
     }
     match h.flag {
         Some(f) if f.version() == 1 && f.answer_required() && !f.split() => {}
@@ -117,11 +122,20 @@ fn check(frame: &[u8]) -> Result<Got, String> {
         let Value::Number(n) = item.value else {
             return fail("a text value");
         };
-        if item.field != Field::Rtd || item.flag.is_none() {
-            return fail("an item that is not Rtd with a Flag");
+        let expected_field = if real_time {
+            item.field == Field::Rtd
+        } else {
+            matches!(
+                item.field,
+                Field::Cou | Field::Min | Field::Avg | Field::Max
+            )
+        };
+        if !expected_field || item.flag.is_none() {
+            return fail("an item with the wrong field for its CN, or without a Flag");
         }
         match item.code {
-            "w00000" => flow = Some(n.to_string()),
+            "w00000" if item.field == Field::Rtd => flow = Some(n.to_string()),
+            "w00000" => flow = Some(String::new()),
             "e71001" => sludge = Some(n.to_string()),
             "w01003" => {}
             _ => return fail("an unexpected factor"),
@@ -131,6 +145,8 @@ fn check(frame: &[u8]) -> Result<Got, String> {
         return fail("no flow");
     };
     Ok(Got {
+        cn: h.cn.get(),
+        cp: p.cp.as_str().to_owned(),
         mn: h.mn.to_owned(),
         data_time: data_time.to_string(),
         flow,
@@ -231,6 +247,9 @@ async fn every_reading_reaches_the_platform_once_in_order_across_an_outage() {
     cfg.hj212.address = addr.to_string();
     cfg.hj212.answer_timeout_s = 2;
     cfg.hj212.retry_s = 1;
+    // Real-time data only here; the statistics have their own test.
+    cfg.hj212.hourly = false;
+    cfg.hj212.daily = false;
     for (id, mn, pw) in [
         ("HY-001", "MN0001", "111111"),
         ("HY-002", "MN0002", "222222"),
@@ -335,6 +354,106 @@ async fn every_reading_reaches_the_platform_once_in_order_across_an_outage() {
         at_outage,
         metric(&m, "weir_hj212_failures_total").unwrap(),
         metric(&m, "weir_hj212_frames_sent_total").unwrap(),
+    );
+    platform.stop(&log).await;
+    g.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_hour_and_day_go_out_as_hourly_and_daily_data_from_the_rollups() {
+    let dir = tempfile::tempdir().unwrap();
+    let tz = jiff::tz::TimeZone::get("Asia/Shanghai").unwrap();
+    let local = |ts: i64| {
+        jiff::Timestamp::from_second(ts)
+            .unwrap()
+            .to_zoned(tz.clone())
+            .strftime("%Y%m%d%H%M%S")
+            .to_string()
+    };
+    // The hour before this one, and yesterday (local) from 10:00 and 11:00: 7.2 m³/h (2 L/s)
+    // and 3 NTU throughout, one reading per hour.
+    let now = weir_store::now();
+    let last_hour = now.div_euclid(3600) * 3600 - 3600;
+    let today = jiff::Timestamp::from_second(now)
+        .unwrap()
+        .to_zoned(tz.clone())
+        .start_of_day()
+        .unwrap();
+    let yesterday = today
+        .yesterday()
+        .unwrap()
+        .start_of_day()
+        .unwrap()
+        .timestamp()
+        .as_second();
+    {
+        // The gateway makes the database and the terminal; the rollups are written before the
+        // uplink starts, so that its first pass sees them.
+        let g = Gateway::start(config(dir.path(), None)).await;
+        g.add_terminal("HY-001");
+        let conn = g.running.store.connect().unwrap();
+        let mut buckets = vec![yesterday + 10 * 3600, yesterday + 11 * 3600];
+        if !buckets.contains(&last_hour) {
+            buckets.push(last_hour);
+        }
+        for bucket in buckets {
+            conn.execute(
+                "INSERT INTO rollup_hour (terminal, bucket, n, flow_m3h_n, flow_m3h_min,
+                 flow_m3h_max, flow_m3h_sum, turbidity_ntu_n, turbidity_ntu_min,
+                 turbidity_ntu_max, turbidity_ntu_sum)
+                 SELECT key, ?1, 1, 1, 7.2, 7.2, 7.2, 1, 3.0, 3.0, 3.0 FROM terminals
+                 WHERE id = 'HY-001'",
+                [bucket],
+            )
+            .unwrap();
+        }
+        drop(conn);
+        g.stop().await;
+    }
+    let port = free_port();
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let log: Log = Arc::default();
+    let platform = Platform::start(addr, log.clone());
+    let mut cfg = config(dir.path(), None);
+    cfg.hj212.enabled = true;
+    cfg.hj212.address = addr.to_string();
+    cfg.hj212.statistics_delay_min = 0;
+    cfg.hj212.terminals.insert(
+        "HY-001".into(),
+        TerminalUplink {
+            mn: "MN0001".into(),
+            pw: "111111".into(),
+        },
+    );
+    let g = Gateway::start(cfg).await;
+    g.eventually(20, || async {
+        (log.lock().unwrap().accepted.len() >= 2).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let got = log.lock().unwrap().accepted.clone();
+    assert_eq!(log.lock().unwrap().refused, Vec::<String>::new());
+    let hourly: Vec<_> = got.iter().filter(|g| g.cn == 2061).collect();
+    let daily: Vec<_> = got.iter().filter(|g| g.cn == 2031).collect();
+    assert_eq!(
+        (hourly.len(), daily.len(), got.len()),
+        (1, 1, 2),
+        "{got:#?}"
+    );
+    assert_eq!(
+        hourly[0].cp,
+        format!(
+            "DataTime={};w00000-Cou=7.20,w00000-Min=2.00,w00000-Avg=2.00,w00000-Max=2.00,w00000-Flag=N;w01003-Min=3.0,w01003-Avg=3.0,w01003-Max=3.0,w01003-Flag=N",
+            local(last_hour)
+        )
+    );
+    // A day's volume is its mean flow over 24 h where no totaliser reads.
+    assert_eq!(
+        daily[0].cp,
+        format!(
+            "DataTime={};w00000-Cou=172.80,w00000-Min=2.00,w00000-Avg=2.00,w00000-Max=2.00,w00000-Flag=N;w01003-Min=3.0,w01003-Avg=3.0,w01003-Max=3.0,w01003-Flag=N",
+            local(yesterday)
+        )
     );
     platform.stop(&log).await;
     g.stop().await;

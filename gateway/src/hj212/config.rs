@@ -20,6 +20,13 @@ pub struct Hj212Config {
     pub answer_timeout_s: u32,
     /// Seconds between attempts while the platform cannot be reached or does not answer.
     pub retry_s: u32,
+    /// Send hourly data (CN 2061) from the hourly rollups.
+    pub hourly: bool,
+    /// Send daily data (CN 2031), by the site's calendar day.
+    pub daily: bool,
+    /// Minutes after an hour or day ends before its data is sent, so that readings a node
+    /// held back over a short outage are in it.
+    pub statistics_delay_min: u32,
     /// Factor codes, if the platform expects others than the defaults.
     pub codes: FactorCodes,
     /// Terminals sent, by terminal id (`[hj212.terminals.HY-001]`); others are not sent.
@@ -34,6 +41,9 @@ impl Default for Hj212Config {
             st: SystemCode::SURFACE_WATER_POLLUTION_SOURCE.as_str().into(),
             answer_timeout_s: 10,
             retry_s: 30,
+            hourly: true,
+            daily: true,
+            statistics_delay_min: 15,
             codes: FactorCodes::default(),
             terminals: BTreeMap::new(),
         }
@@ -97,6 +107,10 @@ impl Hj212Config {
             "hj212.answer_timeout_s must be 0 (no answer) to 600"
         );
         anyhow::ensure!(self.retry_s >= 1, "hj212.retry_s must be at least 1");
+        anyhow::ensure!(
+            self.statistics_delay_min <= 1440,
+            "hj212.statistics_delay_min must be 0 to 1440"
+        );
         for (key, code) in [
             ("flow", &self.codes.flow),
             ("turbidity", &self.codes.turbidity),
@@ -155,6 +169,12 @@ st = "32"
 answer_timeout_s = 10
 # Seconds between attempts while the platform cannot be reached or does not answer.
 retry_s = 30
+# Hourly data (CN 2061) and daily data (CN 2031, the site's calendar day), from the hourly
+# rollups, each sent statistics_delay_min minutes after its period ends. A terminal starts with
+# the last period that ended, not with its whole history.
+hourly = true
+daily = true
+statistics_delay_min = 15
 
 [hj212.codes]
 # Factor codes: flow (sent in L/s), turbidity (NTU), sludge level (m above the tank bottom,

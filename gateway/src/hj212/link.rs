@@ -3,9 +3,16 @@
 
 use std::time::Duration;
 
+use std::sync::atomic::Ordering::Relaxed;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
 use tokio::net::TcpStream;
 use weir_hj212::{frame_len, CommandCode, Packet, Qn, MAX_FRAME_LEN};
+
+use crate::metrics::Metrics;
+
+/// Longest wait for a connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why an upload was not delivered; the connection is dropped after any of them.
 #[derive(Debug, thiserror::Error)]
@@ -87,4 +94,28 @@ impl Link {
             self.buf.extend_from_slice(&chunk[..n]);
         }
     }
+}
+
+/// Sends one frame on the open link (connecting first if there is none), then waits for its
+/// answer when one is asked.
+pub async fn deliver(
+    link: &mut Option<Link>,
+    address: &str,
+    frame: &[u8],
+    answer: Option<(Qn, Duration)>,
+    metrics: &Metrics,
+) -> Result<(), LinkError> {
+    if link.is_none() {
+        *link = Some(Link::connect(address, CONNECT_TIMEOUT).await?);
+    }
+    let Some(l) = link.as_mut() else {
+        return Err(LinkError::Closed);
+    };
+    l.send(frame).await?;
+    metrics.hj212_sent.fetch_add(1, Relaxed);
+    if let Some((qn, timeout)) = answer {
+        l.answer(qn, timeout).await?;
+        metrics.hj212_answers.fetch_add(1, Relaxed);
+    }
+    Ok(())
 }

@@ -3,11 +3,13 @@
 //! platform's data answer (9014) before the next, resent from the store after an outage.
 //!
 //! `config` is its section (`[hj212]`), `upload` turns a stored reading into a frame (units,
-//! codes, data flags), `link` is the TCP connection and its answers, `uplink` the task that
-//! follows commit order with a durable cursor.
+//! codes, data flags), `statistics` hourly and daily data from the rollups, `link` is the TCP
+//! connection and its answers, `uplink` the task that follows commit order with a durable
+//! cursor and sends the statistics that are due.
 
 pub mod config;
 pub mod link;
+pub mod statistics;
 pub mod uplink;
 pub mod upload;
 

@@ -127,11 +127,21 @@ pub fn real_time_frame(
     qn: Qn,
     cp: &CpBuilder,
 ) -> Result<Vec<u8>, weir_hj212::EncodeError> {
+    frame(sender, CommandCode::REAL_TIME_DATA, qn, cp)
+}
+
+/// The whole frame of an upload with command `cn`.
+pub fn frame(
+    sender: Sender<'_>,
+    cn: CommandCode,
+    qn: Qn,
+    cp: &CpBuilder,
+) -> Result<Vec<u8>, weir_hj212::EncodeError> {
     let packet = Packet {
         header: Header {
             qn: Some(qn),
             st: sender.st,
-            cn: CommandCode::REAL_TIME_DATA,
+            cn,
             pw: sender.pw,
             mn: sender.mn,
             flag: Flag::new(Flag::VERSION_2017, false, sender.answer),
