@@ -155,6 +155,12 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
         ))
     });
 
+    if config.hj212.enabled {
+        let at = crate::hj212::uplink::start_position(&store)
+            .await
+            .context("reading the HJ 212 uplink's place")?;
+        tracing::info!(after_reading = at, "HJ 212 uplink resumes");
+    }
     let hj212 = config.hj212.enabled.then(|| {
         tokio::spawn(crate::hj212::uplink::run(
             config.hj212.clone(),

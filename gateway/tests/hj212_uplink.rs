@@ -360,7 +360,7 @@ async fn every_reading_reaches_the_platform_once_in_order_across_an_outage() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_last_hour_and_day_go_out_as_hourly_and_daily_data_from_the_rollups() {
+async fn switched_on_it_sends_the_last_hour_and_day_from_the_rollups_and_no_older_readings() {
     let dir = tempfile::tempdir().unwrap();
     let tz = jiff::tz::TimeZone::get("Asia/Shanghai").unwrap();
     let local = |ts: i64| {
@@ -408,6 +408,8 @@ async fn the_last_hour_and_day_go_out_as_hourly_and_daily_data_from_the_rollups(
             .unwrap();
         }
         drop(conn);
+        // Readings stored before the uplink is switched on are history: not sent.
+        store_readings(&g, "HY-001", now - 600, 0..5);
         g.stop().await;
     }
     let port = free_port();
@@ -435,6 +437,7 @@ async fn the_last_hour_and_day_go_out_as_hourly_and_daily_data_from_the_rollups(
     assert_eq!(log.lock().unwrap().refused, Vec::<String>::new());
     let hourly: Vec<_> = got.iter().filter(|g| g.cn == 2061).collect();
     let daily: Vec<_> = got.iter().filter(|g| g.cn == 2031).collect();
+    // Nothing else: no real-time upload of the readings stored before.
     assert_eq!(
         (hourly.len(), daily.len(), got.len()),
         (1, 1, 2),

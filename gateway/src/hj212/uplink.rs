@@ -30,6 +30,23 @@ const CONSUMER: &str = cursors::HJ212;
 /// Readings read from the store at a time.
 const BATCH: u32 = 500;
 
+/// Where the uplink starts the first time it is enabled: after the newest stored reading, so
+/// that a county switching it on sends what arrives from then on, not its whole history. Run
+/// before the task starts (and before any reading can be stored while it is not looking); a
+/// saved cursor is kept.
+pub async fn start_position(store: &Arc<Store>) -> anyhow::Result<i64> {
+    store
+        .run(|c| match cursors::get(c, CONSUMER)? {
+            Some(at) => Ok(at),
+            None => {
+                let newest = readings::max_id(c)?;
+                cursors::set(c, CONSUMER, newest)?;
+                Ok(newest)
+            }
+        })
+        .await
+}
+
 /// Sends until `cancel`. `tz` is the site's time zone, in which the platform reads times.
 pub async fn run(
     cfg: Hj212Config,
