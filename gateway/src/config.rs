@@ -52,6 +52,8 @@ pub struct Config {
     pub nodes: NodesConfig,
     /// Inspectors' reports.
     pub reports: crate::reports::ReportsConfig,
+    /// The HJ 212 uplink to the environment bureau's platform.
+    pub hj212: crate::hj212::Hj212Config,
 }
 
 impl Default for Config {
@@ -67,6 +69,7 @@ impl Default for Config {
             alerts: crate::alerts::AlertsConfig::default(),
             nodes: NodesConfig::default(),
             reports: crate::reports::ReportsConfig::default(),
+            hj212: crate::hj212::Hj212Config::default(),
         }
     }
 }
@@ -468,6 +471,7 @@ impl Config {
         self.http.validate()?;
         self.alerts.validate()?;
         self.reports.validate()?;
+        self.hj212.validate()?;
         crate::nodes::provision::board(&self.nodes.board).context("nodes.board")?;
         anyhow::ensure!(
             self.nodes.dashboard_url.is_empty()
@@ -530,7 +534,11 @@ fn describe(e: figment::Error) -> String {
 /// The default configuration as a commented TOML file (`weir config`): the core keys, then
 /// each domain's section.
 pub fn default_file() -> String {
-    format!("{CORE_FILE}{}", crate::alerts::DEFAULT_CONFIG)
+    format!(
+        "{CORE_FILE}{}{}",
+        crate::hj212::DEFAULT_CONFIG,
+        crate::alerts::DEFAULT_CONFIG
+    )
 }
 
 const CORE_FILE: &str = r#"# Weir gateway configuration. Every key is optional; this file shows the defaults.

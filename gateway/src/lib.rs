@@ -12,6 +12,7 @@ pub mod config;
 pub mod demo;
 pub mod export;
 pub mod forward;
+pub mod hj212;
 pub mod ingest;
 pub mod live;
 pub mod metrics;

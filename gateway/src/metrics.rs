@@ -30,6 +30,14 @@ pub struct Metrics {
     pub forwarded: AtomicU64,
     /// Failed InfluxDB write attempts.
     pub forward_errors: AtomicU64,
+    /// HJ 212 frames written to the platform.
+    pub hj212_sent: AtomicU64,
+    /// HJ 212 data answers (9014) received for them.
+    pub hj212_answers: AtomicU64,
+    /// HJ 212 uploads not confirmed: no connection, no answer in time, connection closed.
+    pub hj212_failures: AtomicU64,
+    /// Readings stored but not yet handled by the HJ 212 uplink (-1: uplink off).
+    pub hj212_lag: AtomicI64,
     /// HTTP connections open now.
     pub http_connections: AtomicU64,
     /// HTTP connections accepted since start.
@@ -55,6 +63,7 @@ impl Metrics {
     pub fn new() -> Self {
         let m = Metrics::default();
         m.forward_lag.store(-1, Relaxed);
+        m.hj212_lag.store(-1, Relaxed);
         m
     }
 
@@ -164,6 +173,21 @@ impl Metrics {
             "Failed InfluxDB write attempts.",
             self.forward_errors.load(Relaxed),
         );
+        counter(
+            "weir_hj212_frames_sent_total",
+            "HJ 212 frames written to the platform (resent ones included).",
+            self.hj212_sent.load(Relaxed),
+        );
+        counter(
+            "weir_hj212_answers_total",
+            "HJ 212 data answers (9014) received from the platform.",
+            self.hj212_answers.load(Relaxed),
+        );
+        counter(
+            "weir_hj212_failures_total",
+            "HJ 212 uploads not confirmed (no connection, no answer in time, connection closed); each is sent again.",
+            self.hj212_failures.load(Relaxed),
+        );
         let _ = writeln!(
             out,
             "# HELP weir_rejected_messages_total Messages refused, by reason.\n# TYPE weir_rejected_messages_total counter"
@@ -178,6 +202,11 @@ impl Metrics {
             out,
             "# HELP weir_http_connections HTTP connections open.\n# TYPE weir_http_connections gauge\nweir_http_connections {}",
             self.http_connections.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP weir_hj212_lag_readings Readings stored but not yet sent to the HJ 212 platform (-1: uplink off).\n# TYPE weir_hj212_lag_readings gauge\nweir_hj212_lag_readings {}",
+            self.hj212_lag.load(Relaxed)
         );
         let _ = writeln!(
             out,

@@ -1,4 +1,5 @@
-//! Starting and stopping the gateway: store, writer, broker, ingest, forwarder, HTTP.
+//! Starting and stopping the gateway: store, writer, broker, ingest, forwarder, HJ 212 uplink,
+//! HTTP.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -123,10 +124,15 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
             store.clone(),
             config.store.raw_retention_days,
             // Every consumer of commit order that runs holds retention back.
-            if config.influx.enabled {
-                vec![weir_store::cursors::ALERTS, weir_store::cursors::INFLUX]
-            } else {
-                vec![weir_store::cursors::ALERTS]
+            {
+                let mut consumers = vec![weir_store::cursors::ALERTS];
+                if config.influx.enabled {
+                    consumers.push(weir_store::cursors::INFLUX);
+                }
+                if config.hj212.enabled {
+                    consumers.push(weir_store::cursors::HJ212);
+                }
+                consumers
             },
             {
                 let metrics = metrics.clone();
@@ -143,6 +149,22 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
     let forwarder = config.influx.enabled.then(|| {
         tokio::spawn(crate::forward::influx::run(
             config.influx.clone(),
+            store.clone(),
+            metrics.clone(),
+            cancel.child_token(),
+        ))
+    });
+
+    if config.hj212.enabled {
+        let at = crate::hj212::uplink::start_position(&store)
+            .await
+            .context("reading the HJ 212 uplink's place")?;
+        tracing::info!(after_reading = at, "HJ 212 uplink resumes");
+    }
+    let hj212 = config.hj212.enabled.then(|| {
+        tokio::spawn(crate::hj212::uplink::run(
+            config.hj212.clone(),
+            tz.clone(),
             store.clone(),
             metrics.clone(),
             cancel.child_token(),
@@ -211,6 +233,9 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
         }
         if let Some(f) = forwarder {
             let _ = f.await;
+        }
+        if let Some(u) = hj212 {
+            let _ = u.await;
         }
         if let Some(r) = retention {
             let _ = r.await;

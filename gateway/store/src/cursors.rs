@@ -11,6 +11,8 @@ use rusqlite::{params, Connection, OptionalExtension as _};
 pub const ALERTS: &str = "alerts";
 /// The InfluxDB forwarder's cursor.
 pub const INFLUX: &str = "influx";
+/// The HJ 212 uplink's cursor.
+pub const HJ212: &str = "hj212";
 
 /// The last reading id `consumer` processed, if it ever saved one.
 pub fn get(conn: &Connection, consumer: &str) -> rusqlite::Result<Option<i64>> {
