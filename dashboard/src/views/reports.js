@@ -222,7 +222,7 @@ export function reportsView(main, { query }) {
             ),
             h('td', { class: 'num' }, pct(r.compliance)),
             h('td', { class: 'num' }, pct(r.completeness)),
-            h('td', { class: 'num' }, f.number(r.gaps, 0)),
+            h('td', { class: 'num', 'data-gaps': r.gaps }, f.number(r.gaps, 0)),
             h('td', { class: 'num' }, f.number(r.gapMinutes, 0)),
             h('td', { class: 'num' }, pct(r.uptime)),
             h('td', { class: 'num' }, f.number(r.hoursInAlarm, 1)),
