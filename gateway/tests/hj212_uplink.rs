@@ -19,7 +19,7 @@ use weir_hj212::{frame_len, CommandCode, Field, Packet, SystemCode, Value};
 /// One upload the receiver accepted.
 #[derive(Clone, Debug, PartialEq)]
 struct Got {
-    /// 2011, 2061 or 2031.
+    /// 2011, 2051, 2061 or 2031.
     cn: u16,
     /// The whole CP data area.
     cp: String,
@@ -95,8 +95,13 @@ fn check(frame: &[u8]) -> Result<Got, String> {
         return fail("ST is not 32");
     }
     let real_time = h.cn == CommandCode::REAL_TIME_DATA;
-    if !real_time && h.cn != CommandCode::HOUR_DATA && h.cn != CommandCode::DAY_DATA {
-        return fail("CN is not 2011, 2061 or 2031");
+    let statistics = [
+        CommandCode::MINUTE_DATA,
+        CommandCode::HOUR_DATA,
+        CommandCode::DAY_DATA,
+    ];
+    if !real_time && !statistics.contains(&h.cn) {
+        return fail("CN is not 2011, 2051, 2061 or 2031");
     }
     match h.flag {
         Some(f) if f.version() == 1 && f.answer_required() && !f.split() => {}
@@ -360,7 +365,7 @@ async fn every_reading_reaches_the_platform_once_in_order_across_an_outage() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn switched_on_it_sends_the_last_hour_and_day_from_the_rollups_and_no_older_readings() {
+async fn switched_on_it_sends_the_last_ten_minutes_hour_and_day_and_no_older_readings() {
     let dir = tempfile::tempdir().unwrap();
     let tz = jiff::tz::TimeZone::get("Asia/Shanghai").unwrap();
     let local = |ts: i64| {
@@ -414,7 +419,8 @@ async fn switched_on_it_sends_the_last_hour_and_day_from_the_rollups_and_no_olde
             .unwrap();
         }
         drop(conn);
-        // Readings stored before the uplink is switched on are history: not sent.
+        // Readings stored before the uplink is switched on are history: not sent as real-time
+        // data, only in the minute data of the last 10 minutes that ended.
         store_readings(&g, "HY-001", now - 600, 0..5);
         g.stop().await;
     }
@@ -435,18 +441,19 @@ async fn switched_on_it_sends_the_last_hour_and_day_from_the_rollups_and_no_olde
     );
     let g = Gateway::start(cfg).await;
     g.eventually(20, || async {
-        (log.lock().unwrap().accepted.len() >= 2).then_some(())
+        (log.lock().unwrap().accepted.len() >= 3).then_some(())
     })
     .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let got = log.lock().unwrap().accepted.clone();
     assert_eq!(log.lock().unwrap().refused, Vec::<String>::new());
+    let minute: Vec<_> = got.iter().filter(|g| g.cn == 2051).collect();
     let hourly: Vec<_> = got.iter().filter(|g| g.cn == 2061).collect();
     let daily: Vec<_> = got.iter().filter(|g| g.cn == 2031).collect();
     // Nothing else: no real-time upload of the readings stored before.
     assert_eq!(
-        (hourly.len(), daily.len(), got.len()),
-        (1, 1, 2),
+        (minute.len(), hourly.len(), daily.len(), got.len()),
+        (1, 1, 1, 3),
         "{got:#?}"
     );
     assert_eq!(
@@ -455,6 +462,21 @@ async fn switched_on_it_sends_the_last_hour_and_day_from_the_rollups_and_no_olde
             "DataTime={};w00000-Cou=7.20,w00000-Min=2.00,w00000-Avg=2.00,w00000-Max=2.00,w00000-Flag=N;w01003-Min=3.0,w01003-Avg=3.0,w01003-Max=3.0,w01003-Flag=N",
             local(last_hour)
         )
+    );
+    // The last 10 minutes that ended, from the raw readings (the first of them is always in
+    // it; turbidity reads 4.5 throughout).
+    let ten = now.div_euclid(600) * 600 - 600;
+    assert!(
+        minute[0]
+            .cp
+            .starts_with(&format!("DataTime={};w00000-Cou=", local(ten))),
+        "{minute:?}"
+    );
+    assert!(
+        minute[0]
+            .cp
+            .ends_with(";w01003-Min=4.5,w01003-Avg=4.5,w01003-Max=4.5,w01003-Flag=N"),
+        "{minute:?}"
     );
     // A day's volume is its mean flow over 24 h where no totaliser reads.
     assert_eq!(

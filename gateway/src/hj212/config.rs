@@ -20,6 +20,8 @@ pub struct Hj212Config {
     pub answer_timeout_s: u32,
     /// Seconds between attempts while the platform cannot be reached or does not answer.
     pub retry_s: u32,
+    /// Minutes per minute-data period (CN 2051), a divisor of 60 up to 30; 0: none sent.
+    pub minute_interval_min: u32,
     /// Send hourly data (CN 2061) from the hourly rollups.
     pub hourly: bool,
     /// Send daily data (CN 2031), by the site's calendar day.
@@ -41,6 +43,7 @@ impl Default for Hj212Config {
             st: SystemCode::SURFACE_WATER_POLLUTION_SOURCE.as_str().into(),
             answer_timeout_s: 10,
             retry_s: 30,
+            minute_interval_min: 10,
             hourly: true,
             daily: true,
             statistics_delay_min: 15,
@@ -108,6 +111,12 @@ impl Hj212Config {
         );
         anyhow::ensure!(self.retry_s >= 1, "hj212.retry_s must be at least 1");
         anyhow::ensure!(
+            self.minute_interval_min == 0
+                || (self.minute_interval_min <= 30 && 60 % self.minute_interval_min == 0),
+            "hj212.minute_interval_min must be 0 (none) or 1, 2, 3, 4, 5, 6, 10, 12, 15, 20 or 30, not {}",
+            self.minute_interval_min
+        );
+        anyhow::ensure!(
             self.statistics_delay_min <= 1440,
             "hj212.statistics_delay_min must be 0 to 1440"
         );
@@ -169,9 +178,11 @@ st = "32"
 answer_timeout_s = 10
 # Seconds between attempts while the platform cannot be reached or does not answer.
 retry_s = 30
-# Hourly data (CN 2061) and daily data (CN 2031, the site's calendar day), from the hourly
-# rollups, each sent statistics_delay_min minutes after its period ends. A terminal starts with
-# the last period that ended, not with its whole history.
+# Minute data (CN 2051) every minute_interval_min minutes (a divisor of 60; 0: none), hourly
+# data (CN 2061) and daily data (CN 2031, the site's calendar day), each sent
+# statistics_delay_min minutes after its period ends. A terminal starts with the last period
+# that ended, not with its whole history.
+minute_interval_min = 10
 hourly = true
 daily = true
 statistics_delay_min = 15

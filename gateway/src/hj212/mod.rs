@@ -3,7 +3,7 @@
 //! platform's data answer (9014) before the next, resent from the store after an outage.
 //!
 //! `config` is its section (`[hj212]`), `upload` turns a stored reading into a frame (units,
-//! codes, data flags), `statistics` hourly and daily data from the rollups, `link` is the TCP
+//! codes, data flags), `statistics` minute, hourly and daily data, `link` is the TCP
 //! connection and its answers, `uplink` the task that follows commit order with a durable
 //! cursor and sends the statistics that are due.
 

@@ -1,5 +1,6 @@
-//! Hourly (CN 2061) and daily (CN 2031) data from the store's hourly rollups: per factor the
-//! period's minimum, average and maximum, and for flow the volume discharged (`-Cou`).
+//! Minute (CN 2051), hourly (CN 2061) and daily (CN 2031) data: per factor the period's
+//! minimum, average and maximum, and for flow the volume discharged (`-Cou`). Hours and days
+//! come from the store's hourly rollups, minute periods from the raw readings.
 //!
 //! A period is sent once it has been over for `hj212.statistics_delay_min`, so that readings a
 //! node held back over a short outage are in it. Each (kind, terminal) keeps the start of the
@@ -19,6 +20,8 @@ const LPS_PER_M3H: f64 = 1.0 / 3.6;
 /// A kind of statistics upload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Period {
+    /// Minute data, CN 2051, over this many minutes (a divisor of 60).
+    Minutes(u32),
     /// Hourly data, CN 2061.
     Hour,
     /// Daily data (local calendar day), CN 2031.
@@ -29,6 +32,7 @@ impl Period {
     /// Its command code.
     pub fn cn(self) -> CommandCode {
         match self {
+            Period::Minutes(_) => CommandCode::MINUTE_DATA,
             Period::Hour => CommandCode::HOUR_DATA,
             Period::Day => CommandCode::DAY_DATA,
         }
@@ -37,6 +41,7 @@ impl Period {
     /// Its length in seconds, as `weir_store::rollups` takes steps.
     pub fn step(self) -> i64 {
         match self {
+            Period::Minutes(n) => i64::from(n) * 60,
             Period::Hour => 3600,
             Period::Day => 86_400,
         }
@@ -45,6 +50,7 @@ impl Period {
     /// The cursor's name for `terminal`.
     pub fn consumer(self, terminal: &str) -> String {
         match self {
+            Period::Minutes(_) => format!("hj212_minute:{terminal}"),
             Period::Hour => format!("hj212_hour:{terminal}"),
             Period::Day => format!("hj212_day:{terminal}"),
         }

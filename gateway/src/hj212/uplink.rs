@@ -1,6 +1,6 @@
 //! The uplink task: follows the readings in commit order and sends each reading of a
 //! configured terminal as real-time data, one upload at a time; as each hour ends, sends the
-//! hourly and daily data that fell due (`statistics`), each period on its own cursor.
+//! minute, hourly and daily data that fell due (`statistics`), each period on its own cursor.
 //!
 //! Its place is a cursor in the store (`consumer_cursors`, consumer `hj212`), moved past a
 //! reading only once the platform answered its upload (or, with no answer asked, once it was
@@ -67,7 +67,7 @@ pub async fn run(
     let mut last_qn_ms = 0i64;
     let mut statistics_at = 0;
     while !cancel.is_cancelled() {
-        if (cfg.hourly || cfg.daily) && weir_store::now() >= statistics_at {
+        if !periods(&cfg).is_empty() && weir_store::now() >= statistics_at {
             let out = Out {
                 cfg: &cfg,
                 st,
@@ -196,11 +196,27 @@ fn next_qn(last_qn_ms: &mut i64, tz: &jiff::tz::TimeZone) -> Option<weir_hj212::
     upload::qn(now_ms, tz)
 }
 
-/// When the next hour's data falls due (its end plus the delay), Unix seconds.
+/// The statistics sent, shortest period first.
+fn periods(cfg: &Hj212Config) -> Vec<Period> {
+    let mut periods = Vec::new();
+    if cfg.minute_interval_min > 0 {
+        periods.push(Period::Minutes(cfg.minute_interval_min));
+    }
+    if cfg.hourly {
+        periods.push(Period::Hour);
+    }
+    if cfg.daily {
+        periods.push(Period::Day);
+    }
+    periods
+}
+
+/// When the next period falls due (the end of the shortest plus the delay), Unix seconds.
 fn next_statistics_at(cfg: &Hj212Config, tz: &jiff::tz::TimeZone) -> i64 {
+    let step = periods(cfg).first().map_or(3600, |p| p.step());
     let delay = i64::from(cfg.statistics_delay_min) * 60;
     let closed_before = weir_store::now() - delay;
-    rollups::step_start(closed_before, 3600, tz) + 3600 + delay
+    rollups::step_start(closed_before, step, tz) + step + delay
 }
 
 /// The connection and what every upload needs.
@@ -214,13 +230,12 @@ struct Out<'a> {
     last_qn_ms: &'a mut i64,
 }
 
-/// Sends the hourly and daily data that is due, per terminal from its cursor; `Err` after a
+/// Sends the minute, hourly and daily data that is due, per terminal from its cursor; `Err` after a
 /// failure (counted, connection dropped), to be tried again after `retry_s`.
 async fn send_statistics(out: Out<'_>, store: &Arc<Store>) -> Result<(), ()> {
     let cfg = out.cfg;
     let closed_before = weir_store::now() - i64::from(cfg.statistics_delay_min) * 60;
-    let periods = [(Period::Hour, cfg.hourly), (Period::Day, cfg.daily)];
-    for period in periods.iter().filter(|(_, on)| *on).map(|(p, _)| *p) {
+    for period in periods(cfg) {
         let step = period.step();
         // Periods that start before `end` are over; the last of them starts at `last_closed`.
         let end = rollups::step_start(closed_before, step, out.tz);
