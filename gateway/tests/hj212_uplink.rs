@@ -375,11 +375,11 @@ async fn switched_on_it_sends_the_last_ten_minutes_hour_and_day_and_no_older_rea
             .strftime("%Y%m%d%H%M%S")
             .to_string()
     };
-    // The test and the gateway must agree on which hour is the last whole one: not within
-    // half a minute of the next hour's start.
-    let into_hour = weir_store::now().rem_euclid(3600);
-    if into_hour > 3600 - 30 {
-        tokio::time::sleep(Duration::from_secs((3600 - into_hour + 2) as u64)).await;
+    // The test and the gateway must agree on the last whole ten minutes and the last whole
+    // hour: not within half a minute of a ten-minute boundary (every hour starts on one).
+    let into_ten = weir_store::now().rem_euclid(600);
+    if into_ten > 600 - 30 {
+        tokio::time::sleep(Duration::from_secs((600 - into_ten + 2) as u64)).await;
     }
     // The hour before this one, and yesterday (local) from 10:00 and 11:00: 7.2 m³/h (2 L/s)
     // and 3 NTU throughout, one reading per hour.
