@@ -64,6 +64,16 @@ async fn logged_in(g: &Gateway) -> reqwest::Client {
     client
 }
 
+/// The status of `GET /api/v1/me` for `client`: 200 while its login holds.
+async fn me(client: &reqwest::Client, g: &Gateway) -> reqwest::StatusCode {
+    client
+        .get(g.url("/api/v1/me"))
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
 /// Resident memory of process `pid`, bytes.
 fn rss(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -592,15 +602,7 @@ async fn a_logout_ends_the_open_event_stream() {
 async fn a_password_reset_ends_the_users_sessions() {
     let (g, _dir) = gateway(|_| {}).await;
     let client = logged_in(&g).await;
-    assert_eq!(
-        client
-            .get(g.url("/api/v1/me"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(me(&client, &g).await, 200);
     g.running
         .store
         .with(|c| {
@@ -614,15 +616,7 @@ async fn a_password_reset_ends_the_users_sessions() {
         })
         .unwrap()
         .unwrap();
-    assert_eq!(
-        client
-            .get(g.url("/api/v1/me"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        401
-    );
+    assert_eq!(me(&client, &g).await, 401);
     g.stop().await;
 }
 
@@ -659,15 +653,7 @@ async fn a_revoked_token_and_a_deleted_user_lose_access() {
         .store
         .with(|c| auth::delete_user(c, "admin"))
         .unwrap());
-    assert_eq!(
-        client
-            .get(g.url("/api/v1/me"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        401
-    );
+    assert_eq!(me(&client, &g).await, 401);
     g.stop().await;
 }
 
