@@ -14,7 +14,7 @@ pub struct Metrics {
     pub readings_stored: AtomicU64,
     /// Readings received again and not stored twice.
     pub duplicate_readings: AtomicU64,
-    /// Telemetry messages received again, by (terminal, boot, seq).
+    /// Telemetry messages whose every reading was stored before (replays).
     pub duplicate_messages: AtomicU64,
     /// Readings that arrived older than the raw retention window, not stored.
     pub expired_readings: AtomicU64,
@@ -106,7 +106,7 @@ impl Metrics {
         );
         counter(
             "weir_duplicate_messages_total",
-            "Telemetry messages received again.",
+            "Telemetry messages whose every reading was stored before (replays).",
             self.duplicate_messages.load(Relaxed),
         );
         counter(

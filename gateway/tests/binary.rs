@@ -212,11 +212,12 @@ async fn stop_mid_stream_and_restart(how: Stop) {
         );
         // What it committed, it acknowledged before it went: the retained ack reaches the node.
         let db = rusqlite::Connection::open(dir.path().join("weir.db")).unwrap();
-        let newest: u32 = db
-            .query_row("SELECT max(seq) FROM messages WHERE boot = 1", [], |r| {
-                r.get(0)
-            })
+        // One reading per message, at ts_of(seq).
+        let newest_ts: i64 = db
+            .query_row("SELECT max(ts) FROM readings", [], |r| r.get(0))
             .unwrap();
+        let newest = u32::try_from((newest_ts - start) / 10).unwrap();
+        assert_eq!(ts_of(newest), newest_ts);
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while *acked.lock().unwrap() != Some(newest) {
             assert!(

@@ -142,14 +142,21 @@ fn insert_sql() -> &'static str {
     })
 }
 
+/// The statement [`insert`] runs, prepared once per transaction.
+pub(crate) fn insert_statement<'t>(
+    tx: &'t Transaction<'_>,
+) -> rusqlite::Result<rusqlite::CachedStatement<'t>> {
+    tx.prepare_cached(insert_sql())
+}
+
 /// Stores `row` for the terminal with key `terminal`; its commit-order id, or None if the
 /// terminal already has a reading at that time (a replay).
 pub(crate) fn insert(
     tx: &Transaction<'_>,
+    insert: &mut rusqlite::CachedStatement<'_>,
     terminal: i64,
     row: &Row,
 ) -> rusqlite::Result<Option<i64>> {
-    let mut insert = tx.prepare_cached(insert_sql())?;
     let [v0, v1, v2, v3, v4, v5] = &row.values;
     let args: [&dyn rusqlite::ToSql; Quantity::COUNT + 3] =
         [&terminal, &row.ts, v0, v1, v2, v3, v4, v5, &row.faults];

@@ -29,8 +29,6 @@ pub const INTERVAL: Duration = Duration::from_secs(3600);
 pub struct Pruned {
     /// Raw readings.
     pub readings: u64,
-    /// Message records.
-    pub messages: u64,
 }
 
 /// The oldest reading time kept, for `days` of retention (0: keep everything).
@@ -66,8 +64,8 @@ fn deletable_up_to(conn: &Connection, consumers: &[&str]) -> rusqlite::Result<i6
     })
 }
 
-/// Deletes raw readings older than `horizon` (Unix seconds) and message records received
-/// before it, keeping what the module's rules keep; `consumers` names the cursors (see
+/// Deletes raw readings older than `horizon` (Unix seconds), keeping what the module's rules
+/// keep; `consumers` names the cursors (see
 /// [`crate::cursors`]) of every consumer of commit order that runs.
 pub fn prune(conn: &Connection, horizon: i64, consumers: &[&str]) -> rusqlite::Result<Pruned> {
     let mut pruned = Pruned::default();
@@ -91,17 +89,6 @@ pub fn prune(conn: &Connection, horizon: i64, consumers: &[&str]) -> rusqlite::R
             if (n as i64) < CHUNK {
                 break;
             }
-        }
-    }
-    loop {
-        let n = conn.execute(
-            "DELETE FROM messages WHERE (terminal, boot, seq) IN (
-                 SELECT terminal, boot, seq FROM messages WHERE received_at < ?1 LIMIT ?2)",
-            params![horizon, CHUNK],
-        )?;
-        pruned.messages += n as u64;
-        if (n as i64) < CHUNK {
-            break;
         }
     }
     if pruned.readings > 0 {
@@ -129,10 +116,9 @@ pub async fn run(
             match store.run(move |c| prune(c, h, &consumers)).await {
                 Ok(p) => {
                     pruned(p);
-                    if p.readings > 0 || p.messages > 0 {
+                    if p.readings > 0 {
                         tracing::info!(
                             readings = p.readings,
-                            messages = p.messages,
                             days,
                             "deleted raw readings older than the retention window"
                         );
@@ -186,22 +172,14 @@ mod tests {
              INSERT INTO readings (id, terminal, ts) VALUES
                (1, 1, {old}), (2, 1, {old} + 60), (3, 1, {old} + 120), (4, 1, {old} + 180),
                (5, 1, {old} + 240), (6, 1, {now}), (7, 2, {old}), (8, 2, {old} + 60),
-               (9, 1, {old} - 60);
-             INSERT INTO messages (terminal, boot, seq, received_at, readings) VALUES
-               (1, 1, 0, {old}, 1), (1, 1, 1, {now}, 1);"
+               (9, 1, {old} - 60);"
         ))
         .unwrap();
 
         // The alert engine has seen up to 3: nothing after it goes.
         cursors(&conn, 3, 0);
         let p = prune(&conn, horizon, ALERTS_ONLY).unwrap();
-        assert_eq!(
-            p,
-            Pruned {
-                readings: 3,
-                messages: 1
-            }
-        );
+        assert_eq!(p, Pruned { readings: 3 });
         assert_eq!(ids(&conn), vec![4, 5, 6, 7, 8, 9]);
 
         // With forwarding on, its cursor (7) holds too; HY-002 keeps its newest (8).

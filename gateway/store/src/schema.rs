@@ -232,6 +232,13 @@ pub fn migrations() -> Vec<(&'static str, String)> {
          DROP TABLE forward_cursor;"
             .to_string(),
     ));
+    all.push((
+        "core_0006_no_message_table",
+        // Replays are told apart per reading by (terminal, ts) alone; the per-message record
+        // of (terminal, boot, seq) cost a third of the writer's time and could only drop a
+        // message that reused a sequence number with new readings.
+        "DROP TABLE messages;".to_string(),
+    ));
     all
 }
 
@@ -265,4 +272,60 @@ pub fn value_columns() -> String {
         .map(|q| q.field())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dropping_the_message_table_keeps_every_reading_and_its_commit_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("weir.db");
+        // A database as the gateway left it while it still kept a row per message.
+        let mut conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)",
+        )
+        .unwrap();
+        let tx = conn.transaction().unwrap();
+        for (name, sql) in migrations() {
+            if name == "core_0006_no_message_table" {
+                break;
+            }
+            tx.execute_batch(&sql).unwrap();
+            tx.execute("INSERT INTO schema_migrations VALUES (?1, 0)", [name])
+                .unwrap();
+        }
+        tx.execute_batch(
+            "INSERT INTO terminals (key, id, name, created_at) VALUES (1, 'HY-001', 'a', 0);
+             INSERT INTO messages (terminal, boot, seq, received_at, readings) VALUES (1, 1, 0, 5, 2);
+             INSERT INTO readings (id, terminal, ts, flow_m3h) VALUES (7, 1, 60, 1.5), (9, 1, 120, 2.5);",
+        )
+        .unwrap();
+        tx.commit().unwrap();
+        drop(conn);
+        let store = crate::Store::open(&path, crate::Synchronous::Normal).unwrap();
+        let conn = store.connect().unwrap();
+        let gone: bool = conn
+            .query_row(
+                "SELECT NOT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'messages')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(gone, "the message table is still there");
+        let rows: Vec<(i64, i64, f64)> = conn
+            .prepare("SELECT id, ts, flow_m3h FROM readings ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(rows, vec![(7, 60, 1.5), (9, 120, 2.5)]);
+        // A reading at a stored time is still refused by the unique index.
+        assert!(conn
+            .execute("INSERT INTO readings (terminal, ts) VALUES (1, 60)", [])
+            .is_err());
+    }
 }

@@ -100,7 +100,7 @@ pub enum Outcome {
         /// Readings older than the raw retention window, not stored (see `retention`).
         expired_readings: usize,
     },
-    /// The same (terminal, boot, seq) was stored before; nothing changed.
+    /// Every reading of the message was stored before (a replay); nothing changed.
     DuplicateMessage {
         /// Its terminal.
         terminal: TerminalId,
@@ -236,6 +236,8 @@ impl Writer {
         let mut last_seen: HashMap<i64, i64> = HashMap::new();
         let horizon =
             crate::retention::oldest_accepted(&tx, self.settings.raw_retention_days, crate::now())?;
+        // One statement for every reading of the batch, not a cache lookup each.
+        let mut insert = crate::readings::insert_statement(&tx)?;
         for job in batch {
             let outcome = match &job.item {
                 Item::Telemetry {
@@ -248,10 +250,11 @@ impl Writer {
                         last_seen.insert(key, job.received_at);
                         store_telemetry(
                             &tx,
+                            &mut insert,
                             key,
                             terminal,
                             telemetry,
-                            (job.received_at, horizon),
+                            horizon,
                             &mut readings,
                             &mut hours,
                         )?
@@ -303,6 +306,7 @@ impl Writer {
             };
             outcomes.push(outcome);
         }
+        drop(insert);
         rollups::add(&tx, &hours)?;
         let mut seen = tx.prepare_cached(
             "UPDATE terminals SET last_seen = max(coalesce(last_seen, 0), ?2) WHERE key = ?1",
@@ -336,33 +340,15 @@ fn lookup(
 
 fn store_telemetry(
     tx: &Transaction<'_>,
+    insert: &mut rusqlite::CachedStatement<'_>,
     key: i64,
     terminal: &TerminalId,
     t: &Stored,
-    // When it arrived, and the oldest reading time retention keeps.
-    (received_at, horizon): (i64, Option<i64>),
+    // The oldest reading time retention keeps.
+    horizon: Option<i64>,
     stored: &mut Vec<StoredReading>,
     hours: &mut HashMap<(i64, i64), HourAgg>,
 ) -> rusqlite::Result<Outcome> {
-    let new_message = tx
-        .prepare_cached(
-            "INSERT INTO messages (terminal, boot, seq, received_at, readings)
-             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
-        )?
-        .execute(params![
-            key,
-            t.boot,
-            t.seq,
-            received_at,
-            t.readings.len() as i64
-        ])?;
-    if new_message == 0 {
-        return Ok(Outcome::DuplicateMessage {
-            terminal: terminal.clone(),
-            boot: t.boot,
-            seq: t.seq,
-        });
-    }
     let (mut new_readings, mut duplicate_readings, mut expired_readings) = (0, 0, 0);
     for r in &t.readings {
         let row = Row::of(r);
@@ -370,7 +356,7 @@ fn store_telemetry(
             expired_readings += 1;
             continue;
         }
-        let Some(id) = crate::readings::insert(tx, key, &row)? else {
+        let Some(id) = crate::readings::insert(tx, insert, key, &row)? else {
             duplicate_readings += 1;
             continue;
         };
@@ -385,6 +371,16 @@ fn store_telemetry(
             .or_default()
             .add(&row.values);
     }
+    // A message is a replay when every reading in it was stored before: messages are told
+    // apart by their readings' (terminal, ts), not by (boot, seq), so a node that reuses a
+    // sequence number for new readings (after a power cut, say) loses nothing.
+    if new_readings == 0 && duplicate_readings > 0 && expired_readings == 0 {
+        return Ok(Outcome::DuplicateMessage {
+            terminal: terminal.clone(),
+            boot: t.boot,
+            seq: t.seq,
+        });
+    }
     Ok(Outcome::Stored {
         terminal: terminal.clone(),
         boot: t.boot,
@@ -393,4 +389,108 @@ fn store_telemetry(
         duplicate_readings,
         expired_readings,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weir_contract::{Quantity, Timestamp};
+
+    fn telemetry(seq: u32, times: &[i64]) -> Item {
+        Item::Telemetry {
+            terminal: TerminalId::new("HY-001").unwrap(),
+            telemetry: Stored {
+                boot: 1,
+                seq,
+                readings: times
+                    .iter()
+                    .map(|t| Reading::new(Timestamp::from_unix(*t)).with(Quantity::Flow, 1.5))
+                    .collect(),
+            },
+            topic: "weir/terminals/HY-001/telemetry".into(),
+            raw: bytes::Bytes::new(),
+        }
+    }
+
+    /// Commits `items` one transaction each through a running writer; their outcomes.
+    fn commit_each(items: Vec<Item>) -> (Vec<Outcome>, Vec<i64>) {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            crate::Store::open(&dir.path().join("weir.db"), crate::Synchronous::Normal).unwrap();
+        let new = crate::terminals::NewTerminal {
+            id: "HY-001".into(),
+            name: "one".into(),
+            ..Default::default()
+        };
+        store
+            .with(|c| Ok(crate::terminals::add(c, &new, "")))
+            .unwrap()
+            .unwrap();
+        let settings = WriterSettings {
+            batch_max: 1,
+            dead_letters_max: 10,
+            raw_retention_days: 0,
+        };
+        let (jobs, rx) = mpsc::channel(16);
+        let (done_tx, mut done) = mpsc::unbounded_channel();
+        let thread = spawn(store.connect().unwrap(), settings, rx, done_tx).unwrap();
+        let mut outcomes = Vec::new();
+        for item in items {
+            jobs.blocking_send(Job {
+                item,
+                token: (),
+                received_at: 1_800_000_000,
+            })
+            .unwrap();
+            let c = done.blocking_recv().unwrap();
+            outcomes.extend(c.outcomes.into_iter().map(|(_, o)| o));
+        }
+        drop(jobs);
+        thread.join().unwrap();
+        let mut times = Vec::new();
+        crate::readings::scan(&store.connect().unwrap(), "HY-001", 0, i64::MAX, |r| {
+            times.push(r.ts);
+            true
+        })
+        .unwrap();
+        (outcomes, times)
+    }
+
+    #[test]
+    fn a_replayed_message_is_a_duplicate_and_stores_nothing_twice() {
+        let (outcomes, times) =
+            commit_each(vec![telemetry(7, &[60, 120]), telemetry(7, &[60, 120])]);
+        assert!(matches!(
+            outcomes[0],
+            Outcome::Stored {
+                new_readings: 2,
+                duplicate_readings: 0,
+                ..
+            }
+        ));
+        assert!(matches!(
+            outcomes[1],
+            Outcome::DuplicateMessage { seq: 7, .. }
+        ));
+        assert_eq!(times, vec![60, 120]);
+    }
+
+    #[test]
+    fn a_reused_sequence_number_with_new_readings_loses_none_of_them() {
+        // After a power cut a node may send new readings under a sequence number it used
+        // before: they are new readings, and stored.
+        let (outcomes, times) = commit_each(vec![
+            telemetry(7, &[60, 120]),
+            telemetry(7, &[120, 180, 240]),
+        ]);
+        assert!(matches!(
+            outcomes[1],
+            Outcome::Stored {
+                new_readings: 2,
+                duplicate_readings: 1,
+                ..
+            }
+        ));
+        assert_eq!(times, vec![60, 120, 180, 240]);
+    }
 }
