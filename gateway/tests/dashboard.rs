@@ -79,6 +79,34 @@ fn the_dashboard_passes_its_browser_tests_against_the_demo() {
         ],
     );
 
+    // A camera in HY-038's cabinet, served here: the browser tests see its snapshot on the
+    // terminal's page.
+    let camera_rt = tokio::runtime::Runtime::new().unwrap();
+    let camera_url = camera_rt.block_on(async {
+        let img = image::RgbImage::from_fn(800, 450, |x, y| {
+            image::Rgb([(60 + x / 8) as u8, (120 + y / 8) as u8, 90])
+        });
+        let mut snapshot = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new(&mut snapshot)
+            .encode_image(&img)
+            .unwrap();
+        let app = axum::Router::new().route(
+            "/snapshot.jpg",
+            axum::routing::get(move || {
+                let body = snapshot.clone();
+                async move { ([("content-type", "image/jpeg")], body) }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{addr}/snapshot.jpg")
+    });
+    weir(
+        &gateway_data,
+        &["terminal", "camera", "set", "HY-038", "--url", &camera_url],
+    );
+
     let mut demo = Killed(
         Command::new(WEIR)
             .env("WEIR_HTTP__LISTEN", "127.0.0.1:0")
@@ -127,6 +155,7 @@ fn the_dashboard_passes_its_browser_tests_against_the_demo() {
             format!("mqtt://HY-038:{node_password}@{}", mqtt.unwrap()),
         )
         .env("WEIR_TEST_TERMINAL", "HY-038")
+        .env("WEIR_CAMERA_TERMINAL", "HY-038")
         .output()
         .expect("npm (Node.js 20+) runs the dashboard's tests");
     let report = String::from_utf8_lossy(&out.stdout);
@@ -142,6 +171,7 @@ fn the_dashboard_passes_its_browser_tests_against_the_demo() {
     );
     assert!(report.contains("# fail 0"), "{report}");
     drop(demo);
+    drop(camera_rt);
 }
 
 #[test]
