@@ -1,7 +1,7 @@
 // Pictures of the terminal in a real browser against a running gateway: the snapshot of a
 // camera the gateway fetches (WEIR_CAMERA_TERMINAL names the terminal whose camera the test
-// runner serves) appears on the terminal's page, and a photo uploaded from a phone-sized
-// screen appears above it.
+// runner serves) appears on the terminal's page, a photo uploaded from a phone-sized screen
+// appears above it, and an alert's card shows the pictures taken around it.
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -20,7 +20,30 @@ function cameraTerminal() {
   return id;
 }
 
-describe('pictures of the terminal', { timeout: 120000 }, () => {
+/** Terminals with a camera, some of which get alerts during the run (gateway/tests/dashboard.rs:
+ * every terminal of the demo, whose scripted faults raise alerts). */
+function alertCameraTerminals() {
+  const ids = (process.env.WEIR_ALERT_CAMERA_TERMINALS || '').split(',').filter(Boolean);
+  if (!ids.length) {
+    throw new Error(
+      'this test needs terminals with a camera that get alerts: set WEIR_ALERT_CAMERA_TERMINALS=ID,ID,... ' +
+        '(gateway/tests/dashboard.rs gives every demo terminal a camera in its configuration file).',
+    );
+  }
+  return new Set(ids);
+}
+
+async function until(what, ms, f) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await f();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms / 1000} s`);
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
+describe('pictures of the terminal', { timeout: 240000 }, () => {
   let env;
   let terminal;
   let browser;
@@ -85,6 +108,36 @@ describe('pictures of the terminal', { timeout: 120000 }, () => {
     assert.match(refused, /JPEG or PNG/);
     assert.equal(Number(await page.$eval('.pictures', (el) => el.dataset.count)), after);
     await shot(page, 'terminal-pictures-upload');
+    assert.deepEqual(errors, []);
+  });
+
+  it("shows the camera's pictures around an alert on the alert's card", async () => {
+    const ids = alertCameraTerminals();
+    const json = async (path) => {
+      const res = await page.request.get(`${env.url}/api/v1${path}`);
+      assert.ok(res.ok(), `GET ${path}: HTTP ${res.status()}`);
+      return res.json();
+    };
+    // The first active alert of a terminal with a camera that has a picture around it.
+    const full = await until('an active alert of a terminal with a camera, with a picture around it', 90000, async () => {
+      for (const a of await json('/alerts?state=active')) {
+        if (!ids.has(a.terminal)) continue;
+        const one = await json(`/alerts/${a.id}`);
+        if (one.pictures.before || one.pictures.after) return one;
+      }
+      return null;
+    });
+    const alert = full;
+    const id = alert.terminal;
+    const shown = full.pictures.before || full.pictures.after;
+    assert.equal(shown.source, 'camera');
+    await page.goto(`${env.url}/terminals/${encodeURIComponent(id)}`);
+    const card = `article.alert-card[data-alert-id="${alert.id}"]`;
+    await page.click(`${card} details.history summary`);
+    const img = await page.waitForSelector(`${card} .alert-pictures figure.picture[data-picture-id="${shown.id}"] img`);
+    await page.waitForFunction((el) => el.complete && el.naturalWidth > 0, img);
+    assert.equal(await img.evaluate((el) => el.naturalWidth), 320);
+    await shot(page, 'alert-pictures');
     assert.deepEqual(errors, []);
   });
 });
