@@ -17,12 +17,18 @@ export function setUnauthorizedHandler(fn) {
   onUnauthorized = fn;
 }
 
-async function request(method, path, body, { raw = false, quiet401 = false } = {}) {
+async function request(method, path, body, { raw = false, quiet401 = false, file = null } = {}) {
   const init = { method, credentials: 'same-origin', headers: { Accept: 'application/json' } };
   // Every request that changes something says it is JSON, even without a body: the gateway
-  // refuses any other with the session cookie (a cross-site form cannot send JSON).
-  if (method !== 'GET') init.headers['Content-Type'] = 'application/json';
-  if (body !== undefined) init.body = JSON.stringify(body);
+  // refuses any other with the session cookie (a cross-site form cannot send JSON). A picture
+  // goes as itself, with its own type (image/jpeg, image/png), which a form cannot send either.
+  if (file) {
+    init.headers['Content-Type'] = file.type || 'application/octet-stream';
+    init.body = file;
+  } else {
+    if (method !== 'GET') init.headers['Content-Type'] = 'application/json';
+    if (body !== undefined) init.body = JSON.stringify(body);
+  }
   let res;
   try {
     res = await fetch(BASE + path, init);
@@ -79,6 +85,8 @@ export const api = {
   readingsCsv: async (id, params) =>
     (await request('GET', `/terminals/${encodeURIComponent(id)}/readings${query({ ...params, format: 'csv' })}`, undefined, { raw: true })).text(),
   csvUrl: (id, params) => `${BASE}/terminals/${encodeURIComponent(id)}/readings${query({ ...params, format: 'csv' })}`,
+  pictures: (id, limit = 12) => request('GET', `/terminals/${encodeURIComponent(id)}/pictures${query({ limit })}`),
+  uploadPicture: (id, file) => request('POST', `/terminals/${encodeURIComponent(id)}/pictures`, undefined, { file }),
   deadLetters: (limit = 100) => request('GET', `/dead-letters${query({ limit })}`),
   alerts: (params = {}) => request('GET', `/alerts${query(params)}`),
   alert: (id) => request('GET', `/alerts/${encodeURIComponent(id)}`),

@@ -16,12 +16,13 @@ pub const BOOTSTRAP_TOKEN_VAR: &str = "WEIR_BOOTSTRAP_TOKEN";
 /// `WEIR_*` variables that are not configuration keys: the bootstrap token and the command
 /// line's own options (`--config`, passwords), so that setting one does not stop the start as
 /// an unknown key.
-pub const NOT_CONFIG_VARS: [&str; 5] = [
+pub const NOT_CONFIG_VARS: [&str; 6] = [
     BOOTSTRAP_TOKEN_VAR,
     "WEIR_CONFIG",
     "WEIR_NODE_PASSWORD",
     "WEIR_NEW_PASSWORD",
     "WEIR_DEMO_PASSWORD",
+    "WEIR_CAMERA_PASSWORD",
 ];
 
 /// Prefix (after `WEIR_`) of the simulated fleet's (`weir-fleet`) options, which may share the
@@ -54,6 +55,8 @@ pub struct Config {
     pub reports: crate::reports::ReportsConfig,
     /// The HJ 212 uplink to the environment bureau's platform.
     pub hj212: crate::hj212::Hj212Config,
+    /// Pictures of the terminals: cameras, uploads, retention and the bound on disk use.
+    pub pictures: crate::pictures::PicturesConfig,
 }
 
 impl Default for Config {
@@ -70,6 +73,7 @@ impl Default for Config {
             nodes: NodesConfig::default(),
             reports: crate::reports::ReportsConfig::default(),
             hj212: crate::hj212::Hj212Config::default(),
+            pictures: crate::pictures::PicturesConfig::default(),
         }
     }
 }
@@ -472,6 +476,7 @@ impl Config {
         self.alerts.validate()?;
         self.reports.validate()?;
         self.hj212.validate()?;
+        self.pictures.validate()?;
         crate::nodes::provision::board(&self.nodes.board).context("nodes.board")?;
         anyhow::ensure!(
             self.nodes.dashboard_url.is_empty()
@@ -535,8 +540,9 @@ fn describe(e: figment::Error) -> String {
 /// each domain's section.
 pub fn default_file() -> String {
     format!(
-        "{CORE_FILE}{}{}",
+        "{CORE_FILE}{}{}{}",
         crate::hj212::DEFAULT_CONFIG,
+        crate::pictures::config::DEFAULT_CONFIG,
         crate::alerts::DEFAULT_CONFIG
     )
 }

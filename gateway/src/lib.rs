@@ -17,6 +17,7 @@ pub mod ingest;
 pub mod live;
 pub mod metrics;
 pub mod nodes;
+pub mod pictures;
 pub mod reports;
 pub mod serve;
 

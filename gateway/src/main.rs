@@ -153,6 +153,51 @@ enum TerminalCommand {
     Add(AddTerminal),
     /// List registered terminals.
     List,
+    /// The terminal's IP camera, whose snapshots the gateway fetches on a schedule.
+    #[command(subcommand)]
+    Camera(CameraCommand),
+}
+
+#[derive(Subcommand)]
+enum CameraCommand {
+    /// Set (or replace) a terminal's camera; the running gateway picks it up within a minute.
+    Set(SetCamera),
+    /// Stop fetching a terminal's camera (one in the configuration file stays).
+    Remove {
+        /// Terminal id.
+        id: String,
+    },
+    /// List the cameras set with `weir terminal camera set` and in the configuration file.
+    List,
+    /// Fetch one snapshot from a terminal's camera now and check it, storing nothing: for
+    /// setting a camera up.
+    Test {
+        /// Terminal id.
+        id: String,
+    },
+}
+
+#[derive(Args)]
+struct SetCamera {
+    /// Terminal id.
+    id: String,
+    /// The camera's snapshot URL (http:// or https://), answering with one JPEG picture.
+    #[arg(long)]
+    url: String,
+    /// User name for the camera's HTTP basic or digest login.
+    #[arg(long, default_value = "")]
+    username: String,
+    /// Its password; read from WEIR_CAMERA_PASSWORD when not given.
+    #[arg(
+        long,
+        env = "WEIR_CAMERA_PASSWORD",
+        hide_env_values = true,
+        default_value = ""
+    )]
+    password: String,
+    /// Seconds between two snapshots (at least 10).
+    #[arg(long, default_value_t = 3600)]
+    interval: u32,
 }
 
 #[derive(Args)]
@@ -385,6 +430,124 @@ fn provision_node(config: &Config, a: ProvisionArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What an async command needs: a runtime that runs one future.
+type RunAsync<'a> = &'a dyn Fn(
+    std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>>>>,
+) -> anyhow::Result<()>;
+
+fn camera(config: &Config, c: CameraCommand, run_async: RunAsync<'_>) -> anyhow::Result<()> {
+    use weir_gateway::pictures::{camera, config::check_camera};
+    use weir_store::cameras::{self, Camera};
+    let store = Store::open(&config.database_path(), config.store.synchronous)?;
+    let all = |store: &Store| -> anyhow::Result<Vec<(Camera, &'static str)>> {
+        let set = store.with(cameras::list)?;
+        let mut out: Vec<(Camera, &'static str)> = config
+            .pictures
+            .cameras
+            .iter()
+            .filter(|(id, _)| !set.iter().any(|c| &c.terminal == *id))
+            .map(|(id, c)| {
+                (
+                    Camera {
+                        terminal: id.clone(),
+                        url: c.url.clone(),
+                        username: c.username.clone(),
+                        password: c.password.clone(),
+                        interval_s: c.interval_s,
+                    },
+                    "config file",
+                )
+            })
+            .collect();
+        out.extend(set.into_iter().map(|c| (c, "weir terminal camera set")));
+        out.sort_by(|a, b| a.0.terminal.cmp(&b.0.terminal));
+        Ok(out)
+    };
+    match c {
+        CameraCommand::Set(a) => {
+            check_camera("--url/--interval", &a.url, a.interval)?;
+            let cam = Camera {
+                terminal: a.id.clone(),
+                url: a.url,
+                username: a.username,
+                password: a.password,
+                interval_s: a.interval,
+            };
+            store
+                .with(|c| Ok(cameras::set(c, &cam)))
+                .context("saving the camera")??;
+            println!(
+                "camera of {} set: {} every {} s; the running gateway fetches it within a minute (weir terminal camera test {} checks it now)",
+                a.id, cam.url, cam.interval_s, a.id
+            );
+            Ok(())
+        }
+        CameraCommand::Remove { id } => {
+            if store.with(|c| cameras::remove(c, &id))? {
+                println!("camera of {id} removed");
+            } else {
+                println!("{id} had no camera set with weir terminal camera set");
+            }
+            if config.pictures.cameras.contains_key(&id) {
+                println!("the configuration file still sets one under [pictures.cameras.{id}]");
+            }
+            Ok(())
+        }
+        CameraCommand::List => {
+            let list = all(&store)?;
+            if list.is_empty() {
+                println!("no cameras (weir terminal camera set ID --url ...)");
+            }
+            for (c, from) in list {
+                let login = if c.username.is_empty() {
+                    "no login".to_owned()
+                } else {
+                    format!("login {}", c.username)
+                };
+                println!(
+                    "{:<12} every {:>5} s  {}  ({login}; {from})",
+                    c.terminal, c.interval_s, c.url
+                );
+            }
+            Ok(())
+        }
+        CameraCommand::Test { id } => {
+            let (cam, _) = all(&store)?
+                .into_iter()
+                .find(|(c, _)| c.terminal == id)
+                .with_context(|| {
+                    format!("{id} has no camera: weir terminal camera set {id} --url ...")
+                })?;
+            let p = config.pictures.clone();
+            run_async(Box::pin(async move {
+                let client =
+                    camera::client(std::time::Duration::from_secs(p.camera_timeout_s.into()));
+                let started = std::time::Instant::now();
+                let bytes = camera::fetch(&client, &cam, p.max_picture_bytes)
+                    .await
+                    .with_context(|| format!("fetching {}", cam.url))?;
+                let bounds = weir_gateway::pictures::examine::Bounds {
+                    max_pixels: p.max_pixels,
+                    max_side_px: p.max_side_px,
+                    thumbnail_width: p.thumbnail_width,
+                };
+                let e = weir_gateway::pictures::examine::examine(&bytes, None, &bounds)
+                    .with_context(|| format!("the answer of {}", cam.url))?;
+                println!(
+                    "{}: a {} of {} x {} pixels, {} bytes, in {} ms",
+                    id,
+                    e.kind.content_type(),
+                    e.width,
+                    e.height,
+                    bytes.len(),
+                    started.elapsed().as_millis()
+                );
+                Ok(())
+            }))
+        }
+    }
+}
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     match run(cli) {
@@ -465,6 +628,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Terminal(TerminalCommand::Camera(c)) => camera(&config, c, &run_async),
         Command::Node(NodeCommand::Provision(a)) => provision_node(&config, *a),
         Command::Node(NodeCommand::Uf2 { input, out, board }) => {
             let board = provision::board(board.as_deref().unwrap_or(&config.nodes.board))?;

@@ -54,6 +54,18 @@ pub struct Metrics {
     pub logins_busy: AtomicU64,
     /// Live event streams ended because their login ended (logout, reset, revoked token).
     pub event_streams_revoked: AtomicU64,
+    /// Pictures uploaded and stored.
+    pub pictures_uploaded: AtomicU64,
+    /// Camera snapshots stored.
+    pub pictures_from_cameras: AtomicU64,
+    /// Pictures refused (uploads and snapshots), by reason.
+    pictures_refused: Mutex<BTreeMap<&'static str, u64>>,
+    /// Old pictures deleted to keep within `pictures.max_total_bytes`.
+    pub pictures_evicted: AtomicU64,
+    /// Pictures deleted by `pictures.retention_days`.
+    pub pictures_pruned: AtomicU64,
+    /// Camera snapshots that failed (no answer, an error status, not a picture).
+    pub camera_failures: AtomicU64,
     /// The embedded broker's counters, when it runs.
     pub broker: std::sync::OnceLock<std::sync::Arc<weir_broker::Stats>>,
 }
@@ -70,6 +82,13 @@ impl Metrics {
     /// Counts a refused message.
     pub fn reject(&self, reason: &'static str) {
         if let Ok(mut r) = self.rejects.lock() {
+            *r.entry(reason).or_default() += 1;
+        }
+    }
+
+    /// Counts a refused picture.
+    pub fn picture_refused(&self, reason: &'static str) {
+        if let Ok(mut r) = self.pictures_refused.lock() {
             *r.entry(reason).or_default() += 1;
         }
     }
@@ -188,6 +207,35 @@ impl Metrics {
             "HJ 212 uploads not confirmed (no connection, no answer in time, connection closed); each is sent again.",
             self.hj212_failures.load(Relaxed),
         );
+        for (name, help, v) in [
+            (
+                "weir_pictures_uploaded_total",
+                "Pictures uploaded and stored.",
+                &self.pictures_uploaded,
+            ),
+            (
+                "weir_pictures_from_cameras_total",
+                "Camera snapshots stored.",
+                &self.pictures_from_cameras,
+            ),
+            (
+                "weir_pictures_evicted_total",
+                "Old pictures deleted to stay within pictures.max_total_bytes.",
+                &self.pictures_evicted,
+            ),
+            (
+                "weir_pictures_pruned_total",
+                "Pictures deleted by pictures.retention_days.",
+                &self.pictures_pruned,
+            ),
+            (
+                "weir_camera_failures_total",
+                "Camera snapshots that failed (no answer, an error status, not a picture).",
+                &self.camera_failures,
+            ),
+        ] {
+            counter(name, help, v.load(Relaxed));
+        }
         let _ = writeln!(
             out,
             "# HELP weir_rejected_messages_total Messages refused, by reason.\n# TYPE weir_rejected_messages_total counter"
@@ -196,6 +244,21 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "weir_rejected_messages_total{{reason=\"{reason}\"}} {n}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP weir_pictures_refused_total Pictures refused, by reason (pictures.max_picture_bytes, max_pixels, ...).\n# TYPE weir_pictures_refused_total counter"
+        );
+        let refused = self
+            .pictures_refused
+            .lock()
+            .map(|r| r.clone())
+            .unwrap_or_default();
+        for (reason, n) in refused {
+            let _ = writeln!(
+                out,
+                "weir_pictures_refused_total{{reason=\"{reason}\"}} {n}"
             );
         }
         let _ = writeln!(

@@ -1,5 +1,5 @@
 //! Starting and stopping the gateway: store, writer, broker, ingest, forwarder, HJ 212 uplink,
-//! HTTP.
+//! cameras, HTTP.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -146,6 +146,27 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
         ))
     });
 
+    // Pictures: the cameras' task, picture retention, and files a crash left without a row.
+    let pictures = crate::pictures::Pictures::new(store.clone(), &config.pictures, metrics.clone());
+    crate::pictures::sweep(&store).await;
+    let cameras = tokio::spawn(crate::pictures::camera::run(
+        pictures.clone(),
+        cancel.child_token(),
+    ));
+    let picture_retention = (config.pictures.retention_days > 0).then(|| {
+        let metrics = metrics.clone();
+        tokio::spawn(weir_store::retention::run_pictures(
+            store.clone(),
+            config.pictures.retention_days,
+            move |n| {
+                metrics
+                    .pictures_pruned
+                    .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+            },
+            cancel.child_token(),
+        ))
+    });
+
     let forwarder = config.influx.enabled.then(|| {
         tokio::spawn(crate::forward::influx::run(
             config.influx.clone(),
@@ -217,6 +238,7 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
             metrics.clone(),
         )),
         logins_changed: tokio::sync::broadcast::channel(16).0,
+        pictures,
     };
     let http = tokio::spawn(api::serve(listener, state, tls, cancel.clone()));
 
@@ -238,6 +260,10 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
             let _ = u.await;
         }
         if let Some(r) = retention {
+            let _ = r.await;
+        }
+        let _ = cameras.await;
+        if let Some(r) = picture_retention {
             let _ = r.await;
         }
         alerts.stopped().await;

@@ -79,11 +79,51 @@ fn the_dashboard_passes_its_browser_tests_against_the_demo() {
         ],
     );
 
+    // A camera in HY-038's cabinet, served here: the browser tests see its snapshot on the
+    // terminal's page.
+    let camera_rt = tokio::runtime::Runtime::new().unwrap();
+    let camera_url = camera_rt.block_on(async {
+        let img = image::RgbImage::from_fn(480, 270, |x, y| {
+            image::Rgb([(60 + x / 4) as u8, (120 + y / 4) as u8, 90])
+        });
+        let mut snapshot = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new(&mut snapshot)
+            .encode_image(&img)
+            .unwrap();
+        let app = axum::Router::new().route(
+            "/snapshot.jpg",
+            axum::routing::get(move || {
+                let body = snapshot.clone();
+                async move { ([("content-type", "image/jpeg")], body) }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{addr}/snapshot.jpg")
+    });
+    weir(
+        &gateway_data,
+        &["terminal", "camera", "set", "HY-038", "--url", &camera_url],
+    );
+    // The same camera for each of the demo's terminals, from the configuration file: each
+    // snapshot is fetched at start, so the alerts the demo's scripted faults raise a few
+    // seconds later have a picture from before them.
+    let config_file = dir.path().join("weir.toml");
+    let demo_terminals: Vec<String> = (1..=37).map(|n| format!("HY-{n:03}")).collect();
+    let cameras: String = demo_terminals
+        .iter()
+        .map(|id| format!("[pictures.cameras.{id}]\nurl = \"{camera_url}\"\ninterval_s = 600\n"))
+        .collect();
+    std::fs::write(&config_file, cameras).unwrap();
+
     let mut demo = Killed(
         Command::new(WEIR)
             .env("WEIR_HTTP__LISTEN", "127.0.0.1:0")
             .env("WEIR_MQTT__LISTEN", "127.0.0.1:0")
             .env("WEIR_LOG", "warn")
+            .arg("--config")
+            .arg(&config_file)
             .args([
                 "demo",
                 "--terminals",
@@ -127,6 +167,8 @@ fn the_dashboard_passes_its_browser_tests_against_the_demo() {
             format!("mqtt://HY-038:{node_password}@{}", mqtt.unwrap()),
         )
         .env("WEIR_TEST_TERMINAL", "HY-038")
+        .env("WEIR_CAMERA_TERMINAL", "HY-038")
+        .env("WEIR_ALERT_CAMERA_TERMINALS", demo_terminals.join(","))
         .output()
         .expect("npm (Node.js 20+) runs the dashboard's tests");
     let report = String::from_utf8_lossy(&out.stdout);
@@ -142,6 +184,7 @@ fn the_dashboard_passes_its_browser_tests_against_the_demo() {
     );
     assert!(report.contains("# fail 0"), "{report}");
     drop(demo);
+    drop(camera_rt);
 }
 
 #[test]

@@ -8,6 +8,7 @@ import { language, t } from '../i18n.js';
 import { alertActions, compareAlerts, crewCovers, groupByIncident, isActive, SEVERITIES } from '../state.js';
 import { durationParts, toMs } from '../format.js';
 import { activeAlerts, putAlert, store, subscribe } from '../store.js';
+import { picturesAround } from './pictures.js';
 import { alertDetail, alertNumber, alertTitle, historyNote, incidentTitle, resolutionText } from '../texts.js';
 
 let crewsCache = null;
@@ -166,6 +167,7 @@ export function alertCard(alert, { compact = false, openHistory = false } = {}) 
   );
 
   const history = h('ol', { class: 'history-list' });
+  const picturesBox = h('div', { class: 'alert-pictures-box' });
   let historySeq = 0;
   async function loadHistory() {
     const seq = ++historySeq;
@@ -191,6 +193,7 @@ export function alertCard(alert, { compact = false, openHistory = false } = {}) 
         ),
       );
       if (!full.history?.length) history.append(h('li', { class: 'muted' }, t('alerts.noHistory')));
+      mount(picturesBox, h('h4', null, t('pictures.aroundAlert')), picturesAround(full.pictures));
     } catch (e) {
       if (seq !== historySeq) return;
       delete history.dataset.loaded;
@@ -207,6 +210,7 @@ export function alertCard(alert, { compact = false, openHistory = false } = {}) 
     },
     h('summary', null, t('alerts.history')),
     history,
+    picturesBox,
   );
   if (openHistory) {
     details.open = true;

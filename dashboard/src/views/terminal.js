@@ -1,5 +1,5 @@
-// One terminal: its latest values and node status, charts over a chosen range with alert
-// periods and data gaps, its alerts, refused messages, and a printable QR label.
+// One terminal: its latest values and node status, pictures of the site, charts over a chosen
+// range with alert periods and data gaps, its alerts, refused messages, and a printable QR label.
 
 import { api } from '../api.js';
 import { ctx } from '../context.js';
@@ -13,6 +13,7 @@ import { metricList, stateBadge } from './overview.js';
 import { alertCard } from './alerts.js';
 import { drawChart } from './chart.js';
 import { qrSvg } from './qr.js';
+import { picturesCard } from './pictures.js';
 import { labelTarget } from '../label.js';
 import { rejectReason, resolutionText } from '../texts.js';
 
@@ -75,6 +76,7 @@ export function terminalView(main, { params, query }) {
   const chartNote = h('p', { class: 'muted small', role: 'status' });
   const alertsBox = h('div');
   const lettersBox = h('div');
+  const pictures = picturesCard(id);
 
   function drawHead() {
     const state = terminalState(term, activeAlerts().filter((a) => a.terminal === id), Date.now());
@@ -280,6 +282,7 @@ export function terminalView(main, { params, query }) {
       h('section', { class: 'card', 'aria-labelledby': 'node-title' }, h('h2', { id: 'node-title' }, t('terminal.node')), status),
       h('div', { class: 'card' }, label),
     ),
+    pictures.card,
     h(
       'section',
       { class: 'card', 'aria-labelledby': 'chart-title' },

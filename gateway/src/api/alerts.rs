@@ -129,6 +129,8 @@ struct AlertWithHistory {
     #[serde(flatten)]
     alert: Alert,
     history: Vec<HistoryEntry>,
+    /// The terminal's newest picture taken before the alert opened, and its first after.
+    pictures: super::pictures::AroundView,
 }
 
 /// `GET /api/v1/alerts/{id}`.
@@ -147,6 +149,7 @@ async fn one(
         })
         .await?;
     let (row, history) = found.ok_or_else(|| ApiError::not_found(format!("no alert {id}")))?;
+    let pictures = super::pictures::around(&state, &row.terminal, row.opened_at).await?;
     let cfg = state.alerts.config();
     Ok(Json(AlertWithHistory {
         alert: model::view(
@@ -155,6 +158,7 @@ async fn one(
             state.alerts.now(),
         ),
         history,
+        pictures,
     }))
 }
 

@@ -9,6 +9,7 @@ use weir_store::auth::Role;
 
 use crate::alerts::engine::ActionError;
 use crate::alerts::preview::PreviewError;
+use crate::pictures::PictureError;
 
 /// An API error: status, a stable code and a sentence for people.
 #[derive(Debug)]
@@ -56,6 +57,26 @@ impl ApiError {
         ApiError {
             status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
             error: "unsupported_media_type",
+            detail: detail.into(),
+            retry_after: None,
+        }
+    }
+
+    /// 413: the body is larger than the route takes.
+    pub fn payload_too_large(detail: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            error: "payload_too_large",
+            detail: detail.into(),
+            retry_after: None,
+        }
+    }
+
+    /// 422: the body is of the right type but not what it claims (a picture that is not one).
+    pub fn unprocessable(detail: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            error: "unprocessable",
             detail: detail.into(),
             retry_after: None,
         }
@@ -165,6 +186,34 @@ impl From<ActionError> for ApiError {
             ActionError::Conflict(s) => ApiError::conflict(s),
             ActionError::Invalid(s) => ApiError::bad_request(s),
             ActionError::Internal(e) => ApiError::from(e),
+        }
+    }
+}
+
+impl From<PictureError> for ApiError {
+    fn from(e: PictureError) -> Self {
+        match e {
+            PictureError::WrongType(_) | PictureError::Mismatch { .. } => {
+                ApiError::unsupported_media_type(e.to_string())
+            }
+            PictureError::NotAnImage(_) | PictureError::TooManyPixels { .. } => {
+                ApiError::unprocessable(e.to_string())
+            }
+            PictureError::TooLarge { .. } => ApiError::payload_too_large(e.to_string()),
+            PictureError::NoTerminal(_) => ApiError::not_found(e.to_string()),
+            PictureError::Busy => ApiError {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                error: "busy",
+                detail: e.to_string(),
+                retry_after: Some(5),
+            },
+            PictureError::Timeout(_) => ApiError {
+                status: StatusCode::REQUEST_TIMEOUT,
+                error: "timeout",
+                detail: e.to_string(),
+                retry_after: None,
+            },
+            PictureError::Internal(e) => ApiError::from(e),
         }
     }
 }

@@ -10,6 +10,7 @@ mod alerts;
 mod error;
 mod events;
 pub mod login_guard;
+mod pictures;
 mod readings;
 pub use readings::parse_step;
 mod reports;
@@ -64,6 +65,8 @@ pub struct AppState {
     /// Told whenever a login may have ended (logout, password reset, token revoked), so open
     /// event streams check theirs again.
     pub logins_changed: broadcast::Sender<()>,
+    /// Takes pictures in (uploads) and finds their files.
+    pub pictures: Arc<crate::pictures::Pictures>,
 }
 
 /// The caller, authenticated. Extracting it fails with 401 when there is none.
@@ -184,6 +187,7 @@ pub fn router(state: AppState) -> Router {
             get(terminals::node_config).put(terminals::set_node_config),
         )
         .route("/dead-letters", get(terminals::dead_letters))
+        .merge(pictures::routes())
         .merge(alerts::routes())
         .merge(reports::routes())
         .fallback(|| async { ApiError::not_found("no such API route") })
@@ -219,14 +223,19 @@ async fn json_only_with_cookies(
     let headers = req.headers();
     let cookie = cookie(headers, SESSION_COOKIE).is_some();
     let bearer = headers.contains_key(header::AUTHORIZATION);
-    let json = headers
+    let media = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
-        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
-    if changes && cookie && !bearer && !json {
+        .map(str::trim);
+    let json = media.is_some_and(|m| m.eq_ignore_ascii_case("application/json"));
+    // A picture upload's body is the picture: image/jpeg and image/png are no more a form's
+    // than JSON is (a cross-site page cannot send them without the server's consent).
+    let picture =
+        media.is_some_and(|m| crate::pictures::examine::Kind::from_content_type(m).is_some());
+    if changes && cookie && !bearer && !json && !picture {
         return ApiError::unsupported_media_type(
-            "send this request as JSON (Content-Type: application/json), with {} if it has no body",
+            "send this request as JSON (Content-Type: application/json), with {} if it has no body; a picture as image/jpeg or image/png",
         )
         .into_response();
     }
@@ -263,6 +272,8 @@ async fn site(State(state): State<AppState>, _caller: Caller) -> Json<serde_json
         "topic_prefix": state.config.mqtt.topic_prefix,
         // The dashboard as field staff reach it (empty: not configured); labels' QR codes use it.
         "dashboard_url": state.config.nodes.dashboard_url,
+        // The largest picture an upload may be (pictures.max_picture_bytes).
+        "max_picture_bytes": state.config.pictures.max_picture_bytes,
     }))
 }
 
@@ -277,10 +288,24 @@ async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
         })
         .map(|m| m.len())
         .sum::<u64>();
-    let body = state.metrics.render(&[(
-        "weir_store_size_bytes",
-        "Size of the SQLite database and its write-ahead log.",
-        size as f64,
-    )]);
+    let (pictures, picture_bytes) = state.store.run(weir_store::pictures::usage).await?;
+    let body = state.metrics.render(&[
+        (
+            "weir_store_size_bytes",
+            "Size of the SQLite database and its write-ahead log.",
+            size as f64,
+        ),
+        ("weir_pictures_stored", "Pictures stored.", pictures as f64),
+        (
+            "weir_pictures_bytes",
+            "Bytes the stored pictures and their thumbnails take on disk.",
+            picture_bytes as f64,
+        ),
+        (
+            "weir_pictures_max_bytes",
+            "The bound on that (pictures.max_total_bytes).",
+            state.config.pictures.max_total_bytes as f64,
+        ),
+    ]);
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response())
 }

@@ -8,16 +8,20 @@
 //! - `auth` (users, sessions, tokens), `status` (each node's last status), `dead_letters`,
 //!   `forward_rejects`;
 //! - `alerts`, `incidents`, `notifications` (the alert engine's tables);
+//! - `pictures` (pictures of each terminal, their files beside the database), `cameras`
+//!   (each terminal's camera, as `weir terminal camera` sets it);
 //! - `schema` (named migrations), `writer` (the only code that writes telemetry),
 //!   `retention` (the only code that deletes it).
 
 pub mod alerts;
 pub mod auth;
+pub mod cameras;
 pub mod cursors;
 pub mod dead_letters;
 pub mod forward_rejects;
 pub mod incidents;
 pub mod notifications;
+pub mod pictures;
 pub mod readings;
 pub mod retention;
 pub mod rollups;
@@ -129,6 +133,14 @@ impl Store {
     /// Path of the database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The directory of picture files, beside the database (see [`pictures`]).
+    pub fn pictures_dir(&self) -> PathBuf {
+        self.path
+            .parent()
+            .unwrap_or_else(|| Path::new("."))
+            .join("pictures")
     }
 
     /// A new read-write connection with Weir's settings.

@@ -1,4 +1,5 @@
-//! Raw-reading retention (`store.raw_retention_days`).
+//! Raw-reading retention (`store.raw_retention_days`), and picture retention
+//! (`pictures.retention_days`, [`run_pictures`]).
 //!
 //! Once an hour (and at start) readings older than the window are deleted, in short
 //! transactions so ingest never waits long for the write lock. Hourly rollups are kept, so
@@ -126,6 +127,43 @@ pub async fn run(
                 }
                 Err(e) => {
                     tracing::warn!(error = %format!("{e:#}"), "raw retention failed; trying again later")
+                }
+            }
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(INTERVAL) => {}
+        }
+    }
+}
+
+/// Picture retention (`pictures.retention_days`, 0: keep until the disk bound makes room):
+/// at start and then every [`INTERVAL`] until `cancel`, deletes the pictures taken more than
+/// `days` ago, each row with its files (see [`crate::pictures::prune`]), telling `pruned` how
+/// many went.
+pub async fn run_pictures(
+    store: std::sync::Arc<crate::Store>,
+    days: u32,
+    pruned: impl Fn(u64) + Send,
+    cancel: tokio_util::sync::CancellationToken,
+) {
+    let dir = store.pictures_dir();
+    loop {
+        if let Some(h) = horizon(days, crate::now()) {
+            let dir = dir.clone();
+            match store.run(move |c| crate::pictures::prune(c, &dir, h)).await {
+                Ok(n) => {
+                    pruned(n);
+                    if n > 0 {
+                        tracing::info!(
+                            pictures = n,
+                            days,
+                            "deleted pictures older than the retention window"
+                        );
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "picture retention failed; trying again later")
                 }
             }
         }

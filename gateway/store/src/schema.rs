@@ -239,8 +239,42 @@ pub fn migrations() -> Vec<(&'static str, String)> {
         // message that reused a sequence number with new readings.
         "DROP TABLE messages;".to_string(),
     ));
+    all.push(("pictures_0001", PICTURES_0001.to_string()));
     all
 }
+
+/// Pictures of each terminal (their files are beside the database) and each terminal's camera
+/// as set from the command line.
+const PICTURES_0001: &str = "
+    CREATE TABLE pictures (
+        -- Never reused: the dashboard may cache a picture by its id.
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        terminal INTEGER NOT NULL REFERENCES terminals(key),
+        -- Unix seconds.
+        taken_at INTEGER NOT NULL,
+        -- 'camera' or 'upload'.
+        source TEXT NOT NULL,
+        uploaded_by TEXT,
+        content_type TEXT NOT NULL,
+        width INTEGER NOT NULL,
+        height INTEGER NOT NULL,
+        -- Bytes of both files: the original and its thumbnail.
+        bytes INTEGER NOT NULL,
+        -- Relative to the pictures directory.
+        file TEXT NOT NULL,
+        thumbnail TEXT NOT NULL
+    );
+    CREATE INDEX pictures_by_terminal_time ON pictures(terminal, taken_at);
+    CREATE INDEX pictures_by_time ON pictures(taken_at);
+    CREATE TABLE terminal_cameras (
+        terminal INTEGER PRIMARY KEY REFERENCES terminals(key),
+        url TEXT NOT NULL,
+        username TEXT NOT NULL DEFAULT '',
+        password TEXT NOT NULL DEFAULT '',
+        interval_s INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+";
 
 /// Brings the database to the newest schema.
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
