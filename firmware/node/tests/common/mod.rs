@@ -136,6 +136,44 @@ impl NorFlash for TestFlash {
 
 impl MultiwriteNorFlash for TestFlash {}
 
+impl TestFlash {
+    /// A flash over `bytes` that fails when `power` runs out.
+    pub fn over(bytes: &Rc<RefCell<Vec<u8>>>, power: &Power) -> Self {
+        TestFlash {
+            bytes: bytes.clone(),
+            power: power.clone(),
+        }
+    }
+}
+
+// The boot loader (embassy-boot's `BootLoader`) uses the blocking traits: the same flash
+// (`ErrorType` is shared by both).
+
+impl embedded_storage::nor_flash::ReadNorFlash for TestFlash {
+    const READ_SIZE: usize = 1;
+
+    fn read(&mut self, offset: u32, out: &mut [u8]) -> Result<(), Self::Error> {
+        block_on(ReadNorFlash::read(self, offset, out))
+    }
+
+    fn capacity(&self) -> usize {
+        ReadNorFlash::capacity(self)
+    }
+}
+
+impl embedded_storage::nor_flash::NorFlash for TestFlash {
+    const WRITE_SIZE: usize = 4;
+    const ERASE_SIZE: usize = PAGE;
+
+    fn erase(&mut self, from: u32, to: u32) -> Result<(), Self::Error> {
+        block_on(NorFlash::erase(self, from, to))
+    }
+
+    fn write(&mut self, offset: u32, data: &[u8]) -> Result<(), Self::Error> {
+        block_on(NorFlash::write(self, offset, data))
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Clock, sensors, uplink
 
