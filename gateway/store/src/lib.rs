@@ -15,6 +15,7 @@ pub mod alerts;
 pub mod auth;
 pub mod cursors;
 pub mod dead_letters;
+pub mod firmware;
 pub mod forward_rejects;
 pub mod incidents;
 pub mod notifications;

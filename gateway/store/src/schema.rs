@@ -232,6 +232,7 @@ pub fn migrations() -> Vec<(&'static str, String)> {
          DROP TABLE forward_cursor;"
             .to_string(),
     ));
+    all.push(("firmware_0001", crate::firmware::MIGRATION.to_string()));
     all
 }
 
