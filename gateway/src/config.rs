@@ -54,6 +54,8 @@ pub struct Config {
     pub reports: crate::reports::ReportsConfig,
     /// The HJ 212 uplink to the environment bureau's platform.
     pub hj212: crate::hj212::Hj212Config,
+    /// Firmware updates over the air: the county's key and the service's limits.
+    pub firmware: crate::firmware::FirmwareConfig,
 }
 
 impl Default for Config {
@@ -70,6 +72,7 @@ impl Default for Config {
             nodes: NodesConfig::default(),
             reports: crate::reports::ReportsConfig::default(),
             hj212: crate::hj212::Hj212Config::default(),
+            firmware: crate::firmware::FirmwareConfig::default(),
         }
     }
 }
@@ -472,6 +475,7 @@ impl Config {
         self.alerts.validate()?;
         self.reports.validate()?;
         self.hj212.validate()?;
+        self.firmware.validate()?;
         crate::nodes::provision::board(&self.nodes.board).context("nodes.board")?;
         anyhow::ensure!(
             self.nodes.dashboard_url.is_empty()
@@ -535,8 +539,9 @@ fn describe(e: figment::Error) -> String {
 /// each domain's section.
 pub fn default_file() -> String {
     format!(
-        "{CORE_FILE}{}{}",
+        "{CORE_FILE}{}{}{}",
         crate::hj212::DEFAULT_CONFIG,
+        crate::firmware::DEFAULT_CONFIG,
         crate::alerts::DEFAULT_CONFIG
     )
 }

@@ -131,6 +131,22 @@ pub struct UpdateReport {
     pub offset: u32,
 }
 
+/// What an image carries to say its version: this tag, the version (at most
+/// [`FIRMWARE_LEN`] bytes), then a NUL byte. The gateway reads it when an image is added;
+/// the simulator's images start with it; a board's firmware holds it as a constant.
+pub const VERSION_TAG: &[u8] = b"weir-firmware-version=";
+
+/// The version an image declares with its first [`VERSION_TAG`], if any.
+pub fn declared_version(image: &[u8]) -> Option<&str> {
+    let at = image
+        .windows(VERSION_TAG.len())
+        .position(|w| w == VERSION_TAG)?;
+    let rest = &image[at + VERSION_TAG.len()..];
+    let end = rest.iter().take(FIRMWARE_LEN + 1).position(|&b| b == 0)?;
+    let v = core::str::from_utf8(&rest[..end]).ok()?;
+    (!v.is_empty()).then_some(v)
+}
+
 /// A version from text, cut to [`FIRMWARE_LEN`] bytes (at a character boundary).
 pub fn version(text: &str) -> Version {
     let mut v = Version::new();
