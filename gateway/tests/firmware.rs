@@ -204,6 +204,33 @@ async fn a_fleet_of_38_is_updated_in_two_stages_and_a_bad_image_is_rolled_back()
     assert_eq!(v, V1);
     // The others were not offered anything.
     assert_eq!(t.len(), 5);
+    // The API shows each rollout's progress, and each targeted node's firmware.
+    let (code, body) = gw.get("/api/v1/firmware").await;
+    assert_eq!(code, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let rollout = |v: &serde_json::Value, version: &str| {
+        v["rollouts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["version"] == version)
+            .cloned()
+            .unwrap_or_else(|| panic!("no rollout of {version} in {v}"))
+    };
+    let r = rollout(&v, V2);
+    assert_eq!(r["terminals"], 4);
+    assert_eq!(r["states"]["installed"], 4);
+    assert_eq!(r["progress"], 1.0);
+    assert_eq!(rollout(&v, BAD)["states"]["rolled_back"], 1);
+    let bad_target = v["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["terminal"] == ids[4].as_str())
+        .unwrap();
+    assert_eq!(bad_target["state"], "rolled_back");
+    assert_eq!(bad_target["running"], V1);
+    assert_eq!(v["images"].as_array().unwrap().len(), 2);
 
     // Stage 2: the rest, the rolled-back node included.
     let rest = commands::roll_out(&mut conn, V2, &Group::Rest, 2).unwrap();
@@ -226,6 +253,21 @@ async fn a_fleet_of_38_is_updated_in_two_stages_and_a_bad_image_is_rolled_back()
             .await;
         assert_eq!(v, V2, "{id}");
     }
+    let (_, body) = gw.get("/api/v1/firmware").await;
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let r = rollout(&v, V2);
+    assert_eq!(
+        (r["terminals"].clone(), r["states"]["installed"].clone()),
+        (38.into(), 38.into())
+    );
+    assert!(
+        v["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["running"] == V2),
+        "{body}"
+    );
     let status = commands::status_text(&conn, Some(V2)).unwrap();
     assert!(status.contains("38 terminal(s): 38 installed"), "{status}");
     let (_, metrics) = gw.get("/metrics").await;
