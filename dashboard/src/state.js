@@ -71,9 +71,9 @@ export function groupByIncident(alerts, incidents) {
 
 /** What each role may do in the UI (the gateway enforces the same, docs/api.md). */
 const ROLE_ACTIONS = {
-  admin: ['acknowledge', 'assign', 'dispatch', 'arrive', 'resolve', 'note', 'deadLetters'],
-  operator: ['acknowledge', 'assign', 'dispatch', 'arrive', 'resolve', 'note', 'deadLetters'],
-  field: ['arrive', 'resolve', 'note', 'deadLetters'],
+  admin: ['acknowledge', 'assign', 'dispatch', 'arrive', 'resolve', 'note', 'deadLetters', 'firmware'],
+  operator: ['acknowledge', 'assign', 'dispatch', 'arrive', 'resolve', 'note', 'deadLetters', 'firmware'],
+  field: ['arrive', 'resolve', 'note', 'deadLetters', 'firmware'],
   inspector: [],
 };
 
