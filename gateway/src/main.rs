@@ -140,11 +140,15 @@ enum NodeCommand {
     /// and a printable QR label, and records how the node is wired. Issues a new node
     /// password unless the current one is given.
     Provision(Box<ProvisionArgs>),
-    /// Turn a firmware binary (raw, from the start of flash) into a UF2 file for
-    /// drag-and-drop flashing.
+    /// Turn a firmware binary (raw, from the start of its slot) into a UF2 file for
+    /// drag-and-drop flashing: the node firmware (at the ACTIVE slot), or with
+    /// --boot-loader the boot loader (at the start of flash).
     Uf2 {
-        /// The raw firmware binary.
+        /// The raw binary.
         input: PathBuf,
+        /// The binary is the boot loader, not the node firmware.
+        #[arg(long = "boot-loader")]
+        boot_loader: bool,
         /// Where to write the UF2 file.
         #[arg(long, short)]
         out: PathBuf,
@@ -613,19 +617,29 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Firmware(c) => firmware(&config, c),
         Command::Node(NodeCommand::Provision(a)) => provision_node(&config, *a),
-        Command::Node(NodeCommand::Uf2 { input, out, board }) => {
+        Command::Node(NodeCommand::Uf2 {
+            input,
+            boot_loader,
+            out,
+            board,
+        }) => {
             let board = provision::board(board.as_deref().unwrap_or(&config.nodes.board))?;
             let bin =
                 std::fs::read(&input).with_context(|| format!("reading {}", input.display()))?;
-            let room = (board.firmware_end - board.firmware) as usize;
+            let (what, start, end) = if boot_loader {
+                ("boot loader", board.boot_loader.0, board.boot_loader.1)
+            } else {
+                ("firmware", board.firmware, board.firmware_end)
+            };
+            let room = (end - start) as usize;
             anyhow::ensure!(
                 bin.len() <= room,
-                "{} is {} bytes; the firmware area of {} holds {room}",
+                "{} is {} bytes; the {what} area of {} holds {room}",
                 input.display(),
                 bin.len(),
                 board.board
             );
-            let uf2 = uf2::encode(&bin, board.firmware, board.uf2_family);
+            let uf2 = uf2::encode(&bin, start, board.uf2_family);
             std::fs::write(&out, uf2).with_context(|| format!("writing {}", out.display()))?;
             println!(
                 "{} ({} bytes of firmware for {})",

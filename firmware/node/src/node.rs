@@ -33,6 +33,9 @@ pub struct Settings {
     pub retry_ms: u64,
     /// Status is published on connect and when it changes; and at least this often, s.
     pub status_refresh_s: u32,
+    /// A new firmware image that has not confirmed itself (no ack from the gateway) after
+    /// this long restarts the board, and the boot loader goes back to the previous image, s.
+    pub trial_limit_s: u32,
 }
 
 impl Default for Settings {
@@ -42,6 +45,7 @@ impl Default for Settings {
             factory_config: NodeConfig::default(),
             retry_ms: 5_000,
             status_refresh_s: 3600,
+            trial_limit_s: 900,
         }
     }
 }
@@ -433,10 +437,16 @@ where
         self.update_retry_at_ms = now + UPDATE_RETRY_MS;
     }
 
-    /// Whether a verified firmware image is marked for the boot loader: the board should
-    /// restart now (the boot loader installs it).
-    pub fn reboot_due(&self) -> bool {
-        self.updates.reboot_due()
+    /// Whether the board should restart now: a verified firmware image is marked for the
+    /// boot loader (which installs it), or a new image on trial has not confirmed itself
+    /// within [`Settings::trial_limit_s`] (the boot loader goes back to the previous one).
+    pub fn reboot_due(&mut self) -> bool {
+        if self.updates.reboot_due() {
+            return true;
+        }
+        self.updates.on_trial()
+            && self.clock.now_ms().saturating_sub(self.started_ms)
+                >= u64::from(self.settings.trial_limit_s) * 1000
     }
 
     /// The firmware updater.

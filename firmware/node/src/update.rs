@@ -67,6 +67,10 @@ pub trait Updates {
     fn retry(&self) -> Option<UpdateReport>;
     /// A verified image is marked for the boot loader: restart now.
     fn reboot_due(&self) -> bool;
+    /// This run is a new image's trial, not yet confirmed.
+    fn on_trial(&self) -> bool {
+        false
+    }
 }
 
 /// A node without firmware updates: ignores offers.
@@ -355,5 +359,9 @@ impl<DFU: NorFlash, STATE: NorFlash> Updates for Updater<'_, DFU, STATE> {
 
     fn reboot_due(&self) -> bool {
         self.reboot
+    }
+
+    fn on_trial(&self) -> bool {
+        self.trial
     }
 }
