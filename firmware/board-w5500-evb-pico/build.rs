@@ -27,7 +27,9 @@ fn main() {
     };
     fs::write(
         out.join("firmware_key.rs"),
-        format!("/// The county's firmware public key.\npub const FIRMWARE_KEY: [u8; 32] = {key:?};\n"),
+        format!(
+            "/// The county's firmware public key.\npub const FIRMWARE_KEY: [u8; 32] = {key:?};\n"
+        ),
     )
     .expect("writing firmware_key.rs");
 }

@@ -98,7 +98,13 @@ fn the_dashboard_passes_its_browser_tests_against_the_demo() {
     std::fs::write(&image, bytes).unwrap();
     weir(
         &gateway_data,
-        &["firmware", "sign", image.to_str().unwrap(), "--key", key.to_str().unwrap()],
+        &[
+            "firmware",
+            "sign",
+            image.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+        ],
     );
     let out = Command::new(WEIR)
         .env("WEIR_DATA_DIR", &gateway_data)
@@ -106,10 +112,20 @@ fn the_dashboard_passes_its_browser_tests_against_the_demo() {
         .args(["firmware", "add", image.to_str().unwrap()])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     weir(
         &gateway_data,
-        &["firmware", "rollout", "weir-node 9.9.9-test", "--terminals", "HY-038"],
+        &[
+            "firmware",
+            "rollout",
+            "weir-node 9.9.9-test",
+            "--terminals",
+            "HY-038",
+        ],
     );
 
     let mut demo = Killed(

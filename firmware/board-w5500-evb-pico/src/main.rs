@@ -71,7 +71,11 @@ const _: () = assert!(
 /// What the image says its version is (`weir firmware add` reads it): the tag, the version
 /// this firmware reports in its status, NUL.
 #[used]
-static VERSION_TAG: &str = concat!("weir-firmware-version=weir-node-pico ", env!("CARGO_PKG_VERSION"), "\0");
+static VERSION_TAG: &str = concat!(
+    "weir-firmware-version=weir-node-pico ",
+    env!("CARGO_PKG_VERSION"),
+    "\0"
+);
 
 mod key {
     include!(concat!(env!("OUT_DIR"), "/firmware_key.rs"));
@@ -84,7 +88,10 @@ type BoardNode = Node<CoreSensors, BoardClock, Mqtt, Part, Updater<'static, Part
 /// embassy-boot's buffer for a word of the STATE partition.
 const STATE_WORD: usize = {
     use embedded_storage_async::nor_flash::{NorFlash, ReadNorFlash};
-    let (w, r) = (<Part as NorFlash>::WRITE_SIZE, <Part as ReadNorFlash>::READ_SIZE);
+    let (w, r) = (
+        <Part as NorFlash>::WRITE_SIZE,
+        <Part as ReadNorFlash>::READ_SIZE,
+    );
     if w > r {
         w
     } else {

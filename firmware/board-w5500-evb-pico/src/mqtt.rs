@@ -430,8 +430,8 @@ impl Mqtt {
             Channel::Firmware,
             Channel::Chunk,
         ]
-            .into_iter()
-            .find(|&c| self.topic(c).as_bytes() == publish.topic);
+        .into_iter()
+        .find(|&c| self.topic(c).as_bytes() == publish.topic);
         if let Some(packet_id) = publish.packet_id {
             // PUBACK (QoS 1; the subscriptions ask for no more).
             if !self.send(&[&mqtt::PubAck { packet_id }.to_bytes()]) {

@@ -444,10 +444,19 @@ mod tests {
             }
             assert_eq!(parts[7].1, l.flash_base + l.flash_len, "{}", l.board);
             for (start, end) in parts {
-                assert!(start % 4096 == 0 && end % 4096 == 0 && start < end, "{}", l.board);
+                assert!(
+                    start % 4096 == 0 && end % 4096 == 0 && start < end,
+                    "{}",
+                    l.board
+                );
             }
             // embassy-boot's swap needs one spare page in DFU.
-            assert_eq!(l.dfu.1 - l.dfu.0, l.firmware_end - l.firmware + 4096, "{}", l.board);
+            assert_eq!(
+                l.dfu.1 - l.dfu.0,
+                l.firmware_end - l.firmware + 4096,
+                "{}",
+                l.board
+            );
         }
     }
 }
