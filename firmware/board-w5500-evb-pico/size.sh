@@ -17,7 +17,7 @@ cd "$(dirname "$0")"
 # Cargo's own target/ of this crate unless CARGO_TARGET_DIR says otherwise.
 TARGET_DIR="${CARGO_TARGET_DIR:-target}"
 
-FLASH_BUDGET=196608
+FLASH_BUDGET=163840
 RAM_BUDGET=49152
 BOOT_FLASH_BUDGET=24576
 BOOT_RAM_BUDGET=8192
