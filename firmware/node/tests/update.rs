@@ -370,3 +370,170 @@ fn after_a_reconnection_the_node_asks_for_the_piece_it_is_missing() {
         assert_eq!(updater.retry().unwrap().offset, 11 * CHUNK_LEN as u32);
     });
 }
+
+/// The whole node (sampling, queue, acks) with its updater, over the test link: the gateway's
+/// part is played here from what the node publishes.
+mod node_with_updates {
+    use super::*;
+    use common::{LinkEvent, Rig};
+    use weir_contract::topic::Channel;
+    use weir_contract::{Encoding, Message as _};
+    use weir_node::Settings;
+
+    fn updater<'a>(
+        device: &Device,
+        aligned: &'a mut [u8; 4],
+        keys: &Keys,
+        running: &str,
+    ) -> Updater<'a, TestFlash, TestFlash> {
+        Updater::new(
+            device.flash(&device.dfu),
+            device.flash(&device.state),
+            aligned,
+            keys.public(),
+            running,
+            (ACTIVE_PAGES * PAGE) as u32,
+        )
+    }
+
+    fn reports(rig: &Rig) -> Vec<UpdateReport> {
+        rig.link
+            .borrow()
+            .sent
+            .iter()
+            .filter(|(c, _, _)| *c == Channel::Update)
+            .map(|(_, p, _)| UpdateReport::decode(p).unwrap())
+            .collect()
+    }
+
+    fn send(rig: &Rig, channel: Channel, payload: Vec<u8>) {
+        rig.link
+            .borrow_mut()
+            .events
+            .push_back(LinkEvent::Message(channel, payload));
+    }
+
+    #[test]
+    fn a_node_downloads_an_offer_restarts_into_it_and_confirms_at_its_first_ack() {
+        let keys = Keys::new();
+        let old = image(0x11, 2 * PAGE);
+        let new = image(0x77, 2 * PAGE + 700);
+        let offer = keys.offer("new", &new);
+        let device = Device::new(&old);
+        let rig = Rig::new(8);
+        rig.connect();
+        let mut aligned = [0u8; 4];
+        let mut node = rig
+            .try_start_with(
+                updater(&device, &mut aligned, &keys, "old"),
+                Settings {
+                    firmware: "old",
+                    ..Settings::default()
+                },
+            )
+            .unwrap();
+        let mut buf = [0u8; 1024];
+        let n = offer.encode(Encoding::Binary, &mut buf).unwrap();
+        send(&rig, Channel::Firmware, buf[..n].to_vec());
+        // Play the gateway: answer each request with its piece.
+        let mut answered = 0;
+        for _ in 0..100 {
+            rig.run_for(&mut node, 1000);
+            let r = reports(&rig);
+            let Some(last) = r.last() else { continue };
+            if last.state == UpdateState::Installing {
+                break;
+            }
+            if r.len() > answered && last.state == UpdateState::Fetching {
+                answered = r.len();
+                let at = last.offset as usize;
+                let chunk = FirmwareChunk {
+                    version: offer.version.clone(),
+                    offset: last.offset,
+                    data: heapless::Vec::from_slice(&new[at..(at + CHUNK_LEN).min(new.len())])
+                        .unwrap(),
+                };
+                let n = chunk.encode(Encoding::Binary, &mut buf).unwrap();
+                send(&rig, Channel::Chunk, buf[..n].to_vec());
+            }
+        }
+        assert_eq!(reports(&rig).last().unwrap().state, UpdateState::Installing);
+        assert!(node.reboot_due());
+        drop(node);
+
+        // The restart: the boot loader swaps; the new image runs on trial.
+        device.boot().unwrap();
+        assert_eq!(device.running(&old, &new), "new");
+        rig.link.borrow_mut().auto_ack = true;
+        let mut aligned = [0u8; 4];
+        let mut node = rig
+            .try_start_with(
+                updater(&device, &mut aligned, &keys, "new"),
+                Settings {
+                    firmware: "new",
+                    ..Settings::default()
+                },
+            )
+            .unwrap();
+        rig.connect();
+        // No confirmation before the gateway acknowledges something.
+        assert!(!reports(&rig)
+            .iter()
+            .any(|r| r.state == UpdateState::Installed));
+        rig.run_for(&mut node, 20 * 60_000);
+        let installed: Vec<_> = reports(&rig)
+            .into_iter()
+            .filter(|r| r.state == UpdateState::Installed)
+            .collect();
+        assert_eq!(installed.len(), 1);
+        assert_eq!(installed[0].version.as_str(), "new");
+        // Confirmed: past the trial limit, no restart is due, and the boot loader keeps it.
+        assert!(!node.reboot_due());
+        drop(node);
+        device.boot().unwrap();
+        assert_eq!(device.running(&old, &new), "new");
+    }
+
+    #[test]
+    fn a_new_image_that_never_gets_an_ack_restarts_after_the_trial_limit_and_is_rolled_back() {
+        let keys = Keys::new();
+        let old = image(0x11, 2 * PAGE);
+        let new = image(0x77, PAGE + 100);
+        let offer = keys.offer("new", &new);
+        let device = Device::new(&old);
+        // Download and mark with the updater alone, then restart into the new image.
+        assert_eq!(
+            device.run_app(&keys, "old", &offer, &new, true).unwrap(),
+            Outcome::Marked
+        );
+        device.boot().unwrap();
+        assert_eq!(device.running(&old, &new), "new");
+        let rig = Rig::new(8);
+        rig.connect(); // connected, but the gateway never acknowledges
+        let mut aligned = [0u8; 4];
+        let settings = Settings {
+            firmware: "new",
+            trial_limit_s: 630,
+            ..Settings::default()
+        };
+        let mut node = rig
+            .try_start_with(updater(&device, &mut aligned, &keys, "new"), settings)
+            .unwrap();
+        // The test clock jumps from sample to sample (a minute): 600 s, then 660 s.
+        rig.run_for(&mut node, 590_000);
+        assert!(rig.now_ms() < 630_000);
+        assert!(!node.reboot_due(), "restarted before the trial limit");
+        rig.run_for(&mut node, 60_000);
+        assert!(
+            node.reboot_due(),
+            "still on an unconfirmed image after the trial limit"
+        );
+        drop(node);
+        device.boot().unwrap();
+        assert_eq!(
+            device.running(&old, &new),
+            "old",
+            "the boot loader rolled back"
+        );
+    }
+}
