@@ -203,7 +203,7 @@ impl Service {
         if self.retained.get(id) == Some(&payload) {
             return;
         }
-        let (Ok(terminal), true) = (TerminalId::new(id), true) else {
+        let Ok(terminal) = TerminalId::new(id) else {
             return;
         };
         let Ok(t) = topic::topic(&self.prefix, &terminal, Channel::Firmware) else {
