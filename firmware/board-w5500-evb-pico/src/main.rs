@@ -161,6 +161,10 @@ async fn main(spawner: Spawner) {
     let p = embassy_rp::init(Default::default());
     // The version tag stays in the image (the linker would drop an unused static).
     core::hint::black_box(VERSION_TAG);
+    // The boot loader leaves the watchdog running (8 s), so that a firmware that hangs while
+    // starting is reset, and rolled back if it is a new one: fed here, then by its task.
+    let mut dog = Watchdog::new(p.WATCHDOG);
+    dog.feed(Duration::from_secs(8));
     let mut led = Output::new(p.PIN_25, Level::Low);
 
     let mut flash = Flash::<_, Blocking, FLASH_SIZE>::new_blocking(p.FLASH);
@@ -168,6 +172,7 @@ async fn main(spawner: Spawner) {
     let _ = flash.blocking_unique_id(&mut uid);
     let Ok(provision) = read_provision(&mut flash) else {
         // Blank or invalid: the node does not run. No watchdog: nothing to supervise.
+        dog.stop();
         loop {
             led::play(&mut led, Pattern::NotProvisioned).await;
         }
@@ -238,7 +243,7 @@ async fn main(spawner: Spawner) {
     if let Ok(t) = led::show(led, net) {
         spawner.spawn(t);
     }
-    if let Ok(t) = watchdog(Watchdog::new(p.WATCHDOG), alive) {
+    if let Ok(t) = watchdog(dog, alive) {
         spawner.spawn(t);
     }
     if let Ok(t) = run_node(node, alive) {
