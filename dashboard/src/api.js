@@ -96,5 +96,6 @@ export const api = {
   countyReport: (params = {}) => request('GET', `/reports/county${query(params)}`),
   terminalReport: (id, params = {}) => request('GET', `/reports/terminals/${encodeURIComponent(id)}${query(params)}`),
   countyReportCsvUrl: (params = {}) => `${BASE}/reports/county${query({ ...params, format: 'csv' })}`,
+  firmware: () => request('GET', '/firmware'),
   eventsUrl: `${BASE}/events`,
 };

@@ -71,9 +71,9 @@ export function groupByIncident(alerts, incidents) {
 
 /** What each role may do in the UI (the gateway enforces the same, docs/api.md). */
 const ROLE_ACTIONS = {
-  admin: ['acknowledge', 'assign', 'dispatch', 'arrive', 'resolve', 'note', 'deadLetters', 'uploadPicture'],
-  operator: ['acknowledge', 'assign', 'dispatch', 'arrive', 'resolve', 'note', 'deadLetters', 'uploadPicture'],
-  field: ['arrive', 'resolve', 'note', 'deadLetters', 'uploadPicture'],
+  admin: ['acknowledge', 'assign', 'dispatch', 'arrive', 'resolve', 'note', 'deadLetters', 'uploadPicture', 'firmware'],
+  operator: ['acknowledge', 'assign', 'dispatch', 'arrive', 'resolve', 'note', 'deadLetters', 'uploadPicture', 'firmware'],
+  field: ['arrive', 'resolve', 'note', 'deadLetters', 'uploadPicture', 'firmware'],
   inspector: [],
 };
 

@@ -203,6 +203,41 @@ describe('the dashboard against a running gateway', TIMEOUT, () => {
     await page.waitForFunction(() => document.documentElement.lang === 'zh-CN');
   });
 
+  it("shows a firmware rollout's progress and each node's firmware under the overview", async (t) => {
+    if (setupError) throw setupError;
+    // The gateway's test harness rolls an image out to one terminal before the demo starts.
+    const version = process.env.WEIR_EXPECT_FIRMWARE;
+    const terminal = process.env.WEIR_EXPECT_FIRMWARE_TERMINAL || 'HY-038';
+    if (!version) {
+      t.skip('set WEIR_EXPECT_FIRMWARE to the version of a rollout on the gateway (gateway/tests/dashboard.rs does)');
+      return;
+    }
+    await page.goto(`${env.url}/`);
+    await page.waitForSelector('.tiles a[data-terminal]');
+    const rollout = page.locator(`.firmware-section .rollout[data-version="${version}"]`);
+    await rollout.waitFor({ timeout: 20000 });
+    await page.click('[data-action="language"]');
+    await page.waitForFunction(() => document.documentElement.lang === 'en');
+    // Refreshed every 10 s; the language switch draws it again at once or at the next refresh.
+    await page.waitForFunction(
+      (v) => /of 1 installed/.test(document.querySelector(`.firmware-section .rollout[data-version="${v}"]`)?.textContent || ''),
+      version,
+      { timeout: 15000 },
+    );
+    assert.match(await rollout.textContent(), new RegExp(`${version.replace(/[.+]/g, '\\$&')}: 0 of 1 installed`));
+    assert.match(await rollout.textContent(), /1 offered/);
+    await page.click('.firmware-section details summary');
+    const row = page.locator(`.firmware-table tr[data-terminal="${terminal}"]`);
+    assert.match(await row.textContent(), new RegExp(`${version.replace(/[.+]/g, '\\$&')}: offered`));
+    // Every node is listed with the firmware it reports: the simulated ones run the factory version.
+    const running = await page.$$eval('.firmware-table tbody tr td:nth-child(2)', (tds) => tds.map((td) => td.textContent));
+    assert.equal(running.length, terminals.length);
+    assert.ok(running.filter((r) => r.startsWith('weir-node ')).length >= terminals.length - 1, running.join(', '));
+    await shot(page, '02-firmware');
+    await page.click('[data-action="language"]');
+    await page.waitForFunction(() => document.documentElement.lang === 'zh-CN');
+  });
+
   it('shows a reading published by a node without a reload', async () => {
     if (setupError) throw setupError;
     await page.goto(`${env.url}/`);

@@ -558,3 +558,19 @@ test('whole dates are formatted in the site zone', () => {
   assert.equal(makeFormat('zh-CN', SH).date(ts), '2026/12/01');
   assert.equal(makeFormat('en', SH).date(null), '—');
 });
+
+test('firmware rollouts: counts in update order, percent downloaded, every terminal listed', async () => {
+  const { firmwareRows, isUnderWay, stateCounts, targetPercent } = await import('../src/firmware.js');
+  const rollout = { version: 'weir-node 0.2.0', terminals: 5, states: { rolled_back: 1, installed: 3, downloading: 1 }, progress: 0.9 };
+  assert.deepEqual(stateCounts(rollout), [['downloading', 1], ['installed', 3], ['rolled_back', 1]]);
+  assert.equal(isUnderWay(rollout), true);
+  assert.equal(isUnderWay({ ...rollout, states: { installed: 4, rolled_back: 1 } }), false);
+  assert.equal(targetPercent({ state: 'downloading', offset: 2048, size: 8192 }), 25);
+  assert.equal(targetPercent({ state: 'offered', offset: 0, size: 8192 }), 0);
+  assert.equal(targetPercent({ state: 'rolled_back', offset: 8192, size: 8192 }), 100);
+  const rows = firmwareRows(
+    [{ id: 'HY-002', status: { firmware: 'weir-node 0.1.0' } }, { id: 'HY-001', status: null }],
+    [{ terminal: 'HY-002', version: 'weir-node 0.2.0', state: 'offered' }],
+  );
+  assert.deepEqual(rows.map((r) => [r.id, r.running, r.target?.state ?? null]), [['HY-001', null, null], ['HY-002', 'weir-node 0.1.0', 'offered']]);
+});

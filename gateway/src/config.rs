@@ -57,6 +57,8 @@ pub struct Config {
     pub hj212: crate::hj212::Hj212Config,
     /// Pictures of the terminals: cameras, uploads, retention and the bound on disk use.
     pub pictures: crate::pictures::PicturesConfig,
+    /// Firmware updates over the air: the county's key and the service's limits.
+    pub firmware: crate::firmware::FirmwareConfig,
 }
 
 impl Default for Config {
@@ -74,6 +76,7 @@ impl Default for Config {
             reports: crate::reports::ReportsConfig::default(),
             hj212: crate::hj212::Hj212Config::default(),
             pictures: crate::pictures::PicturesConfig::default(),
+            firmware: crate::firmware::FirmwareConfig::default(),
         }
     }
 }
@@ -477,6 +480,7 @@ impl Config {
         self.reports.validate()?;
         self.hj212.validate()?;
         self.pictures.validate()?;
+        self.firmware.validate()?;
         crate::nodes::provision::board(&self.nodes.board).context("nodes.board")?;
         anyhow::ensure!(
             self.nodes.dashboard_url.is_empty()
@@ -543,6 +547,7 @@ pub fn default_file() -> String {
         "{CORE_FILE}{}{}{}",
         crate::hj212::DEFAULT_CONFIG,
         crate::pictures::config::DEFAULT_CONFIG,
+        crate::firmware::DEFAULT_CONFIG,
         crate::alerts::DEFAULT_CONFIG
     )
 }

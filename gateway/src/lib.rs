@@ -11,6 +11,7 @@ pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod export;
+pub mod firmware;
 pub mod forward;
 pub mod hj212;
 pub mod ingest;

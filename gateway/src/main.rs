@@ -49,6 +49,67 @@ enum Command {
     /// Export readings to a file for inspectors: the same rows as the API, with the period,
     /// time zone, units and calibration stated, and gaps and sensor faults marked.
     Export(ExportArgs),
+    /// Firmware updates over the air: the county's signing key, signed images, staged
+    /// rollouts and their progress.
+    #[command(subcommand)]
+    Firmware(FirmwareCommand),
+}
+
+#[derive(Subcommand)]
+enum FirmwareCommand {
+    /// Make the county's signing key pair: the private key in OUT (keep it off the gateway,
+    /// backed up), the public key in OUT.pub and printed, for firmware.public_key.
+    Keygen {
+        /// Where to write the private key.
+        #[arg(long, short)]
+        out: PathBuf,
+    },
+    /// Sign an image with the county's private key: writes IMAGE.sig (64 bytes).
+    Sign {
+        /// The firmware image (the application binary, raw).
+        image: PathBuf,
+        /// The private key file from `weir firmware keygen`.
+        #[arg(long)]
+        key: PathBuf,
+        /// Where to write the signature (default: IMAGE.sig).
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+    },
+    /// Store a signed image, after checking its signature against firmware.public_key.
+    Add {
+        /// The firmware image.
+        image: PathBuf,
+        /// Its signature (default: IMAGE.sig).
+        #[arg(long)]
+        signature: Option<PathBuf>,
+        /// Its version, if the image carries no version tag.
+        #[arg(long)]
+        version: Option<String>,
+    },
+    /// List the stored images.
+    List,
+    /// Offer an image to a group of terminals: one stage of a rollout.
+    Rollout {
+        /// The image's version (`weir firmware list`).
+        version: String,
+        /// These terminals, comma-separated (e.g. HY-001,HY-002).
+        #[arg(long, value_delimiter = ',', conflicts_with_all = ["percent", "rest"])]
+        terminals: Vec<String>,
+        /// This share of the registered terminals, among those not yet offered the version.
+        #[arg(long, conflicts_with = "rest")]
+        percent: Option<u32>,
+        /// Every registered terminal not yet offered the version.
+        #[arg(long)]
+        rest: bool,
+        /// The stage's number, shown with the progress.
+        #[arg(long, default_value_t = 1)]
+        stage: u32,
+    },
+    /// A rollout's progress, terminal by terminal.
+    Status {
+        /// Only this version's targets.
+        version: Option<String>,
+    },
 }
 
 #[derive(Args)]
@@ -79,11 +140,15 @@ enum NodeCommand {
     /// and a printable QR label, and records how the node is wired. Issues a new node
     /// password unless the current one is given.
     Provision(Box<ProvisionArgs>),
-    /// Turn a firmware binary (raw, from the start of flash) into a UF2 file for
-    /// drag-and-drop flashing.
+    /// Turn a firmware binary (raw, from the start of its slot) into a UF2 file for
+    /// drag-and-drop flashing: the node firmware (at the ACTIVE slot), or with
+    /// --boot-loader the boot loader (at the start of flash).
     Uf2 {
-        /// The raw firmware binary.
+        /// The raw binary.
         input: PathBuf,
+        /// The binary is the boot loader, not the node firmware.
+        #[arg(long = "boot-loader")]
+        boot_loader: bool,
         /// Where to write the UF2 file.
         #[arg(long, short)]
         out: PathBuf,
@@ -360,6 +425,91 @@ fn export(config: &Config, a: ExportArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn firmware(config: &Config, c: FirmwareCommand) -> anyhow::Result<()> {
+    use weir_gateway::firmware::commands::{self, Group};
+    let open = || Store::open(&config.database_path(), config.store.synchronous);
+    match c {
+        FirmwareCommand::Keygen { out } => {
+            let public = commands::keygen(&out)?;
+            println!(
+                "private key: {} (keep it off the gateway, backed up)",
+                out.display()
+            );
+            println!("public key:  {public}");
+            println!("put it in the gateway's configuration: [firmware] public_key = \"{public}\"");
+        }
+        FirmwareCommand::Sign { image, key, out } => {
+            let out = out.unwrap_or_else(|| commands::sig_path(&image));
+            commands::sign(&image, &key, &out)?;
+            println!("signed {}: {}", image.display(), out.display());
+        }
+        FirmwareCommand::Add {
+            image,
+            signature,
+            version,
+        } => {
+            let signature = signature.unwrap_or_else(|| commands::sig_path(&image));
+            let store = open()?;
+            let (img, new) = commands::add(
+                &store.connect()?,
+                &config.firmware,
+                &image,
+                &signature,
+                version.as_deref(),
+            )?;
+            println!(
+                "{} image {} ({} bytes, sha256 {}): signature verified",
+                if new { "added" } else { "already stored:" },
+                img.version,
+                img.size,
+                img.sha256
+            );
+        }
+        FirmwareCommand::List => {
+            let store = open()?;
+            println!("{:<24} {:>9}  {:<25}  SHA256", "VERSION", "BYTES", "ADDED");
+            for i in store.with(weir_store::firmware::list)? {
+                let added = jiff::Timestamp::from_second(i.added_at)
+                    .map(|t| t.to_string())
+                    .unwrap_or_default();
+                println!("{:<24} {:>9}  {added:<25}  {}", i.version, i.size, i.sha256);
+            }
+        }
+        FirmwareCommand::Rollout {
+            version,
+            terminals,
+            percent,
+            rest,
+            stage,
+        } => {
+            let group = match (terminals.is_empty(), percent, rest) {
+                (false, _, _) => Group::Terminals(terminals),
+                (true, Some(p), _) => Group::Percent(p),
+                (true, None, true) => Group::Rest,
+                (true, None, false) => anyhow::bail!(
+                    "say which terminals: --terminals HY-001,HY-002, --percent P or --rest"
+                ),
+            };
+            let store = open()?;
+            let ids = commands::roll_out(&mut store.connect()?, &version, &group, stage)?;
+            println!(
+                "stage {stage}: {version} offered to {} terminal(s): {}",
+                ids.len(),
+                ids.join(", ")
+            );
+            println!("the gateway offers it within firmware.poll_s; follow it with `weir firmware status`");
+        }
+        FirmwareCommand::Status { version } => {
+            let store = open()?;
+            print!(
+                "{}",
+                commands::status_text(&store.connect()?, version.as_deref())?
+            );
+        }
+    }
+    Ok(())
+}
+
 fn parse_role(s: &str) -> anyhow::Result<Role> {
     Role::parse(s).with_context(|| {
         format!("unknown role {s:?}: use one of admin, operator, field, inspector")
@@ -629,20 +779,31 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Terminal(TerminalCommand::Camera(c)) => camera(&config, c, &run_async),
+        Command::Firmware(c) => firmware(&config, c),
         Command::Node(NodeCommand::Provision(a)) => provision_node(&config, *a),
-        Command::Node(NodeCommand::Uf2 { input, out, board }) => {
+        Command::Node(NodeCommand::Uf2 {
+            input,
+            boot_loader,
+            out,
+            board,
+        }) => {
             let board = provision::board(board.as_deref().unwrap_or(&config.nodes.board))?;
             let bin =
                 std::fs::read(&input).with_context(|| format!("reading {}", input.display()))?;
-            let room = (board.firmware_end - board.firmware) as usize;
+            let (what, start, end) = if boot_loader {
+                ("boot loader", board.boot_loader.0, board.boot_loader.1)
+            } else {
+                ("firmware", board.firmware, board.firmware_end)
+            };
+            let room = (end - start) as usize;
             anyhow::ensure!(
                 bin.len() <= room,
-                "{} is {} bytes; the firmware area of {} holds {room}",
+                "{} is {} bytes; the {what} area of {} holds {room}",
                 input.display(),
                 bin.len(),
                 board.board
             );
-            let uf2 = uf2::encode(&bin, board.firmware, board.uf2_family);
+            let uf2 = uf2::encode(&bin, start, board.uf2_family);
             std::fs::write(&out, uf2).with_context(|| format!("writing {}", out.display()))?;
             println!(
                 "{} ({} bytes of firmware for {})",

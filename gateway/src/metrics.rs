@@ -36,6 +36,12 @@ pub struct Metrics {
     pub hj212_answers: AtomicU64,
     /// HJ 212 uploads not confirmed: no connection, no answer in time, connection closed.
     pub hj212_failures: AtomicU64,
+    /// Firmware image pieces sent to nodes.
+    pub firmware_chunks_sent: AtomicU64,
+    /// Requests for firmware pieces dropped: over `firmware.max_chunks_per_s`.
+    pub firmware_chunks_dropped: AtomicU64,
+    /// Firmware update reports about another version than the terminal's target, ignored.
+    pub firmware_stray_reports: AtomicU64,
     /// Readings stored but not yet handled by the HJ 212 uplink (-1: uplink off).
     pub hj212_lag: AtomicI64,
     /// HTTP connections open now.
@@ -236,6 +242,21 @@ impl Metrics {
         ] {
             counter(name, help, v.load(Relaxed));
         }
+        counter(
+            "weir_firmware_chunks_sent_total",
+            "Firmware image pieces (512 bytes) sent to nodes.",
+            self.firmware_chunks_sent.load(Relaxed),
+        );
+        counter(
+            "weir_firmware_chunks_dropped_total",
+            "Requests for firmware pieces dropped over firmware.max_chunks_per_s (the node asks again).",
+            self.firmware_chunks_dropped.load(Relaxed),
+        );
+        counter(
+            "weir_firmware_stray_reports_total",
+            "Firmware update reports about another version than the terminal's target, ignored.",
+            self.firmware_stray_reports.load(Relaxed),
+        );
         let _ = writeln!(
             out,
             "# HELP weir_rejected_messages_total Messages refused, by reason.\n# TYPE weir_rejected_messages_total counter"

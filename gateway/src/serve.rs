@@ -109,6 +109,13 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
         node_configs.clone(),
         cancel.child_token(),
     ));
+    let firmware = tokio::spawn(crate::firmware::service::run(
+        config.firmware.clone(),
+        session.clone(),
+        store.clone(),
+        metrics.clone(),
+        cancel.child_token(),
+    ));
     let ingest_cancel = CancellationToken::new();
     let ingest = tokio::spawn(ingest::run(
         session,
@@ -250,6 +257,7 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
         let ingest_result = ingest.await.context("the ingest task failed")?;
         let _ = tokio::task::spawn_blocking(move || writer.join()).await;
         let _ = config_publisher.await;
+        let _ = firmware.await;
         if let Some(b) = broker {
             b.stopped().await;
         }

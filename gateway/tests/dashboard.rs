@@ -116,6 +116,54 @@ fn the_dashboard_passes_its_browser_tests_against_the_demo() {
         .map(|id| format!("[pictures.cameras.{id}]\nurl = \"{camera_url}\"\ninterval_s = 600\n"))
         .collect();
     std::fs::write(&config_file, cameras).unwrap();
+    // A firmware rollout for the dashboard to show: an image signed with a key made here, offered
+    // to the terminal the browser tests play (which never fetches it, so it stays offered).
+    let key = dir.path().join("county.key");
+    let keygen = weir(
+        &gateway_data,
+        &["firmware", "keygen", "--out", key.to_str().unwrap()],
+    );
+    let public = keygen
+        .lines()
+        .find_map(|l| l.strip_prefix("public key:"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let image = dir.path().join("node.bin");
+    let mut bytes = b"weir-firmware-version=weir-node 9.9.9-test\0".to_vec();
+    bytes.resize(4096, 0xA5);
+    std::fs::write(&image, bytes).unwrap();
+    weir(
+        &gateway_data,
+        &[
+            "firmware",
+            "sign",
+            image.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+        ],
+    );
+    let out = Command::new(WEIR)
+        .env("WEIR_DATA_DIR", &gateway_data)
+        .env("WEIR_FIRMWARE__PUBLIC_KEY", &public)
+        .args(["firmware", "add", image.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    weir(
+        &gateway_data,
+        &[
+            "firmware",
+            "rollout",
+            "weir-node 9.9.9-test",
+            "--terminals",
+            "HY-038",
+        ],
+    );
 
     let mut demo = Killed(
         Command::new(WEIR)
@@ -169,6 +217,8 @@ fn the_dashboard_passes_its_browser_tests_against_the_demo() {
         .env("WEIR_TEST_TERMINAL", "HY-038")
         .env("WEIR_CAMERA_TERMINAL", "HY-038")
         .env("WEIR_ALERT_CAMERA_TERMINALS", demo_terminals.join(","))
+        .env("WEIR_EXPECT_FIRMWARE", "weir-node 9.9.9-test")
+        .env("WEIR_EXPECT_FIRMWARE_TERMINAL", "HY-038")
         .output()
         .expect("npm (Node.js 20+) runs the dashboard's tests");
     let report = String::from_utf8_lossy(&out.stdout);

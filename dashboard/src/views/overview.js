@@ -3,7 +3,9 @@
 import { ctx } from '../context.js';
 import { h, mount } from '../dom.js';
 import { t } from '../i18n.js';
-import { QUANTITIES, terminalState, compareAlerts } from '../state.js';
+import { QUANTITIES, can, terminalState, compareAlerts } from '../state.js';
+import { api } from '../api.js';
+import { firmwareRows, isUnderWay, stateCounts, targetPercent } from '../firmware.js';
 import { activeAlerts, store, subscribe } from '../store.js';
 import { toMs } from '../format.js';
 import { drawMap } from './map.js';
@@ -184,6 +186,7 @@ export function overviewView(main) {
   );
   alertNote.textContent = t('alerts.unavailable');
   renderAll();
+  const firmware = firmwareSection(main);
 
   if (!firstRenderMarked && store.terminals.size > 0) {
     firstRenderMarked = true;
@@ -221,5 +224,60 @@ export function overviewView(main) {
   return () => {
     offs.forEach((off) => off());
     clearInterval(tick);
+    firmware.stop();
   };
+}
+
+/** Firmware rollouts under the overview: each rollout's progress, and each node's firmware and
+ * update in a folded table. Roles that may see them only; refreshed every 10 s. */
+function firmwareSection(main) {
+  const box = h('section', { class: 'firmware-section', 'aria-labelledby': 'fw-title', hidden: true });
+  main.append(box);
+  let open = false;
+  async function load() {
+    if (!can(store.me?.role, 'firmware')) return;
+    let view;
+    try {
+      view = await api.firmware();
+    } catch {
+      return;
+    }
+    if (!view.targets.length) {
+      box.hidden = true;
+      return;
+    }
+    const state = (s) => t(`firmware.state.${s}`);
+    const rollouts = view.rollouts.map((r) =>
+      h(
+        'li',
+        { class: 'rollout', 'data-version': r.version, 'data-under-way': String(isUnderWay(r)) },
+        h('strong', { translate: 'no' }, t('firmware.rollout', { version: r.version, installed: r.states.installed || 0, n: r.terminals })),
+        ' ',
+        h('meter', { min: 0, max: 1, value: r.progress, 'aria-label': t('firmware.progress') }),
+        ' ',
+        h('span', { class: 'muted small' }, stateCounts(r).map(([s, n]) => `${n} ${state(s)}`).join(', ')),
+      ),
+    );
+    const rows = firmwareRows([...store.terminals.values()], view.targets).map((row) =>
+      h(
+        'tr',
+        { 'data-terminal': row.id },
+        h('td', null, h('a', { href: `/terminals/${encodeURIComponent(row.id)}` }, row.id)),
+        h('td', { translate: 'no' }, row.running ?? '—'),
+        h('td', null, row.target ? `${row.target.version}: ${state(row.target.state)}${row.target.state === 'downloading' ? ` ${targetPercent(row.target)} %` : ''}` : '—'),
+      ),
+    );
+    const details = h(
+      'details',
+      { onToggle: (e) => (open = e.target.open) },
+      h('summary', null, t('firmware.terminals')),
+      h('table', { class: 'firmware-table' }, h('thead', null, h('tr', null, ['terminal', 'running', 'update'].map((c) => h('th', { scope: 'col' }, t(`firmware.col.${c}`))))), h('tbody', null, rows)),
+    );
+    details.open = open;
+    mount(box, h('h2', { id: 'fw-title' }, t('firmware.title')), h('ul', { class: 'rollouts' }, rollouts), details);
+    box.hidden = false;
+  }
+  load();
+  const every = setInterval(load, 10000);
+  return { stop: () => clearInterval(every) };
 }

@@ -41,6 +41,7 @@ use static_cell::{ConstStaticCell, StaticCell};
 use weir_contract::Timestamp;
 use weir_node::provision::layout::{FlashLayout, W5500_EVB_PICO};
 use weir_node::provision::{self, Provision, IMAGE_LEN};
+use weir_node::update::Updater;
 use weir_node::{Clock, Node, Partitions, Settings};
 
 use crate::led::Pattern;
@@ -55,17 +56,49 @@ const FIRMWARE: &str = concat!("weir-node-pico ", env!("CARGO_PKG_VERSION"));
 const LAYOUT: FlashLayout = W5500_EVB_PICO;
 const FLASH_SIZE: usize = 2 * 1024 * 1024;
 
-// memory.x ends the firmware's FLASH region at 0x1010_0000: it must be the layout's
-// firmware_end, or firmware could overwrite the partitions.
+// memory.x's FLASH is the ACTIVE slot, 0x1000_7000 to 0x1004_7000, and the boot loader's
+// memory.x has the same STATE, ACTIVE and DFU: they must be the layout's, or an update could
+// overwrite the node's partitions.
 const _: () = assert!(
     LAYOUT.flash_base == 0x1000_0000
-        && LAYOUT.firmware_end == 0x1010_0000
+        && LAYOUT.boot_state.0 == 0x1000_6000
+        && LAYOUT.firmware == 0x1000_7000
+        && LAYOUT.firmware_end == 0x1004_7000
+        && LAYOUT.dfu.1 == 0x1008_8000
         && LAYOUT.flash_len as usize == FLASH_SIZE
 );
 
+/// What the image says its version is (`weir firmware add` reads it): the tag, the version
+/// this firmware reports in its status, NUL.
+#[used]
+static VERSION_TAG: &str = concat!(
+    "weir-firmware-version=weir-node-pico ",
+    env!("CARGO_PKG_VERSION"),
+    "\0"
+);
+
+mod key {
+    include!(concat!(env!("OUT_DIR"), "/firmware_key.rs"));
+}
+
 type RawFlash = BlockingAsync<Flash<'static, FLASH, Blocking, FLASH_SIZE>>;
 type Part = Partition<'static, NoopRawMutex, RawFlash>;
-type BoardNode = Node<CoreSensors, BoardClock, Mqtt, Part>;
+type BoardNode = Node<CoreSensors, BoardClock, Mqtt, Part, Updater<'static, Part, Part>>;
+
+/// embassy-boot's buffer for a word of the STATE partition.
+const STATE_WORD: usize = {
+    use embedded_storage_async::nor_flash::{NorFlash, ReadNorFlash};
+    let (w, r) = (
+        <Part as NorFlash>::WRITE_SIZE,
+        <Part as ReadNorFlash>::READ_SIZE,
+    );
+    if w > r {
+        w
+    } else {
+        r
+    }
+};
+static STATE_BUF: ConstStaticCell<[u8; STATE_WORD]> = ConstStaticCell::new([0; STATE_WORD]);
 
 static FLASH_BUS: StaticCell<Mutex<NoopRawMutex, RawFlash>> = StaticCell::new();
 static PROVISION: StaticCell<Provision> = StaticCell::new();
@@ -126,6 +159,12 @@ fn mac_address(uid: [u8; 8]) -> [u8; 6] {
 #[embassy_executor::main]
 async fn main(spawner: Spawner) {
     let p = embassy_rp::init(Default::default());
+    // The version tag stays in the image (the linker would drop an unused static).
+    core::hint::black_box(VERSION_TAG);
+    // The boot loader leaves the watchdog running (8 s), so that a firmware that hangs while
+    // starting is reset, and rolled back if it is a new one: fed here, then by its task.
+    let mut dog = Watchdog::new(p.WATCHDOG);
+    dog.feed(Duration::from_secs(8));
     let mut led = Output::new(p.PIN_25, Level::Low);
 
     let mut flash = Flash::<_, Blocking, FLASH_SIZE>::new_blocking(p.FLASH);
@@ -133,6 +172,7 @@ async fn main(spawner: Spawner) {
     let _ = flash.blocking_unique_id(&mut uid);
     let Ok(provision) = read_provision(&mut flash) else {
         // Blank or invalid: the node does not run. No watchdog: nothing to supervise.
+        dog.stop();
         loop {
             led::play(&mut led, Pattern::NotProvisioned).await;
         }
@@ -203,7 +243,7 @@ async fn main(spawner: Spawner) {
     if let Ok(t) = led::show(led, net) {
         spawner.spawn(t);
     }
-    if let Ok(t) = watchdog(Watchdog::new(p.WATCHDOG), alive) {
+    if let Ok(t) = watchdog(dog, alive) {
         spawner.spawn(t);
     }
     if let Ok(t) = run_node(node, alive) {
@@ -233,13 +273,22 @@ fn build_node(
     let Some(uplink) = Mqtt::new(net, provision) else {
         reset()
     };
+    let updater = Updater::new(
+        part(LAYOUT.dfu),
+        part(LAYOUT.boot_state),
+        STATE_BUF.take(),
+        key::FIRMWARE_KEY,
+        FIRMWARE,
+        LAYOUT.firmware_end - LAYOUT.firmware,
+    );
     NODE.init_with(|| {
-        match Node::new(
+        match Node::with_updates(
             CoreSensors,
             BoardClock { net },
             uplink,
             partitions,
             settings,
+            updater,
         ) {
             Ok(node) => node,
             Err(_) => reset(),
@@ -260,6 +309,11 @@ async fn run_node(node: &'static mut BoardNode, alive: &'static Cell<u64>) {
         let limit = u64::from(node.config().sample_interval_s) * 1000 + 120_000;
         alive.set(now_ms() + limit);
         if node.step().await.is_err() {
+            reset();
+        }
+        // A firmware update is marked (the boot loader installs it), or a new one on trial
+        // never confirmed itself (the boot loader goes back to the previous one).
+        if node.reboot_due() {
             reset();
         }
     }

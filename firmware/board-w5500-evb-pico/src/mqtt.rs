@@ -57,8 +57,9 @@ const CONNECT_MAX_LEN: usize = FIXED_HEADER_MAX_LEN
     + (2 + WILL_LEN)
     + (2 + TerminalId::MAX_LEN)
     + (2 + PASSWORD_MAX_LEN);
-/// The longest SUBSCRIBE: a packet id, then two topic filters, each with its length and QoS.
-const SUBSCRIBE_MAX_LEN: usize = FIXED_HEADER_MAX_LEN + 2 + 2 * (2 + MAX_TOPIC_LEN + 1);
+/// The longest SUBSCRIBE: a packet id, then four topic filters (ack, config, firmware,
+/// chunk), each with its length and QoS.
+const SUBSCRIBE_MAX_LEN: usize = FIXED_HEADER_MAX_LEN + 2 + 4 * (2 + MAX_TOPIC_LEN + 1);
 /// The longest PUBLISH before its payload: the topic and a packet id.
 const PUBLISH_HEAD_MAX_LEN: usize = FIXED_HEADER_MAX_LEN + 2 + MAX_TOPIC_LEN + 2;
 
@@ -97,7 +98,7 @@ enum Found {
 pub struct Mqtt {
     net: &'static Net,
     p: &'static Provision,
-    topics: [TopicBuf; 4],
+    topics: [TopicBuf; 7],
     will: ([u8; WILL_LEN], usize),
     state: State,
     generation: u32,
@@ -131,10 +132,13 @@ impl Mqtt {
         let id = TerminalId::new(&p.terminal).ok()?;
         let t = |c| topic(&p.topic_prefix, &id, c).ok();
         let topics = [
-            t(Channel::Telemetry)?,
-            t(Channel::Status)?,
-            t(Channel::Ack)?,
-            t(Channel::Config)?,
+            t(Channel::ALL[0])?,
+            t(Channel::ALL[1])?,
+            t(Channel::ALL[2])?,
+            t(Channel::ALL[3])?,
+            t(Channel::ALL[4])?,
+            t(Channel::ALL[5])?,
+            t(Channel::ALL[6])?,
         ];
         let mut will = [0u8; WILL_LEN];
         let will_len = Status::offline()
@@ -162,12 +166,7 @@ impl Mqtt {
     }
 
     fn topic(&self, c: Channel) -> &str {
-        let i = match c {
-            Channel::Telemetry => 0,
-            Channel::Status => 1,
-            Channel::Ack => 2,
-            Channel::Config => 3,
-        };
+        let i = Channel::ALL.iter().position(|&a| a == c).unwrap_or(0);
         &self.topics[i]
     }
 
@@ -258,6 +257,8 @@ impl Mqtt {
         let filters = [
             (self.topic(Channel::Ack), QoS::AtLeastOnce),
             (self.topic(Channel::Config), QoS::AtLeastOnce),
+            (self.topic(Channel::Firmware), QoS::AtLeastOnce),
+            (self.topic(Channel::Chunk), QoS::AtLeastOnce),
         ];
         let subscribe = mqtt::Subscribe {
             packet_id: id,
@@ -423,9 +424,14 @@ impl Mqtt {
             return Found::Nothing;
         };
         let start = len - publish.payload.len();
-        let channel = [Channel::Ack, Channel::Config]
-            .into_iter()
-            .find(|&c| self.topic(c).as_bytes() == publish.topic);
+        let channel = [
+            Channel::Ack,
+            Channel::Config,
+            Channel::Firmware,
+            Channel::Chunk,
+        ]
+        .into_iter()
+        .find(|&c| self.topic(c).as_bytes() == publish.topic);
         if let Some(packet_id) = publish.packet_id {
             // PUBACK (QoS 1; the subscriptions ask for no more).
             if !self.send(&[&mqtt::PubAck { packet_id }.to_bytes()]) {

@@ -5,8 +5,9 @@
 //! both encodings are declared. The node firmware, the host simulator, the gateway and the
 //! protocol document (`docs/protocol.md`) all follow it.
 //!
-//! * [`topic`] builds and parses `weir/terminals/{terminal_id}/{telemetry,status,ack,config}`.
-//! * [`Telemetry`], [`Status`], [`Ack`] and [`NodeConfig`] are the four messages.
+//! * [`topic`] builds and parses `weir/terminals/{terminal_id}/{telemetry,status,ack,config,firmware,chunk,update}`.
+//! * [`Telemetry`], [`Status`], [`Ack`] and [`NodeConfig`] are the four messages of
+//!   readings and settings; [`firmware`] has the three of firmware updates.
 //! * [`Quantity`] says what a reading measures, its JSON field name, unit and valid range.
 //! * [`Encoding`]. Every message has a compact binary form (postcard, behind a version byte)
 //!   and a JSON form. A receiver tells them apart by the first byte, see [`Encoding::detect`].
@@ -17,6 +18,7 @@
 #![deny(missing_docs)]
 
 mod error;
+pub mod firmware;
 mod message;
 mod quantity;
 mod reading;
@@ -26,6 +28,7 @@ pub mod topic;
 mod wire;
 
 pub use error::{Error, Field, Reason};
+pub use firmware::{FirmwareChunk, FirmwareOffer, UpdateReport, UpdateState, CHUNK_LEN};
 pub use message::{
     decode_json_as_no_std, Ack, Calibration, CalibrationSet, Message, NodeConfig, NodeState,
     Status, Telemetry, FIRMWARE_LEN,

@@ -334,3 +334,6 @@ macro_rules! plain_message {
 plain_message!(Ack, |_| Ok(()));
 plain_message!(Status, |_| Ok(()));
 plain_message!(NodeConfig, NodeConfig::validate);
+plain_message!(crate::FirmwareOffer, crate::FirmwareOffer::validate);
+plain_message!(crate::FirmwareChunk, crate::FirmwareChunk::validate);
+plain_message!(crate::UpdateReport, |_| Ok(()));

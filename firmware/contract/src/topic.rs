@@ -20,7 +20,7 @@ pub const MAX_TOPIC_LEN: usize = MAX_PREFIX_LEN + "/terminals/".len() + 32 + "/t
 /// A topic as text, built without a heap.
 pub type TopicBuf = heapless::String<MAX_TOPIC_LEN>;
 
-/// The four channels of a terminal.
+/// The channels of a terminal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Channel {
     /// Node -> gateway readings, QoS 1.
@@ -31,15 +31,26 @@ pub enum Channel {
     Ack,
     /// Gateway -> node settings, retained.
     Config,
+    /// Gateway -> node: the firmware image the node should run ([`crate::FirmwareOffer`]),
+    /// retained; an empty retained message withdraws it.
+    Firmware,
+    /// Gateway -> node: one piece of a firmware image ([`crate::FirmwareChunk`]), QoS 1.
+    Chunk,
+    /// Node -> gateway: a firmware update's requests and outcome ([`crate::UpdateReport`]),
+    /// QoS 1.
+    Update,
 }
 
 impl Channel {
     /// Every channel.
-    pub const ALL: [Channel; 4] = [
+    pub const ALL: [Channel; 7] = [
         Channel::Telemetry,
         Channel::Status,
         Channel::Ack,
         Channel::Config,
+        Channel::Firmware,
+        Channel::Chunk,
+        Channel::Update,
     ];
 
     /// The last topic level.
@@ -49,6 +60,9 @@ impl Channel {
             Channel::Status => "status",
             Channel::Ack => "ack",
             Channel::Config => "config",
+            Channel::Firmware => "firmware",
+            Channel::Chunk => "chunk",
+            Channel::Update => "update",
         }
     }
 }
@@ -104,7 +118,9 @@ pub fn parse(prefix: &str, topic: &str) -> Result<(TerminalId, Channel), Error> 
     let channel = Channel::ALL
         .into_iter()
         .find(|c| c.name() == channel)
-        .ok_or(bad("the channel must be telemetry, status, ack or config"))?;
+        .ok_or(bad(
+            "the channel must be telemetry, status, ack, config, firmware, chunk or update",
+        ))?;
     Ok((TerminalId::new(id)?, channel))
 }
 
@@ -144,7 +160,9 @@ mod tests {
         );
         assert_eq!(
             why("weir/terminals/HY-1/photo"),
-            Reason::BadTopic("the channel must be telemetry, status, ack or config")
+            Reason::BadTopic(
+                "the channel must be telemetry, status, ack, config, firmware, chunk or update"
+            )
         );
         assert!(matches!(
             why("weir/terminals/HY 1/status"),

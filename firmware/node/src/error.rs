@@ -18,6 +18,14 @@ pub enum Error<E> {
     },
     /// A message could not be encoded (a bug: the node only builds valid messages).
     Encode(weir_contract::Error),
+    /// The firmware updater's flash failed.
+    Update(crate::update::Error),
+}
+
+impl<E> From<crate::update::Error> for Error<E> {
+    fn from(e: crate::update::Error) -> Self {
+        Error::Update(e)
+    }
 }
 
 impl<E> From<sequential_storage::Error<E>> for Error<E> {
@@ -32,6 +40,7 @@ impl<E: fmt::Debug> fmt::Display for Error<E> {
             Error::Flash(e) => write!(f, "flash: {e:?}"),
             Error::Partition { name, why } => write!(f, "flash partition {name}: {why}"),
             Error::Encode(e) => write!(f, "encoding a message: {e}"),
+            Error::Update(e) => write!(f, "{e}"),
         }
     }
 }

@@ -40,6 +40,7 @@ mod record;
 mod select;
 mod sensors;
 mod store;
+pub mod update;
 mod uplink;
 
 pub use calibration::{calibrate, SLUDGE_TOLERANCE_PCT};

@@ -4,8 +4,8 @@ use embedded_storage_async::nor_flash::MultiwriteNorFlash;
 use sequential_storage::Error as FlashError;
 use weir_contract::topic::Channel;
 use weir_contract::{
-    Ack, Message, NodeConfig, NodeState, Status, Telemetry, Timestamp, EARLIEST_TIMESTAMP,
-    FIRMWARE_LEN,
+    Ack, FirmwareChunk, FirmwareOffer, Message, NodeConfig, NodeState, Status, Telemetry,
+    Timestamp, UpdateReport, EARLIEST_TIMESTAMP, FIRMWARE_LEN,
 };
 
 use crate::calibration::calibrate;
@@ -17,6 +17,7 @@ use crate::record::{
 use crate::select::{select, Either};
 use crate::sensors::Sensors;
 use crate::store::{key, max_readings_per_message, Partitions, Store};
+use crate::update::{NoUpdates, Updates};
 use crate::uplink::{Event, Uplink};
 use crate::{ENCODING, FIRMWARE};
 
@@ -32,6 +33,9 @@ pub struct Settings {
     pub retry_ms: u64,
     /// Status is published on connect and when it changes; and at least this often, s.
     pub status_refresh_s: u32,
+    /// A new firmware image that has not confirmed itself (no ack from the gateway) after
+    /// this long restarts the board, and the boot loader goes back to the previous image, s.
+    pub trial_limit_s: u32,
 }
 
 impl Default for Settings {
@@ -41,6 +45,7 @@ impl Default for Settings {
             factory_config: NodeConfig::default(),
             retry_ms: 5_000,
             status_refresh_s: 3600,
+            trial_limit_s: 900,
         }
     }
 }
@@ -70,7 +75,12 @@ pub struct Stats {
     pub configs_refused: u32,
     /// Status messages published.
     pub statuses: u32,
+    /// Firmware update reports (requests for pieces, outcomes) published.
+    pub update_reports: u32,
 }
+
+/// How long the node waits for a firmware piece before asking for it again, ms.
+pub const UPDATE_RETRY_MS: u64 = 10_000;
 
 /// Where the link stands.
 #[derive(Clone, Copy, Debug, Default)]
@@ -91,10 +101,13 @@ struct StatusState {
     retry_at_ms: u64,
 }
 
-/// A sensor node: generic over its sensors `S`, clock `C`, uplink `U` and flash `F`.
+/// A sensor node: generic over its sensors `S`, clock `C`, uplink `U`, flash `F` and
+/// firmware updater `O`.
 ///
-/// Build it with [`Node::new`], then call [`Node::run`] (or [`Node::step`] in a loop).
-pub struct Node<S, C, U, F: MultiwriteNorFlash> {
+/// Build it with [`Node::new`] (no firmware updates) or [`Node::with_updates`], then call
+/// [`Node::run`] (or [`Node::step`] in a loop; with updates, restart the board when
+/// [`Node::reboot_due`] says so).
+pub struct Node<S, C, U, F: MultiwriteNorFlash, O = NoUpdates> {
     sensors: S,
     clock: C,
     uplink: U,
@@ -129,9 +142,14 @@ pub struct Node<S, C, U, F: MultiwriteNorFlash> {
     /// The message being built; kept here rather than on the stack (about 6.7 KiB).
     telemetry: Telemetry,
     stats: Stats,
+    updates: O,
+    /// A firmware update report not yet published.
+    update_out: Option<UpdateReport>,
+    /// When to ask again for a firmware piece that has not come.
+    update_retry_at_ms: u64,
 }
 
-impl<S, C, U, F: MultiwriteNorFlash> core::fmt::Debug for Node<S, C, U, F> {
+impl<S, C, U, F: MultiwriteNorFlash, O> core::fmt::Debug for Node<S, C, U, F, O> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Node")
             .field("boot", &self.boot)
@@ -147,11 +165,15 @@ impl<S, C, U, F: MultiwriteNorFlash> core::fmt::Debug for Node<S, C, U, F> {
 }
 
 /// What an uplink event means, decoded, so the uplink's buffer is free again.
+// A firmware chunk (about 550 bytes) makes it large; it lives only on the stack of `step`.
+#[allow(clippy::large_enum_variant)]
 enum Incoming {
     Connected,
     Disconnected,
     Ack(Ack),
     Config(Result<NodeConfig, weir_contract::Error>),
+    Offer(Option<FirmwareOffer>),
+    Chunk(FirmwareChunk),
     Other,
 }
 
@@ -168,12 +190,26 @@ impl Incoming {
                 channel: Channel::Config,
                 payload,
             } => Incoming::Config(NodeConfig::decode(payload)),
+            Event::Message {
+                channel: Channel::Firmware,
+                payload: [],
+            } => Incoming::Offer(None),
+            Event::Message {
+                channel: Channel::Firmware,
+                payload,
+            } => {
+                FirmwareOffer::decode(payload).map_or(Incoming::Other, |o| Incoming::Offer(Some(o)))
+            }
+            Event::Message {
+                channel: Channel::Chunk,
+                payload,
+            } => FirmwareChunk::decode(payload).map_or(Incoming::Other, Incoming::Chunk),
             Event::Message { .. } => Incoming::Other,
         }
     }
 }
 
-impl<S, C, U, F> Node<S, C, U, F>
+impl<S, C, U, F> Node<S, C, U, F, NoUpdates>
 where
     S: Sensors,
     C: Clock,
@@ -192,6 +228,27 @@ where
         uplink: U,
         flash: Partitions<F>,
         settings: Settings,
+    ) -> Result<Self, Error<F::Error>> {
+        Node::with_updates(sensors, clock, uplink, flash, settings, NoUpdates)
+    }
+}
+
+impl<S, C, U, F, O> Node<S, C, U, F, O>
+where
+    S: Sensors,
+    C: Clock,
+    U: Uplink,
+    F: MultiwriteNorFlash,
+    O: Updates,
+{
+    /// [`Node::new`] with a firmware updater (for example [`crate::update::Updater`]).
+    pub fn with_updates(
+        sensors: S,
+        clock: C,
+        uplink: U,
+        flash: Partitions<F>,
+        settings: Settings,
+        updates: O,
     ) -> Result<Self, Error<F::Error>> {
         let store = Store::open(flash)?;
         let config = settings.factory_config;
@@ -225,6 +282,9 @@ where
                 readings: heapless::Vec::new(),
             },
             stats: Stats::default(),
+            updates,
+            update_out: None,
+            update_retry_at_ms: 0,
         })
     }
 
@@ -244,6 +304,7 @@ where
         }
         self.scan_queue().await?;
         self.scan_pending().await?;
+        self.updates.start().await?;
         let now = self.clock.now_ms();
         self.started_ms = now;
         self.next_sample_ms = now;
@@ -325,6 +386,10 @@ where
             if self.has_unpublished() && now >= self.link.retry_at_ms {
                 self.publish_queued().await?;
             }
+            if self.update_out.is_none() && now >= self.update_retry_at_ms {
+                self.update_out = self.updates.retry();
+            }
+            self.publish_update().await;
         }
 
         let deadline = self.next_deadline();
@@ -346,6 +411,47 @@ where
     fn has_unpublished(&self) -> bool {
         self.newest_queued
             .is_some_and(|newest| self.link.published_upto.is_none_or(|p| newest > p))
+    }
+
+    /// Publishes the pending firmware update report, if any; asks again for a piece that
+    /// has not come after a while.
+    async fn publish_update(&mut self) {
+        let Some(report) = &self.update_out else {
+            return;
+        };
+        let now = self.clock.now_ms();
+        let mut buf = [0u8; 64];
+        let Ok(len) = report.encode(ENCODING, &mut buf) else {
+            self.update_out = None;
+            return;
+        };
+        if self
+            .uplink
+            .publish(Channel::Update, &buf[..len], false)
+            .await
+            .is_ok()
+        {
+            self.update_out = None;
+            self.stats.update_reports += 1;
+        }
+        self.update_retry_at_ms = now + UPDATE_RETRY_MS;
+    }
+
+    /// Whether the board should restart now: a verified firmware image is marked for the
+    /// boot loader (which installs it), or a new image on trial has not confirmed itself
+    /// within [`Settings::trial_limit_s`] (the boot loader goes back to the previous one).
+    pub fn reboot_due(&mut self) -> bool {
+        if self.updates.reboot_due() {
+            return true;
+        }
+        self.updates.on_trial()
+            && self.clock.now_ms().saturating_sub(self.started_ms)
+                >= u64::from(self.settings.trial_limit_s) * 1000
+    }
+
+    /// The firmware updater.
+    pub fn updates_mut(&mut self) -> &mut O {
+        &mut self.updates
     }
 
     fn next_deadline(&mut self) -> u64 {
@@ -558,7 +664,24 @@ where
                 self.status = StatusState::default();
             }
             Incoming::Disconnected => self.link.connected = false,
-            Incoming::Ack(ack) => self.free_acked(ack).await?,
+            Incoming::Ack(ack) => {
+                self.free_acked(ack).await?;
+                // The gateway stored what this image sent: if it is a new one on trial, it
+                // has proved itself.
+                if let Some(report) = self.updates.confirm().await? {
+                    self.update_out = Some(report);
+                }
+            }
+            Incoming::Offer(offer) => {
+                if let Some(report) = self.updates.offer(offer.as_ref()).await? {
+                    self.update_out = Some(report);
+                }
+            }
+            Incoming::Chunk(chunk) => {
+                if let Some(report) = self.updates.chunk(&chunk).await? {
+                    self.update_out = Some(report);
+                }
+            }
             Incoming::Config(Ok(config)) => self.apply_config(config).await?,
             Incoming::Config(Err(_)) => self.stats.configs_refused += 1,
             Incoming::Other => {}

@@ -374,10 +374,17 @@ pub mod layout {
         pub flash_base: u32,
         /// Flash size, bytes.
         pub flash_len: u32,
-        /// Start of the firmware's space (after any second-stage bootloader).
+        /// The boot loader's space (with the chip's second-stage bootloader, if any, first):
+        /// start and end.
+        pub boot_loader: (u32, u32),
+        /// The boot loader's STATE partition (embassy-boot: swap and confirmation marks).
+        pub boot_state: (u32, u32),
+        /// Start of the firmware's space: the ACTIVE slot the boot loader starts.
         pub firmware: u32,
-        /// End of the firmware's space: the node's partitions start here.
+        /// End of the ACTIVE slot.
         pub firmware_end: u32,
+        /// The DFU slot, where an update is downloaded: one page larger than ACTIVE.
+        pub dfu: (u32, u32),
         /// Settings partition (boot counter, gateway configuration).
         pub settings: (u32, u32),
         /// Readings not yet batched.
@@ -390,21 +397,66 @@ pub mod layout {
 
     /// WIZnet W5500-EVB-Pico: RP2040, 2 MiB QSPI flash at 0x1000_0000.
     ///
-    /// 0x1000_0000 boot2 (256 B), firmware to 1 MiB; settings 8 KiB, readings 64 KiB, queue
-    /// 948 KiB; the configuration image in the last 4 KiB sector.
+    /// 0x1000_0000 boot2 (256 B) and the boot loader (embassy-boot-rp) to 24 KiB; its
+    /// STATE 4 KiB; the firmware's ACTIVE slot 256 KiB; the DFU slot 260 KiB; settings
+    /// 8 KiB, readings 64 KiB, queue 1428 KiB; the configuration image in the last 4 KiB
+    /// sector.
     pub const W5500_EVB_PICO: FlashLayout = FlashLayout {
         board: "w5500-evb-pico",
         uf2_family: 0xE48B_FF56,
         flash_base: 0x1000_0000,
         flash_len: 2 * 1024 * 1024,
-        firmware: 0x1000_0000,
-        firmware_end: 0x1010_0000,
-        settings: (0x1010_0000, 0x1010_2000),
-        readings: (0x1010_2000, 0x1011_2000),
-        queue: (0x1011_2000, 0x101F_F000),
+        boot_loader: (0x1000_0000, 0x1000_6000),
+        boot_state: (0x1000_6000, 0x1000_7000),
+        firmware: 0x1000_7000,
+        firmware_end: 0x1004_7000,
+        dfu: (0x1004_7000, 0x1008_8000),
+        settings: (0x1008_8000, 0x1008_A000),
+        readings: (0x1008_A000, 0x1009_A000),
+        queue: (0x1009_A000, 0x101F_F000),
         provision: 0x101F_F000,
     };
 
     /// Every board the provisioning command knows.
     pub const BOARDS: &[FlashLayout] = &[W5500_EVB_PICO];
+}
+
+#[cfg(test)]
+mod tests {
+    use super::layout::BOARDS;
+
+    #[test]
+    fn every_board_layout_tiles_its_flash_and_has_a_dfu_slot_one_page_larger() {
+        for l in BOARDS {
+            let parts = [
+                l.boot_loader,
+                l.boot_state,
+                (l.firmware, l.firmware_end),
+                l.dfu,
+                l.settings,
+                l.readings,
+                l.queue,
+                (l.provision, l.provision + 4096),
+            ];
+            assert_eq!(parts[0].0, l.flash_base, "{}", l.board);
+            for w in parts.windows(2) {
+                assert_eq!(w[0].1, w[1].0, "{}: {w:x?} leave a gap or overlap", l.board);
+            }
+            assert_eq!(parts[7].1, l.flash_base + l.flash_len, "{}", l.board);
+            for (start, end) in parts {
+                assert!(
+                    start % 4096 == 0 && end % 4096 == 0 && start < end,
+                    "{}",
+                    l.board
+                );
+            }
+            // embassy-boot's swap needs one spare page in DFU.
+            assert_eq!(
+                l.dfu.1 - l.dfu.0,
+                l.firmware_end - l.firmware + 4096,
+                "{}",
+                l.board
+            );
+        }
+    }
 }

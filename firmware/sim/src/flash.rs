@@ -76,6 +76,11 @@ impl FileFlash {
         Ok(FileFlash { file, bytes })
     }
 
+    /// The flash's contents.
+    pub fn contents(&self) -> &[u8] {
+        &self.bytes
+    }
+
     fn range(
         &self,
         offset: u32,
@@ -139,6 +144,42 @@ impl NorFlash for FileFlash {
 }
 
 impl MultiwriteNorFlash for FileFlash {}
+
+// The simulated boot loader (embassy-boot's `BootLoader`) uses the blocking traits.
+impl embedded_storage::nor_flash::ReadNorFlash for FileFlash {
+    const READ_SIZE: usize = 1;
+
+    fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), Self::Error> {
+        futures_lite_block_on(ReadNorFlash::read(self, offset, bytes))
+    }
+
+    fn capacity(&self) -> usize {
+        ReadNorFlash::capacity(self)
+    }
+}
+
+impl embedded_storage::nor_flash::NorFlash for FileFlash {
+    const WRITE_SIZE: usize = 4;
+    const ERASE_SIZE: usize = PAGE;
+
+    fn erase(&mut self, from: u32, to: u32) -> Result<(), Self::Error> {
+        futures_lite_block_on(NorFlash::erase(self, from, to))
+    }
+
+    fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), Self::Error> {
+        futures_lite_block_on(NorFlash::write(self, offset, bytes))
+    }
+}
+
+/// Runs one of the flash's futures, which never wait (file I/O is done in place).
+fn futures_lite_block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+    let mut f = std::pin::pin!(f);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match f.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(v) => v,
+        std::task::Poll::Pending => unreachable!("the file flash never waits"),
+    }
+}
 
 #[cfg(test)]
 mod tests {

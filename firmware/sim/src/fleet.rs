@@ -11,6 +11,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context as _};
 use tokio_util::sync::CancellationToken;
 use weir_contract::{topic, Reading, TerminalId};
+use weir_node::update::Updater;
 use weir_node::{Clock as _, Node, Partitions, RawReading, Sensors, Settings};
 
 use crate::flash::FileFlash;
@@ -24,6 +25,10 @@ pub const QUEUE_PAGES: usize = 64;
 pub const SETTINGS_PAGES: usize = 2;
 /// Pages of the pending-readings partition.
 pub const PENDING_PAGES: usize = 4;
+/// Pages of the ACTIVE firmware slot (64 KiB); the DFU slot has one more, STATE one.
+pub const ACTIVE_PAGES: usize = 16;
+/// Size of the factory image a new simulated node starts with, bytes.
+pub const FACTORY_IMAGE_LEN: usize = 24 * 1024;
 /// Name of the file, in a terminal's data directory, that lists (as Unix seconds) every
 /// reading the node wrote to its flash, written once the write is done: each must reach the
 /// gateway.
@@ -153,6 +158,12 @@ pub struct FleetConfig {
     /// [`SAMPLED_LOG`] before the node stores it, every reading's time in [`SAMPLE_LOG`] once
     /// it is in flash.
     pub sample_log: bool,
+    /// The Ed25519 public key the nodes accept firmware images from (all zeros: none).
+    pub firmware_key: [u8; 32],
+    /// The version of the image a new node starts with.
+    pub factory_firmware: String,
+    /// How long a node runs an image made to fail before its watchdog resets it.
+    pub bad_image_reset: Duration,
 }
 
 impl Default for FleetConfig {
@@ -172,6 +183,9 @@ impl Default for FleetConfig {
             only: Vec::new(),
             faults: true,
             sample_log: false,
+            firmware_key: [0; 32],
+            factory_firmware: weir_node::FIRMWARE.to_string(),
+            bad_image_reset: Duration::from_secs(3),
         }
     }
 }
@@ -365,11 +379,55 @@ impl Sensors for SimSensors {
     }
 }
 
-type SimNode = Node<SimSensors, SimClock, MqttUplink, FileFlash>;
+type SimNode<'a> =
+    Node<SimSensors, SimClock, MqttUplink, FileFlash, Updater<'a, FileFlash, FileFlash>>;
+
+/// A node's firmware slots: ACTIVE, DFU and STATE.
+fn open_slots(dir: &Path) -> anyhow::Result<(FileFlash, FileFlash, FileFlash)> {
+    let open = |name: &str, pages| {
+        let path = dir.join(name);
+        FileFlash::open(&path, pages).with_context(|| format!("opening {}", path.display()))
+    };
+    Ok((
+        open("active.flash", ACTIVE_PAGES)?,
+        open("dfu.flash", ACTIVE_PAGES + 1)?,
+        open("state.flash", 1)?,
+    ))
+}
+
+/// What the boot loader does at a node's start: writes the factory image into an empty
+/// ACTIVE slot (a new node), swaps in a marked update or rolls back an unconfirmed one
+/// (embassy-boot's `BootLoader::prepare_boot`), then says which image runs: its version and
+/// whether it was made to fail.
+fn boot(dir: &Path, factory: &str) -> anyhow::Result<(String, bool)> {
+    use embedded_storage::nor_flash::NorFlash as _;
+    let (mut active, dfu, state) = open_slots(dir)?;
+    if crate::image::describe(active.contents()).is_none() {
+        let mut image = crate::image::build(factory, false, FACTORY_IMAGE_LEN);
+        image.resize(image.len().next_multiple_of(4), 0xFF);
+        active
+            .erase(0, (ACTIVE_PAGES * crate::flash::PAGE) as u32)
+            .context("erasing the ACTIVE slot")?;
+        active
+            .write(0, &image)
+            .context("writing the factory image")?;
+    }
+    let mut loader =
+        embassy_boot::BootLoader::new(embassy_boot::BootLoaderConfig { active, dfu, state });
+    let mut buf = vec![0u8; crate::flash::PAGE];
+    loader
+        .prepare_boot(&mut buf)
+        .map_err(|e| anyhow!("boot loader: {e:?}"))?;
+    let (active, _, _) = open_slots(dir)?;
+    crate::image::describe(active.contents())
+        .ok_or_else(|| anyhow!("the ACTIVE slot holds no image after the boot loader ran"))
+}
 
 enum Outcome {
     Stop,
     Reboot,
+    /// A firmware update is marked: restart into the boot loader.
+    Update,
     Failed(weir_node::Error<crate::flash::FileFlashError>),
 }
 
@@ -395,6 +453,16 @@ async fn run_terminal(
         Arc::new(move || !plan.link_dead(timeline.sim_at(wall_now_ms()).div_euclid(1000)))
     };
     loop {
+        let (running, bad) = boot(&dir, &config.factory_firmware)?;
+        if bad {
+            // This image never gets as far as reporting; the watchdog resets the node and
+            // the boot loader goes back to the previous image.
+            tracing::info!(terminal = %plan.id, version = %running, "image fails to start; watchdog reset");
+            tokio::select! {
+                () = cancel.cancelled() => return Ok(()),
+                () = tokio::time::sleep(config.bad_image_reset) => continue,
+            }
+        }
         let clock = SimClock::new(timeline);
         let open = |name: &str, pages| {
             let path = dir.join(name);
@@ -418,10 +486,29 @@ async fn run_terminal(
         };
         let settings = Settings {
             factory_config: plan.factory_config(),
+            // A few bytes per start of a simulated node.
+            firmware: Box::leak(running.clone().into_boxed_str()),
             ..Settings::default()
         };
-        let mut node = Node::new(sensors, clock.clone(), uplink, partitions, settings)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let (_, dfu, state) = open_slots(&dir)?;
+        let mut aligned = [0u8; 4];
+        let updater = Updater::new(
+            dfu,
+            state,
+            &mut aligned,
+            config.firmware_key,
+            &running,
+            (ACTIVE_PAGES * crate::flash::PAGE) as u32,
+        );
+        let mut node: SimNode<'_> = Node::with_updates(
+            sensors,
+            clock.clone(),
+            uplink,
+            partitions,
+            settings,
+            updater,
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
         if let Err(e) = node.start().await {
             tracing::error!(terminal = %plan.id, "flash: {e}; restarting in 1 s");
             tokio::time::sleep(Duration::from_secs(1)).await;
@@ -436,9 +523,9 @@ async fn run_terminal(
             .map(|at| timeline.wall_at(at));
 
         let outcome = tokio::select! {
-            result = node.run() => match result {
+            result = run_until_reboot(&mut node) => match result {
                 Err(e) => Outcome::Failed(e),
-                Ok(never) => match never {},
+                Ok(()) => Outcome::Update,
             },
             () = cancel.cancelled() => Outcome::Stop,
             () = wall_sleep_until(reboot_wall_ms) => Outcome::Reboot,
@@ -447,6 +534,12 @@ async fn run_terminal(
             Outcome::Stop => {
                 shut_down(&mut node).await;
                 return Ok(());
+            }
+            Outcome::Update => {
+                tracing::info!(terminal = %plan.id, "restarting into a firmware update");
+                let _ = node.go_offline().await;
+                node.uplink_mut().disconnect().await;
+                drop(node);
             }
             Outcome::Reboot => {
                 tracing::info!(terminal = %plan.id, "scripted reboot");
@@ -475,8 +568,20 @@ async fn wall_sleep_until(wall_ms: Option<i64>) {
     }
 }
 
+/// Runs the node until a firmware update is marked (then the board restarts).
+async fn run_until_reboot(
+    node: &mut SimNode<'_>,
+) -> Result<(), weir_node::Error<crate::flash::FileFlashError>> {
+    loop {
+        node.step().await?;
+        if node.reboot_due() {
+            return Ok(());
+        }
+    }
+}
+
 /// Batches and publishes what is left, waits up to 5 s for the acks, goes offline.
-async fn shut_down(node: &mut SimNode) {
+async fn shut_down(node: &mut SimNode<'_>) {
     if let Err(e) = node.flush().await {
         tracing::warn!("flushing at shutdown: {e}");
         return;

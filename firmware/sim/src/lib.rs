@@ -9,11 +9,15 @@
 //!   the wall clock until it catches up, and never gets ahead of it.
 //! * [`FileFlash`]: NOR flash in a file, so a killed simulator keeps its queues.
 //! * [`MqttUplink`]: the node's MQTT connection.
+//! * [`image`]: simulated firmware images; each node boots through embassy-boot's boot loader
+//!   over its own file-backed ACTIVE, DFU and STATE partitions, so firmware updates (and
+//!   rollbacks) run as on a board.
 
 #![deny(missing_docs)]
 
 mod flash;
 mod fleet;
+pub mod image;
 pub mod scenario;
 pub mod signals;
 mod timeline;

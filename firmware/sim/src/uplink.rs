@@ -58,6 +58,7 @@ pub struct MqttUplink {
     connected: Arc<AtomicBool>,
     telemetry_topic: String,
     status_topic: String,
+    update_topic: String,
     current: Bytes,
     task: JoinHandle<()>,
 }
@@ -101,7 +102,12 @@ impl MqttUplink {
         let (client, eventloop) = AsyncClient::new(options, 256);
         let (tx, events) = mpsc::unbounded_channel();
         let connected = Arc::new(AtomicBool::new(false));
-        let subscriptions = [topic_of(Channel::Ack)?, topic_of(Channel::Config)?];
+        let subscriptions = [
+            topic_of(Channel::Ack)?,
+            topic_of(Channel::Config)?,
+            topic_of(Channel::Firmware)?,
+            topic_of(Channel::Chunk)?,
+        ];
         let task = tokio::spawn(drive(
             eventloop,
             client.clone(),
@@ -116,6 +122,7 @@ impl MqttUplink {
             events,
             connected,
             telemetry_topic: topic_of(Channel::Telemetry)?,
+            update_topic: topic_of(Channel::Update)?,
             status_topic,
             current: Bytes::new(),
             task,
@@ -153,6 +160,7 @@ impl Uplink for MqttUplink {
         }
         let topic = match channel {
             Channel::Status => &self.status_topic,
+            Channel::Update => &self.update_topic,
             _ => &self.telemetry_topic,
         };
         self.client
@@ -182,7 +190,7 @@ impl Uplink for MqttUplink {
 async fn drive(
     mut eventloop: EventLoop,
     client: AsyncClient,
-    subscriptions: [String; 2],
+    subscriptions: [String; 4],
     prefix: String,
     tx: mpsc::UnboundedSender<LinkEvent>,
     connected: Arc<AtomicBool>,

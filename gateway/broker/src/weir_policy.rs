@@ -115,7 +115,7 @@ impl Policy for WeirPolicy {
             Identity::Service { .. } => true,
             Identity::Terminal(id) => matches!(
                 self.own_channel(id, topic),
-                Some(Channel::Telemetry | Channel::Status)
+                Some(Channel::Telemetry | Channel::Status | Channel::Update)
             ),
         }
     }
@@ -126,7 +126,7 @@ impl Policy for WeirPolicy {
             // A filter with a wildcard never parses: the id or channel would contain `+`/`#`.
             Identity::Terminal(id) => matches!(
                 self.own_channel(id, filter),
-                Some(Channel::Ack | Channel::Config)
+                Some(Channel::Ack | Channel::Config | Channel::Firmware | Channel::Chunk)
             ),
         }
     }
@@ -194,6 +194,11 @@ mod tests {
         assert!(p.may_publish(&n, "zj/haiyan/terminals/HY-001/status"));
         assert!(!p.may_publish(&n, "zj/haiyan/terminals/HY-001/ack"));
         assert!(!p.may_publish(&n, "zj/haiyan/terminals/HY-001/config"));
+        // Firmware updates: the node asks and reports; only the gateway offers and sends.
+        assert!(p.may_publish(&n, "zj/haiyan/terminals/HY-001/update"));
+        assert!(!p.may_publish(&n, "zj/haiyan/terminals/HY-001/firmware"));
+        assert!(!p.may_publish(&n, "zj/haiyan/terminals/HY-001/chunk"));
+        assert!(!p.may_publish(&n, "zj/haiyan/terminals/HY-002/update"));
         assert!(!p.may_publish(&n, "zj/haiyan/terminals/HY-002/telemetry"));
         assert!(!p.may_publish(&n, "weir/terminals/HY-001/telemetry"));
         assert!(!p.may_publish(&n, "zj/haiyan/terminals/HY-001/telemetry/x"));
@@ -207,6 +212,10 @@ mod tests {
         let n = node();
         assert!(p.may_subscribe(&n, "weir/terminals/HY-001/ack"));
         assert!(p.may_subscribe(&n, "weir/terminals/HY-001/config"));
+        assert!(p.may_subscribe(&n, "weir/terminals/HY-001/firmware"));
+        assert!(p.may_subscribe(&n, "weir/terminals/HY-001/chunk"));
+        assert!(!p.may_subscribe(&n, "weir/terminals/HY-002/chunk"));
+        assert!(!p.may_subscribe(&n, "weir/terminals/HY-001/update"));
         for f in [
             "weir/terminals/HY-001/telemetry",
             "weir/terminals/HY-002/ack",

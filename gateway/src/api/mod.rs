@@ -9,6 +9,7 @@
 mod alerts;
 mod error;
 mod events;
+mod firmware;
 pub mod login_guard;
 mod pictures;
 mod readings;
@@ -190,6 +191,7 @@ pub fn router(state: AppState) -> Router {
         .merge(pictures::routes())
         .merge(alerts::routes())
         .merge(reports::routes())
+        .merge(firmware::routes())
         .fallback(|| async { ApiError::not_found("no such API route") })
         .method_not_allowed_fallback(|method: axum::http::Method| async move {
             ApiError::method_not_allowed(&method)

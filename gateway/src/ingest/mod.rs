@@ -262,11 +262,12 @@ fn classify(prefix: &str, p: Publish, generation: u64, metrics: &Metrics) -> Job
             },
             Err(e) => refuse(p, Some(terminal.to_string()), &e, None),
         },
-        // The gateway subscribes to neither; a broker may still route them here.
-        Channel::Ack | Channel::Config => {
+        // Ingest subscribes to none of these (the firmware service takes `update` on its own
+        // connection); a broker may still route them here.
+        Channel::Ack | Channel::Config | Channel::Firmware | Channel::Chunk | Channel::Update => {
             let e = weir_contract::Error {
                 field: weir_contract::Field::Top("topic"),
-                reason: weir_contract::Reason::BadTopic("nodes do not publish on ack or config"),
+                reason: weir_contract::Reason::BadTopic("ingest takes only telemetry and status"),
             };
             refuse(p, Some(terminal.to_string()), &e, None)
         }

@@ -18,6 +18,7 @@ pub mod auth;
 pub mod cameras;
 pub mod cursors;
 pub mod dead_letters;
+pub mod firmware;
 pub mod forward_rejects;
 pub mod incidents;
 pub mod notifications;

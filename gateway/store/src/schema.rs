@@ -240,6 +240,7 @@ pub fn migrations() -> Vec<(&'static str, String)> {
         "DROP TABLE messages;".to_string(),
     ));
     all.push(("pictures_0001", PICTURES_0001.to_string()));
+    all.push(("firmware_0001", crate::firmware::MIGRATION.to_string()));
     all
 }
 

@@ -136,6 +136,44 @@ impl NorFlash for TestFlash {
 
 impl MultiwriteNorFlash for TestFlash {}
 
+impl TestFlash {
+    /// A flash over `bytes` that fails when `power` runs out.
+    pub fn over(bytes: &Rc<RefCell<Vec<u8>>>, power: &Power) -> Self {
+        TestFlash {
+            bytes: bytes.clone(),
+            power: power.clone(),
+        }
+    }
+}
+
+// The boot loader (embassy-boot's `BootLoader`) uses the blocking traits: the same flash
+// (`ErrorType` is shared by both).
+
+impl embedded_storage::nor_flash::ReadNorFlash for TestFlash {
+    const READ_SIZE: usize = 1;
+
+    fn read(&mut self, offset: u32, out: &mut [u8]) -> Result<(), Self::Error> {
+        block_on(ReadNorFlash::read(self, offset, out))
+    }
+
+    fn capacity(&self) -> usize {
+        ReadNorFlash::capacity(self)
+    }
+}
+
+impl embedded_storage::nor_flash::NorFlash for TestFlash {
+    const WRITE_SIZE: usize = 4;
+    const ERASE_SIZE: usize = PAGE;
+
+    fn erase(&mut self, from: u32, to: u32) -> Result<(), Self::Error> {
+        block_on(NorFlash::erase(self, from, to))
+    }
+
+    fn write(&mut self, offset: u32, data: &[u8]) -> Result<(), Self::Error> {
+        block_on(NorFlash::write(self, offset, data))
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Clock, sensors, uplink
 
@@ -255,7 +293,8 @@ impl Uplink for TestUplink {
 // ---------------------------------------------------------------------------------------
 // The rig
 
-pub type TestNode = Node<TestSensors, TestClock, TestUplink, TestFlash>;
+pub type TestNode<O = weir_node::update::NoUpdates> =
+    Node<TestSensors, TestClock, TestUplink, TestFlash, O>;
 
 /// Everything a node is built from, kept across node lifetimes.
 pub struct Rig {
@@ -305,6 +344,16 @@ impl Rig {
     }
 
     pub fn try_start(&self) -> Result<TestNode, weir_node::Error<TestFlashError>> {
+        self.try_start_with(weir_node::update::NoUpdates, Settings::default())
+    }
+
+    /// Starts a node with a firmware updater and these settings (the factory configuration
+    /// is the rig's).
+    pub fn try_start_with<O: weir_node::update::Updates>(
+        &self,
+        updates: O,
+        settings: Settings,
+    ) -> Result<TestNode<O>, weir_node::Error<TestFlashError>> {
         let partitions = Partitions {
             settings: self.flash(&self.settings_flash),
             pending: self.flash(&self.pending_flash),
@@ -312,9 +361,9 @@ impl Rig {
         };
         let settings = Settings {
             factory_config: self.factory,
-            ..Settings::default()
+            ..settings
         };
-        let mut node = Node::new(
+        let mut node = Node::with_updates(
             TestSensors {
                 raw: self.raw.clone(),
                 now_ms: self.now_ms.clone(),
@@ -331,6 +380,7 @@ impl Rig {
             },
             partitions,
             settings,
+            updates,
         )?;
         block_on(node.start())?;
         Ok(node)
@@ -346,19 +396,19 @@ impl Rig {
     }
 
     /// Steps the node until the clock reaches `until_ms`.
-    pub fn run_until(&self, node: &mut TestNode, until_ms: u64) {
+    pub fn run_until<O: weir_node::update::Updates>(&self, node: &mut TestNode<O>, until_ms: u64) {
         self.try_run_until(node, until_ms).expect("the node runs");
     }
 
     /// Steps the node for `ms` from now.
-    pub fn run_for(&self, node: &mut TestNode, ms: u64) {
+    pub fn run_for<O: weir_node::update::Updates>(&self, node: &mut TestNode<O>, ms: u64) {
         let until = self.now_ms() + ms;
         self.run_until(node, until);
     }
 
-    pub fn try_run_until(
+    pub fn try_run_until<O: weir_node::update::Updates>(
         &self,
-        node: &mut TestNode,
+        node: &mut TestNode<O>,
         until_ms: u64,
     ) -> Result<(), weir_node::Error<TestFlashError>> {
         for _ in 0..1_000_000 {

@@ -59,6 +59,26 @@ struct Args {
     /// Print the scenario (who gets which fault, when) and exit.
     #[arg(long)]
     print_scenario: bool,
+    /// The county's firmware public key (64 hex digits, as `weir firmware keygen` prints):
+    /// the nodes install images signed with it. Without it they refuse every image.
+    #[arg(long, env = "WEIR_FLEET_FIRMWARE_KEY")]
+    firmware_key: Option<String>,
+    /// The version of the image a new node starts with.
+    #[arg(long, default_value = weir_node::FIRMWARE)]
+    factory_firmware: String,
+}
+
+fn parse_key(s: &str) -> anyhow::Result<[u8; 32]> {
+    let s = s.trim();
+    anyhow::ensure!(
+        s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()),
+        "--firmware-key: 64 hex digits expected"
+    );
+    let mut key = [0u8; 32];
+    for (i, k) in key.iter_mut().enumerate() {
+        *k = u8::from_str_radix(&s[2 * i..2 * i + 2], 16)?;
+    }
+    Ok(key)
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -111,6 +131,14 @@ async fn main() -> anyhow::Result<()> {
         only: args.only,
         faults: !args.no_faults,
         sample_log: args.sample_log,
+        firmware_key: args
+            .firmware_key
+            .as_deref()
+            .map(parse_key)
+            .transpose()?
+            .unwrap_or([0; 32]),
+        factory_firmware: args.factory_firmware,
+        ..FleetConfig::default()
     };
     if args.print_scenario {
         let timeline = Timeline::new(weir_sim::wall_now_ms(), config.history, config.speed);
