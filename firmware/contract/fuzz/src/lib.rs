@@ -16,9 +16,9 @@ pub fn round_trip<M: Message + PartialEq + Debug>(data: &[u8], also: &[Encoding]
     let came_in = Encoding::detect(data).expect("a payload that decodes has an encoding");
     let mut buf = vec![0u8; 4 * MAX_PAYLOAD];
     for &encoding in core::iter::once(&came_in).chain(also) {
-        let n = message
-            .encode(encoding, &mut buf)
-            .unwrap_or_else(|e| panic!("{message:?} decoded but does not encode as {encoding:?}: {e}"));
+        let n = message.encode(encoding, &mut buf).unwrap_or_else(|e| {
+            panic!("{message:?} decoded but does not encode as {encoding:?}: {e}")
+        });
         if n > MAX_PAYLOAD {
             continue;
         }
@@ -61,7 +61,10 @@ pub fn json_parsers_agree(data: &[u8]) {
         (Err(a), Err(b)) => {
             let (a, b) = (a.code(), b.code());
             let lexical = a == "bad_json" || b == "bad_json";
-            assert!(a == b || lexical, "std refused with {a:?}, no_std with {b:?}");
+            assert!(
+                a == b || lexical,
+                "std refused with {a:?}, no_std with {b:?}"
+            );
         }
     }
 }
