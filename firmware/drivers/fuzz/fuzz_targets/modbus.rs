@@ -138,7 +138,7 @@ fn requests(
     request.extend((count as u16).to_be_bytes());
     request.extend(crc16(&request).to_le_bytes());
     assert!(
-        !written.is_empty() && written.len() % request.len() == 0,
+        !written.is_empty() && written.len().is_multiple_of(request.len()),
         "{written:02X?}"
     );
     assert!(written.len() / request.len() <= usize::from(retries) + 1);
