@@ -6,6 +6,9 @@ use crate::error::{Error, Field, Reason};
 use crate::quantity::Quantity;
 use crate::time::Timestamp;
 
+/// 9999-12-31T23:59:59Z, the last second with a four-digit year in RFC 3339.
+const LATEST_TIMESTAMP: Timestamp = Timestamp::from_unix(253_402_300_799);
+
 /// Why a sensor gave no value. A node reports a fault instead of inventing a number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -129,7 +132,9 @@ impl Reading {
     }
 
     /// Checks every value against its quantity's range and the timestamp against
-    /// [`crate::EARLIEST_TIMESTAMP`]. `index` is the reading's place in its batch, for errors.
+    /// [`crate::EARLIEST_TIMESTAMP`] and the last second RFC 3339 can write (a binary message
+    /// may carry any `i64`, which its JSON form could not say). `index` is the reading's place
+    /// in its batch, for errors.
     pub fn validate(&self, index: usize) -> Result<(), Error> {
         let at = |name| Field::Reading {
             index: index as u16,
@@ -137,6 +142,12 @@ impl Reading {
         };
         if self.ts < crate::EARLIEST_TIMESTAMP {
             return Err(Error::new(at("ts"), Reason::TooEarly));
+        }
+        if self.ts > LATEST_TIMESTAMP {
+            return Err(Error::new(
+                at("ts"),
+                Reason::BadTimestamp("after 9999-12-31T23:59:59Z"),
+            ));
         }
         for (q, s) in self.samples() {
             if let Sample::Value(v) = s {

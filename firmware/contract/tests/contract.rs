@@ -197,6 +197,36 @@ fn timestamps_far_in_the_future_or_before_2020_are_refused() {
     assert!(error_text(bad).starts_with("readings[0].ts: not an RFC 3339 timestamp"));
 }
 
+/// Found by fuzzing: a binary message may carry any `i64` timestamp, and one past the year 9999
+/// passed validation although its JSON form (`57515535271-04-23T11:38:56Z`) is no RFC 3339.
+#[test]
+fn timestamps_after_the_year_9999_are_refused_in_both_encodings() {
+    let last = ts("9999-12-31T23:59:59Z");
+    let mut t = Telemetry {
+        boot: 1,
+        seq: 1,
+        readings: Default::default(),
+    };
+    t.readings.push(Reading::new(last)).unwrap();
+    assert!(t.validate().is_ok());
+    let mut buf = [0u8; 256];
+    for encoding in [Encoding::Binary, Encoding::Json] {
+        let n = t.encode(encoding, &mut buf).unwrap();
+        assert_eq!(Telemetry::decode(&buf[..n]).unwrap(), t, "{encoding:?}");
+    }
+    t.readings[0].ts = Timestamp::from_unix(last.unix() + 1);
+    let n = t.encode(Encoding::Binary, &mut buf).unwrap();
+    let e = Telemetry::decode(&buf[..n]).unwrap_err();
+    assert_eq!(e.field.to_string(), "readings[0].ts");
+    assert_eq!(e.reason, Reason::BadTimestamp("after 9999-12-31T23:59:59Z"));
+    // An offset can carry a four-digit year past the end as well.
+    let late = r#"{"boot":1,"seq":1,"readings":[{"ts":"9999-12-31T23:59:59-01:00"}]}"#;
+    assert_eq!(
+        error_text(late),
+        "readings[0].ts: not an RFC 3339 timestamp like 2026-11-22T07:40:00Z: after 9999-12-31T23:59:59Z"
+    );
+}
+
 #[test]
 fn readings_must_increase_in_time_within_a_message() {
     let p = r#"{"boot":1,"seq":1,"readings":[{"ts":"2026-11-22T07:40:00Z"},{"ts":"2026-11-22T07:40:00Z"}]}"#;
