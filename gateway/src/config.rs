@@ -544,7 +544,7 @@ fn describe(e: figment::Error) -> String {
 /// each domain's section.
 pub fn default_file() -> String {
     format!(
-        "{CORE_FILE}{}{}{}",
+        "{CORE_FILE}{}{}{}{}",
         crate::hj212::DEFAULT_CONFIG,
         crate::pictures::config::DEFAULT_CONFIG,
         crate::firmware::DEFAULT_CONFIG,

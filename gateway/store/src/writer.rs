@@ -249,8 +249,7 @@ impl Writer {
                     Some(key) => {
                         last_seen.insert(key, job.received_at);
                         store_telemetry(
-                            &tx,
-                            &mut insert,
+                            (&tx, &mut insert),
                             key,
                             terminal,
                             telemetry,
@@ -339,8 +338,8 @@ fn lookup(
 }
 
 fn store_telemetry(
-    tx: &Transaction<'_>,
-    insert: &mut rusqlite::CachedStatement<'_>,
+    // The transaction and its reading INSERT.
+    (tx, insert): (&Transaction<'_>, &mut rusqlite::CachedStatement<'_>),
     key: i64,
     terminal: &TerminalId,
     t: &Stored,
