@@ -313,8 +313,13 @@ async fn acknowledge(
                         .expired_readings
                         .fetch_add(*expired_readings as u64, Relaxed);
                 }
-                Outcome::DuplicateMessage { .. } => {
+                Outcome::DuplicateMessage {
+                    duplicate_readings, ..
+                } => {
                     metrics.duplicate_messages.fetch_add(1, Relaxed);
+                    metrics
+                        .duplicate_readings
+                        .fetch_add(*duplicate_readings as u64, Relaxed);
                 }
                 Outcome::UnknownTerminal => metrics.reject("unknown_terminal"),
                 Outcome::DeadLettered | Outcome::StatusSaved => {}

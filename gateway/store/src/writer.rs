@@ -102,6 +102,8 @@ pub enum Outcome {
     },
     /// Every reading of the message was stored before (a replay); nothing changed.
     DuplicateMessage {
+        /// Its readings, each a duplicate.
+        duplicate_readings: usize,
         /// Its terminal.
         terminal: TerminalId,
         /// Its boot counter.
@@ -375,6 +377,7 @@ fn store_telemetry(
     // sequence number for new readings (after a power cut, say) loses nothing.
     if new_readings == 0 && duplicate_readings > 0 && expired_readings == 0 {
         return Ok(Outcome::DuplicateMessage {
+            duplicate_readings,
             terminal: terminal.clone(),
             boot: t.boot,
             seq: t.seq,
