@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use rumqttc::{AsyncClient, Event, Packet, QoS};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use weir_contract::firmware::version;
@@ -75,16 +75,7 @@ pub async fn run(
     metrics: Arc<Metrics>,
     cancel: CancellationToken,
 ) {
-    let mut opts = MqttOptions::new(
-        format!("{}-firmware", session.client_id),
-        session.host.clone(),
-        session.port,
-    );
-    opts.set_keep_alive(Duration::from_secs(u64::from(session.keep_alive_s.max(5))))
-        .set_clean_session(true);
-    if let Some((user, password)) = &session.credentials {
-        opts.set_credentials(user, password);
-    }
+    let opts = session.side_connection("firmware");
     let (client, mut events) = AsyncClient::new(opts, 1024);
     let Ok(filter) = topic::filter_all(&session.prefix, Channel::Update) else {
         return;

@@ -43,6 +43,24 @@ pub struct Session {
     pub keep_alive_s: u16,
 }
 
+impl Session {
+    /// Options for another connection of the gateway's own, beside the ingest session: client
+    /// id `{client_id}-{suffix}`, a clean session, the same login and keep alive.
+    pub fn side_connection(&self, suffix: &str) -> rumqttc::MqttOptions {
+        let mut opts = rumqttc::MqttOptions::new(
+            format!("{}-{suffix}", self.client_id),
+            self.host.clone(),
+            self.port,
+        );
+        opts.set_keep_alive(Duration::from_secs(u64::from(self.keep_alive_s.max(5))))
+            .set_clean_session(true);
+        if let Some((user, password)) = &self.credentials {
+            opts.set_credentials(user, password);
+        }
+        opts
+    }
+}
+
 /// What ingest keeps with each message until its commit is reported.
 #[derive(Debug)]
 pub struct Token {

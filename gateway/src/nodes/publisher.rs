@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use rumqttc::{AsyncClient, Event, Packet, QoS};
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 use weir_contract::topic::{self, Channel};
@@ -32,16 +32,7 @@ const RECHECK: Duration = Duration::from_secs(60);
 /// Publishes the configs until `cancel`, on its own connection (`{client_id}-config`, clean
 /// session) with the gateway's credentials.
 pub async fn run(session: Session, store: Arc<Store>, changed: Changed, cancel: CancellationToken) {
-    let mut opts = MqttOptions::new(
-        format!("{}-config", session.client_id),
-        session.host.clone(),
-        session.port,
-    );
-    opts.set_keep_alive(Duration::from_secs(u64::from(session.keep_alive_s.max(5))))
-        .set_clean_session(true);
-    if let Some((user, password)) = &session.credentials {
-        opts.set_credentials(user, password);
-    }
+    let opts = session.side_connection("config");
     let (client, mut events) = AsyncClient::new(opts, 256);
     let (connected_tx, mut connected) = mpsc::unbounded_channel();
     let poll_cancel = cancel.clone();
