@@ -10,11 +10,13 @@
 //! - `alerts`, `incidents`, `notifications` (the alert engine's tables);
 //! - `pictures` (pictures of each terminal, their files beside the database), `cameras`
 //!   (each terminal's camera, as `weir terminal camera` sets it);
+//! - `backup` (online backup and restore of the database file);
 //! - `schema` (named migrations), `writer` (the only code that writes telemetry),
 //!   `retention` (the only code that deletes it).
 
 pub mod alerts;
 pub mod auth;
+pub mod backup;
 pub mod cameras;
 pub mod cursors;
 pub mod dead_letters;
