@@ -23,7 +23,7 @@ fn unit_value(key: &str) -> Option<String> {
     unit()
         .lines()
         .filter_map(|l| l.strip_prefix(&format!("{key}=")))
-        .last()
+        .next_back()
         .map(str::to_owned)
 }
 
