@@ -399,6 +399,11 @@ pub fn restore(from: &Path, db: &Path) -> Result<Restored, Error> {
                 detail: format!("{e:#}"),
             })?;
         drop(store);
+        // One file to move: no -wal or -shm left beside it under the staged name. The
+        // gateway turns WAL back on when it opens it.
+        Connection::open(&staged)
+            .and_then(|c| c.pragma_update(None, "journal_mode", "DELETE"))
+            .map_err(sql(format!("closing the journal of {}", staged.display())))?;
         integrity(&staged).map(drop)
     });
     if let Err(e) = result {
@@ -516,6 +521,16 @@ mod tests {
         let r = restore(&out, &db).unwrap();
         assert_eq!((r.kept, r.migrated), (None, vec![]));
         assert_eq!(count(&db), 2);
+        let names: Vec<String> = std::fs::read_dir(fresh.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            names
+                .iter()
+                .all(|n| n.starts_with("weir.db") && !n.contains("restoring")),
+            "{names:?}"
+        );
     }
 
     #[test]
