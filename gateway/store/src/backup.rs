@@ -182,10 +182,13 @@ fn copy_and_check(
     // never restarts and holds a prefix of the commit order.
     src.execute_batch("BEGIN DEFERRED; SELECT count(*) FROM sqlite_master;")
         .map_err(sql(format!("reading {}", db.display())))?;
-    let mut dst = Connection::open(partial).map_err(sql(format!(
+    // The copy holds password hashes and session ids, as the database does: owner only.
+    crate::private_file(partial).map_err(io(format!(
         "creating {} (is its directory writable?)",
         partial.display()
     )))?;
+    let mut dst =
+        Connection::open(partial).map_err(sql(format!("opening {}", partial.display())))?;
     let started = Instant::now();
     let (mut steps, mut restarts, mut last_remaining) = (0u64, 0u64, u64::MAX);
     let pages;
@@ -509,6 +512,12 @@ mod tests {
         let report = backup(s.path(), &out, Pace::default(), &|_, _| {}).unwrap();
         assert!(report.bytes > 0 && report.pages > 0, "{report:?}");
         assert!(!with_suffix(&out, "-wal").exists(), "the copy needs a -wal");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "the copy is readable by others");
+        }
         assert_eq!(count(&out), 2);
         // The copy never overwrites.
         assert!(matches!(

@@ -201,7 +201,7 @@ impl Store {
 /// existing one so: it holds password hashes and session ids. SQLite gives its `-wal` and
 /// `-shm` files the database file's permissions.
 #[cfg(unix)]
-fn private_file(path: &Path) -> std::io::Result<()> {
+pub(crate) fn private_file(path: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
     std::fs::OpenOptions::new()
         .write(true)
@@ -221,7 +221,7 @@ fn private_file(path: &Path) -> std::io::Result<()> {
 }
 
 #[cfg(not(unix))]
-fn private_file(_path: &Path) -> std::io::Result<()> {
+pub(crate) fn private_file(_path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
