@@ -111,6 +111,7 @@ async fn main() -> anyhow::Result<()> {
         only: args.only,
         faults: !args.no_faults,
         sample_log: args.sample_log,
+        ..FleetConfig::default()
     };
     if args.print_scenario {
         let timeline = Timeline::new(weir_sim::wall_now_ms(), config.history, config.speed);
