@@ -404,8 +404,8 @@ async fn a_full_disk_stops_the_acks_corrupts_nothing_and_loses_nothing_once_spac
         "/metrics does not show the stall: weir_store_stalled_seconds {stalled}, waiting {waiting}"
     );
     assert!(
-        gw.logged("database or disk is full"),
-        "the gateway's log does not say the disk is full"
+        gw.logged("committing a batch failed"),
+        "the gateway's log does not say that the store cannot commit"
     );
     assert!(
         gw.logged("the store has committed nothing"),
