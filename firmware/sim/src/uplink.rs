@@ -252,6 +252,7 @@ impl Uplink for MqttUplink {
 
 /// Polls the event loop: reports connections and incoming acks and configurations, and
 /// drops the connection while the gate is closed.
+#[allow(clippy::too_many_arguments)]
 async fn drive(
     mut eventloop: EventLoop,
     client: AsyncClient,
