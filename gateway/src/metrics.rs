@@ -22,6 +22,11 @@ pub struct Metrics {
     pub pruned_readings: AtomicU64,
     /// Transactions committed by the writer.
     pub commits: AtomicU64,
+    /// Messages handed to the store writer and not yet reported committed.
+    pub store_waiting: AtomicU64,
+    /// Since when (Unix ms) the store writer has not committed while messages wait for it;
+    /// 0 when none wait.
+    pub store_stalled_since_ms: AtomicI64,
     /// Refused messages by reason code.
     rejects: Mutex<BTreeMap<&'static str, u64>>,
     /// Readings stored but not yet forwarded to InfluxDB (-1: forwarding off).
@@ -76,7 +81,42 @@ pub struct Metrics {
     pub broker: std::sync::OnceLock<std::sync::Arc<weir_broker::Stats>>,
 }
 
+/// The wall clock, Unix milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 impl Metrics {
+    /// Counts a message handed to the store writer.
+    pub fn store_handed(&self) {
+        if self.store_waiting.fetch_add(1, Relaxed) == 0 {
+            self.store_stalled_since_ms.store(now_ms(), Relaxed);
+        }
+    }
+
+    /// Counts `n` messages the store writer reported committed.
+    pub fn store_committed(&self, n: u64) {
+        let before = self
+            .store_waiting
+            .fetch_update(Relaxed, Relaxed, |w| Some(w.saturating_sub(n)))
+            .unwrap_or(0);
+        let left = before.saturating_sub(n);
+        self.store_stalled_since_ms
+            .store(if left > 0 { now_ms() } else { 0 }, Relaxed);
+    }
+
+    /// Seconds the store has committed nothing while messages wait for it (0: none wait).
+    pub fn store_stalled_s(&self) -> f64 {
+        let since = self.store_stalled_since_ms.load(Relaxed);
+        if since > 0 && self.store_waiting.load(Relaxed) > 0 {
+            (now_ms() - since).max(0) as f64 / 1000.0
+        } else {
+            0.0
+        }
+    }
+
     /// New, all zero, forwarding off.
     pub fn new() -> Self {
         let m = Metrics::default();
@@ -286,6 +326,16 @@ impl Metrics {
             out,
             "# HELP weir_http_connections HTTP connections open.\n# TYPE weir_http_connections gauge\nweir_http_connections {}",
             self.http_connections.load(Relaxed)
+        );
+        let stalled_s = self.store_stalled_s();
+        let _ = writeln!(
+            out,
+            "# HELP weir_store_waiting_messages Messages received and waiting for the store to commit them; none is acknowledged before.\n# TYPE weir_store_waiting_messages gauge\nweir_store_waiting_messages {}",
+            self.store_waiting.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP weir_store_stalled_seconds How long messages have waited without the store committing anything (disk full, I/O errors); 0 when none wait.\n# TYPE weir_store_stalled_seconds gauge\nweir_store_stalled_seconds {stalled_s:.3}",
         );
         let _ = writeln!(
             out,

@@ -96,6 +96,8 @@ pub async fn run(
         metrics.clone(),
         live,
     ));
+    let _watch =
+        tokio_util::task::AbortOnDropHandle::new(tokio::spawn(watch_the_store(metrics.clone())));
     let mut jobs = Some(jobs);
     let mut generation = 0u64;
     let mut backoff = Duration::from_millis(200);
@@ -177,6 +179,7 @@ pub async fn run(
                         let Some(tx) = &jobs else { continue };
                         metrics.messages_received.fetch_add(1, Relaxed);
                         let job = classify(&session.prefix, p, generation, &metrics);
+                        metrics.store_handed();
                         if tx.send(job).await.is_err() {
                             anyhow::bail!("the store writer stopped");
                         }
@@ -204,6 +207,32 @@ pub async fn run(
     }
     let _ = acker.await;
     Ok(())
+}
+
+/// Says in the log when the store stops committing while messages wait (a full disk, an I/O
+/// error): nothing is acknowledged meanwhile, so the nodes keep their readings. The same
+/// state is `weir_store_stalled_seconds` in /metrics.
+async fn watch_the_store(metrics: Arc<Metrics>) {
+    const AFTER_S: f64 = 10.0;
+    let mut told = false;
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        let stalled = metrics.store_stalled_s();
+        let waiting = metrics.store_waiting.load(Relaxed);
+        if stalled >= AFTER_S && !told {
+            tracing::error!(
+                stalled_s = stalled.round(),
+                waiting,
+                "the store has committed nothing for {stalled:.0} s while {waiting} messages wait: \
+                 nothing is acknowledged until it can write again (disk full? see the store writer's errors)"
+            );
+            told = true;
+        } else if stalled < AFTER_S && told {
+            tracing::warn!("the store commits again");
+            told = false;
+        }
+    }
 }
 
 /// Decodes one incoming message into a job for the writer.
@@ -307,6 +336,7 @@ async fn acknowledge(
     let mut highest: HashMap<TerminalId, (u32, u32)> = HashMap::new();
     while let Some(batch) = committed.recv().await {
         metrics.commits.fetch_add(1, Relaxed);
+        metrics.store_committed(batch.outcomes.len() as u64);
         // Per (terminal, boot): the highest seq committed in this batch.
         let mut node_acks: BTreeMap<(TerminalId, u32), (u32, Encoding)> = BTreeMap::new();
         let mut messages = Vec::new();
