@@ -16,6 +16,12 @@ pub struct Metrics {
     pub duplicate_readings: AtomicU64,
     /// Telemetry messages whose every reading was stored before (replays).
     pub duplicate_messages: AtomicU64,
+    /// Gaps in nodes' messages acknowledged past because the node no longer has them.
+    pub ack_gaps_passed_over: AtomicU64,
+    /// Messages held above gaps, waiting for their nodes to fill them.
+    pub ack_held_above_gaps: AtomicU64,
+    /// The bound on that per node and boot (`store.ack_max_held`).
+    pub ack_max_held: AtomicU64,
     /// Readings that arrived older than the raw retention window, not stored.
     pub expired_readings: AtomicU64,
     /// Raw readings deleted by retention.
@@ -326,6 +332,17 @@ impl Metrics {
             out,
             "# HELP weir_http_connections HTTP connections open.\n# TYPE weir_http_connections gauge\nweir_http_connections {}",
             self.http_connections.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP weir_ack_gaps_passed_over_total Gaps in nodes' messages acknowledged past: the node resent its queue without them (dropped when full), or more than store.ack_max_held messages waited above them.\n# TYPE weir_ack_gaps_passed_over_total counter\nweir_ack_gaps_passed_over_total {}",
+            self.ack_gaps_passed_over.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP weir_ack_held_above_gaps Messages stored above a gap in their node's sequence, not acknowledged until it is filled.\n# TYPE weir_ack_held_above_gaps gauge\nweir_ack_held_above_gaps {}\n# HELP weir_ack_max_held The bound on that per node and boot (store.ack_max_held).\n# TYPE weir_ack_max_held gauge\nweir_ack_max_held {}",
+            self.ack_held_above_gaps.load(Relaxed),
+            self.ack_max_held.load(Relaxed)
         );
         let stalled_s = self.store_stalled_s();
         let _ = writeln!(

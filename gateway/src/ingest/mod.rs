@@ -239,7 +239,10 @@ async fn watch_the_store(metrics: Arc<Metrics>) {
 fn classify(prefix: &str, p: Publish, generation: u64, metrics: &Metrics) -> Job<Token> {
     let pkid = (p.qos != QoS::AtMostOnce).then_some(p.pkid);
     let received_at = weir_store::now();
-    let refuse = |p: Publish, terminal: Option<String>, e: &weir_contract::Error, node_ack| {
+    let refuse = |p: Publish,
+                  terminal: Option<String>,
+                  e: &weir_contract::Error,
+                  node_ack: Option<(TerminalId, u32, u32, Encoding)>| {
         let reason = e.code();
         metrics.reject(reason);
         tracing::warn!(topic = %p.topic, terminal = terminal.as_deref().unwrap_or("?"), %e, "refused a message");
@@ -250,6 +253,7 @@ fn classify(prefix: &str, p: Publish, generation: u64, metrics: &Metrics) -> Job
                 payload: p.payload.to_vec(),
                 reason,
                 detail: e.to_string(),
+                message: node_ack.as_ref().map(|(_, boot, seq, _)| (*boot, *seq)),
             },
             token: Token {
                 pkid,
@@ -337,7 +341,13 @@ async fn acknowledge(
     while let Some(batch) = committed.recv().await {
         metrics.commits.fetch_add(1, Relaxed);
         metrics.store_committed(batch.outcomes.len() as u64);
-        // Per (terminal, boot): the highest seq committed in this batch.
+        metrics
+            .ack_gaps_passed_over
+            .fetch_add(batch.gaps_passed_over as u64, Relaxed);
+        metrics
+            .ack_held_above_gaps
+            .store(batch.held_above_gaps as u64, Relaxed);
+        // Per (terminal, boot): how far the node may be acknowledged after this batch.
         let mut node_acks: BTreeMap<(TerminalId, u32), (u32, Encoding)> = BTreeMap::new();
         let mut messages = Vec::new();
         for (token, outcome) in &batch.outcomes {
@@ -370,17 +380,22 @@ async fn acknowledge(
                         .fetch_add(*duplicate_readings as u64, Relaxed);
                 }
                 Outcome::UnknownTerminal => metrics.reject("unknown_terminal"),
-                Outcome::DeadLettered | Outcome::StatusSaved => {}
+                Outcome::DeadLettered { .. } | Outcome::StatusSaved => {}
             }
-            if matches!(outcome, Outcome::UnknownTerminal) {
-                continue;
-            }
-            if let Some((terminal, boot, seq, enc)) = &token.node_ack {
+            // The writer says how far the node may be acknowledged: up to where it holds
+            // the node's messages without a gap, never simply up to this message.
+            let ack = match outcome {
+                Outcome::Stored { ack, .. }
+                | Outcome::DuplicateMessage { ack, .. }
+                | Outcome::DeadLettered { ack } => *ack,
+                Outcome::UnknownTerminal | Outcome::StatusSaved => None,
+            };
+            if let (Some((terminal, boot, _, enc)), Some(seq)) = (&token.node_ack, ack) {
                 let e = node_acks
                     .entry((terminal.clone(), *boot))
-                    .or_insert((*seq, *enc));
-                if *seq >= e.0 {
-                    *e = (*seq, *enc);
+                    .or_insert((seq, *enc));
+                if seq >= e.0 {
+                    *e = (seq, *enc);
                 }
             }
         }
