@@ -359,6 +359,7 @@ async fn acknowledge(
                     new_readings,
                     duplicate_readings,
                     expired_readings,
+                    ..
                 } => {
                     messages.push((terminal.clone(), *boot, *seq));
                     metrics
@@ -366,6 +367,9 @@ async fn acknowledge(
                         .fetch_add(*new_readings as u64, Relaxed);
                     metrics
                         .duplicate_readings
+                        .fetch_add(*duplicate_readings as u64, Relaxed);
+                    metrics
+                        .duplicate_readings_in_new_messages
                         .fetch_add(*duplicate_readings as u64, Relaxed);
                     metrics
                         .expired_readings

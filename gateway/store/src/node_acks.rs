@@ -210,9 +210,8 @@ impl Tracker {
             "INSERT INTO node_acks (terminal, boot, acked) VALUES (?1, ?2, ?3)
              ON CONFLICT (terminal, boot) DO UPDATE SET acked = excluded.acked",
         )?;
-        let mut prune = conn.prepare_cached(
-            "DELETE FROM node_acks WHERE terminal = ?1 AND boot < ?2",
-        )?;
+        let mut prune =
+            conn.prepare_cached("DELETE FROM node_acks WHERE terminal = ?1 AND boot < ?2")?;
         for (key, boots) in &mut self.runs {
             let mut moved = false;
             for (boot, run) in boots.iter_mut() {
@@ -341,8 +340,8 @@ mod tests {
     #[test]
     fn runs_survive_a_restart_and_old_boots_are_pruned() {
         let dir = tempfile::tempdir().unwrap();
-        let store = crate::Store::open(&dir.path().join("weir.db"), crate::Synchronous::Normal)
-            .unwrap();
+        let store =
+            crate::Store::open(&dir.path().join("weir.db"), crate::Synchronous::Normal).unwrap();
         let mut conn = store.connect().unwrap();
         let new = crate::terminals::NewTerminal {
             id: "HY-001".into(),
@@ -366,7 +365,11 @@ mod tests {
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
-        assert_eq!(rows, vec![(2, 0), (3, 1)], "two boots kept, 3 stops at the gap");
+        assert_eq!(
+            rows,
+            vec![(2, 0), (3, 1)],
+            "two boots kept, 3 stops at the gap"
+        );
         // A new writer goes on from the table: 2 fills boot 3's gap (3 is no longer held
         // in memory, so it is acknowledged when it comes again).
         let mut t = Tracker::new(LIMITS);
