@@ -151,6 +151,15 @@ impl Store {
         let mut conn = store
             .connect()
             .with_context(|| format!("opening the reading store at {}", path.display()))?;
+        let unknown = schema::unknown_migrations(&conn)
+            .with_context(|| format!("reading the schema of {}", path.display()))?;
+        anyhow::ensure!(
+            unknown.is_empty(),
+            "{} was written by a newer Weir (migrations {} are unknown to this version): run that \
+             version or a newer one, or restore the backup taken before the upgrade (weir restore)",
+            path.display(),
+            unknown.join(", ")
+        );
         schema::migrate(&mut conn)
             .with_context(|| format!("migrating the reading store at {}", path.display()))?;
         Ok(Arc::new(store))
