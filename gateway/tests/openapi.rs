@@ -175,6 +175,17 @@ fn an_answer_that_differs_from_its_description_is_caught() {
     }
 }
 
+/// A call and what it must answer: method, the path's template in the description, the path,
+/// a token, a JSON body, the status expected.
+type Case<'a> = (
+    reqwest::Method,
+    &'a str,
+    String,
+    Option<&'a str>,
+    Option<Value>,
+    u16,
+);
+
 /// A path of the description with its parameters filled in.
 fn concrete(template: &str) -> String {
     template
@@ -256,15 +267,7 @@ async fn the_described_api_is_the_served_api() {
     let get = reqwest::Method::GET;
     let post = reqwest::Method::POST;
 
-    // (method, path template, path, token, body, the status expected)
-    let cases: Vec<(
-        reqwest::Method,
-        &str,
-        String,
-        Option<&str>,
-        Option<Value>,
-        u16,
-    )> = vec![
+    let cases: Vec<Case<'_>> = vec![
         (
             get.clone(),
             "/api/v1/me",
