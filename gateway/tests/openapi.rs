@@ -186,6 +186,16 @@ type Case<'a> = (
     u16,
 );
 
+/// A small JPEG picture.
+fn jpeg(w: u32, h: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([x as u8, y as u8, 128]));
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
+        .encode_image(&img)
+        .unwrap();
+    out
+}
+
 /// A path of the description with its parameters filled in.
 fn concrete(template: &str) -> String {
     template
@@ -266,6 +276,49 @@ async fn the_described_api_is_the_served_api() {
     let to = rfc3339(h0 + 3 * 3600);
     let get = reqwest::Method::GET;
     let post = reqwest::Method::POST;
+
+    // A picture from the field, so that the alert's view shows it too; and
+    // one that is not what it says.
+    let upload = |content_type: &'static str, body: Vec<u8>| {
+        reqwest::Client::new()
+            .post(g.url("/api/v1/terminals/HY-001/pictures"))
+            .bearer_auth(&operator)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+    let template = "/api/v1/terminals/{id}/pictures";
+    let resp = upload("image/jpeg", jpeg(64, 48)).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 201);
+    let picture: Value = resp.json().await.unwrap();
+    spec.check("post", template, 201, &picture);
+    let resp = upload("text/plain", b"not a picture".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 415);
+    spec.check("post", template, 415, &resp.json().await.unwrap());
+    // Its files come in a described type.
+    for (template, path) in [
+        ("/api/v1/pictures/{id}", picture["url"].as_str().unwrap()),
+        (
+            "/api/v1/pictures/{id}/thumbnail",
+            picture["thumbnail_url"].as_str().unwrap(),
+        ),
+    ] {
+        let resp = reqwest::Client::new()
+            .get(g.url(path))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200, "{path}");
+        let media = resp.headers()["content-type"].to_str().unwrap().to_owned();
+        let described = &doc["paths"][template]["get"]["responses"]["200"]["content"];
+        assert!(
+            described.get(&media).is_some(),
+            "{path} came as {media}, described as {described}"
+        );
+    }
 
     let cases: Vec<Case<'_>> = vec![
         (
@@ -526,5 +579,19 @@ async fn the_described_api_is_the_served_api() {
     )
     .await;
     assert_eq!(raw["readings"].as_array().map(Vec::len), Some(180), "{raw}");
+    // The alert's view held the picture (before or after it opened: the same second here), so
+    // the picture's schema was checked inside it too.
+    let (_, one) = call(
+        get.clone(),
+        g.url(&format!("/api/v1/alerts/{alert}")),
+        Some(&admin),
+        None,
+    )
+    .await;
+    let around = &one["pictures"];
+    assert!(
+        around["before"]["id"].is_i64() || around["after"]["id"].is_i64(),
+        "{one}"
+    );
     g.stop().await;
 }
