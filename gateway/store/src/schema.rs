@@ -406,9 +406,9 @@ mod tests {
         .unwrap();
         drop(conn);
         let before = std::fs::read(&path).unwrap();
-        let e = crate::Store::open(&path, crate::Synchronous::Normal)
-            .err()
-            .expect("a newer database is refused");
+        let Err(e) = crate::Store::open(&path, crate::Synchronous::Normal) else {
+            panic!("a newer database is refused");
+        };
         let msg = format!("{e:#}");
         assert!(
             msg.contains("newer Weir") && msg.contains("core_9999_from_the_future"),
