@@ -59,6 +59,8 @@ pub struct Config {
     pub pictures: crate::pictures::PicturesConfig,
     /// Firmware updates over the air: the county's key and the service's limits.
     pub firmware: crate::firmware::FirmwareConfig,
+    /// Several gateways behind one external broker, the terminals divided among them.
+    pub cluster: crate::cluster::ClusterConfig,
 }
 
 impl Default for Config {
@@ -77,6 +79,7 @@ impl Default for Config {
             hj212: crate::hj212::Hj212Config::default(),
             pictures: crate::pictures::PicturesConfig::default(),
             firmware: crate::firmware::FirmwareConfig::default(),
+            cluster: crate::cluster::ClusterConfig::default(),
         }
     }
 }
@@ -481,6 +484,8 @@ impl Config {
         self.hj212.validate()?;
         self.pictures.validate()?;
         self.firmware.validate()?;
+        self.cluster
+            .validate(self.mqtt.broker == BrokerMode::External)?;
         crate::nodes::provision::board(&self.nodes.board).context("nodes.board")?;
         anyhow::ensure!(
             self.nodes.dashboard_url.is_empty()
@@ -544,10 +549,11 @@ fn describe(e: figment::Error) -> String {
 /// each domain's section.
 pub fn default_file() -> String {
     format!(
-        "{CORE_FILE}{}{}{}{}",
+        "{CORE_FILE}{}{}{}{}{}",
         crate::hj212::DEFAULT_CONFIG,
         crate::pictures::config::DEFAULT_CONFIG,
         crate::firmware::DEFAULT_CONFIG,
+        crate::cluster::DEFAULT_CONFIG,
         crate::alerts::DEFAULT_CONFIG
     )
 }
