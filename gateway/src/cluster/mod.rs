@@ -302,7 +302,7 @@ async fn run_session(
 
 /// Each configured member's registered terminals, by rendezvous hashing of their ids.
 fn divide(ctx: &Context) -> anyhow::Result<BTreeMap<String, Vec<String>>> {
-    let all = ctx.store.with(|c| Ok(weir_store::terminals::list(c)?))?;
+    let all = ctx.store.with(weir_store::terminals::list)?;
     let mut out: BTreeMap<String, Vec<String>> = ctx
         .config
         .members
