@@ -551,7 +551,7 @@ async fn a_killed_member_is_taken_over_and_nothing_is_lost_or_doubled() {
     assert_eq!(union.len(), all.len() * messages as usize);
     let both: Vec<_> = in_a.intersection(&in_b).collect();
     eprintln!(
-        "readings: {} sampled; a stored {}, b stored {}, both {}; raw duplicate samples in VictoriaMetrics: {raw_duplicates}",
+        "readings: {} sampled; a stored {}, b stored {}, both {}; samples beyond one per reading in VictoriaMetrics's export: {raw_duplicates}",
         all.len() * messages as usize,
         in_a.len(),
         in_b.len(),
