@@ -666,6 +666,14 @@ batch_max_messages = 2000
 raw_retention_days = 0
 # Refused messages kept for operators to inspect; the oldest are removed first.
 dead_letters_max = 10000
+# A node is acknowledged only up to the messages the gateway holds without a gap. A gap opens
+# when a broker drops messages (it lost the gateway's session); the node fills it by sending its
+# queue again. When a message above the gap, stored at least ack_gap_grace_s ago, comes again
+# without the gap filled, the node no longer has those messages and the gap is passed over.
+ack_gap_grace_s = 30
+# Messages held above gaps per node and boot (memory: about 40 bytes each); past it the lowest
+# gap is passed over.
+ack_max_held = 4096
 
 [influx]
 # Forward every stored reading to InfluxDB 2 (or any server of its v2 write API).

@@ -16,12 +16,23 @@ pub struct Metrics {
     pub duplicate_readings: AtomicU64,
     /// Telemetry messages whose every reading was stored before (replays).
     pub duplicate_messages: AtomicU64,
+    /// Gaps in nodes' messages acknowledged past because the node no longer has them.
+    pub ack_gaps_passed_over: AtomicU64,
+    /// Messages held above gaps, waiting for their nodes to fill them.
+    pub ack_held_above_gaps: AtomicU64,
+    /// The bound on that per node and boot (`store.ack_max_held`).
+    pub ack_max_held: AtomicU64,
     /// Readings that arrived older than the raw retention window, not stored.
     pub expired_readings: AtomicU64,
     /// Raw readings deleted by retention.
     pub pruned_readings: AtomicU64,
     /// Transactions committed by the writer.
     pub commits: AtomicU64,
+    /// Messages handed to the store writer and not yet reported committed.
+    pub store_waiting: AtomicU64,
+    /// Since when (Unix ms) the store writer has not committed while messages wait for it;
+    /// 0 when none wait.
+    pub store_stalled_since_ms: AtomicI64,
     /// Refused messages by reason code.
     rejects: Mutex<BTreeMap<&'static str, u64>>,
     /// Readings stored but not yet forwarded to InfluxDB (-1: forwarding off).
@@ -84,7 +95,42 @@ pub struct Metrics {
     pub broker: std::sync::OnceLock<std::sync::Arc<weir_broker::Stats>>,
 }
 
+/// The wall clock, Unix milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 impl Metrics {
+    /// Counts a message handed to the store writer.
+    pub fn store_handed(&self) {
+        if self.store_waiting.fetch_add(1, Relaxed) == 0 {
+            self.store_stalled_since_ms.store(now_ms(), Relaxed);
+        }
+    }
+
+    /// Counts `n` messages the store writer reported committed.
+    pub fn store_committed(&self, n: u64) {
+        let before = self
+            .store_waiting
+            .fetch_update(Relaxed, Relaxed, |w| Some(w.saturating_sub(n)))
+            .unwrap_or(0);
+        let left = before.saturating_sub(n);
+        self.store_stalled_since_ms
+            .store(if left > 0 { now_ms() } else { 0 }, Relaxed);
+    }
+
+    /// Seconds the store has committed nothing while messages wait for it (0: none wait).
+    pub fn store_stalled_s(&self) -> f64 {
+        let since = self.store_stalled_since_ms.load(Relaxed);
+        if since > 0 && self.store_waiting.load(Relaxed) > 0 {
+            (now_ms() - since).max(0) as f64 / 1000.0
+        } else {
+            0.0
+        }
+    }
+
     /// New, all zero, forwarding off.
     pub fn new() -> Self {
         let m = Metrics::default();
@@ -295,6 +341,27 @@ impl Metrics {
             out,
             "# HELP weir_http_connections HTTP connections open.\n# TYPE weir_http_connections gauge\nweir_http_connections {}",
             self.http_connections.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP weir_ack_gaps_passed_over_total Gaps in nodes' messages acknowledged past: the node resent its queue without them (dropped when full), or more than store.ack_max_held messages waited above them.\n# TYPE weir_ack_gaps_passed_over_total counter\nweir_ack_gaps_passed_over_total {}",
+            self.ack_gaps_passed_over.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP weir_ack_held_above_gaps Messages stored above a gap in their node's sequence, not acknowledged until it is filled.\n# TYPE weir_ack_held_above_gaps gauge\nweir_ack_held_above_gaps {}\n# HELP weir_ack_max_held The bound on that per node and boot (store.ack_max_held).\n# TYPE weir_ack_max_held gauge\nweir_ack_max_held {}",
+            self.ack_held_above_gaps.load(Relaxed),
+            self.ack_max_held.load(Relaxed)
+        );
+        let stalled_s = self.store_stalled_s();
+        let _ = writeln!(
+            out,
+            "# HELP weir_store_waiting_messages Messages received and waiting for the store to commit them; none is acknowledged before.\n# TYPE weir_store_waiting_messages gauge\nweir_store_waiting_messages {}",
+            self.store_waiting.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP weir_store_stalled_seconds How long messages have waited without the store committing anything (disk full, I/O errors); 0 when none wait.\n# TYPE weir_store_stalled_seconds gauge\nweir_store_stalled_seconds {stalled_s:.3}",
         );
         let _ = writeln!(
             out,

@@ -46,6 +46,10 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
     })?;
     let store = Store::open(&config.database_path(), config.store.synchronous)?;
     let metrics = Arc::new(Metrics::new());
+    metrics.ack_max_held.store(
+        u64::from(config.store.ack_max_held),
+        std::sync::atomic::Ordering::Relaxed,
+    );
     let (live, _) = broadcast::channel(1024);
     let cancel = CancellationToken::new();
 
@@ -55,6 +59,7 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
         batch_max: config.store.batch_max_messages,
         dead_letters_max: config.store.dead_letters_max,
         raw_retention_days: config.store.raw_retention_days,
+        acks: config.store.ack_limits(),
     };
     let (jobs_tx, jobs_rx) = mpsc::channel(8192);
     let (committed_tx, committed_rx) = mpsc::unbounded_channel();

@@ -31,6 +31,12 @@ pub struct Settings {
     pub factory_config: NodeConfig,
     /// How long to wait before trying again after a failed publication, ms.
     pub retry_ms: u64,
+    /// Published messages whose acks have not advanced for this long are all published
+    /// again, oldest first: a broker may have dropped them, and the gateway acknowledges
+    /// only what it holds without a gap. Doubles after each such resend, ms.
+    pub resend_ms: u64,
+    /// The most `resend_ms` grows to, ms.
+    pub resend_max_ms: u64,
     /// Status is published on connect and when it changes; and at least this often, s.
     pub status_refresh_s: u32,
     /// A new firmware image that has not confirmed itself (no ack from the gateway) after
@@ -44,6 +50,8 @@ impl Default for Settings {
             firmware: FIRMWARE,
             factory_config: NodeConfig::default(),
             retry_ms: 5_000,
+            resend_ms: 60_000,
+            resend_max_ms: 30 * 60_000,
             status_refresh_s: 3600,
             trial_limit_s: 900,
         }
@@ -65,6 +73,8 @@ pub struct Stats {
     pub published: u32,
     /// Publications that failed (link down or busy).
     pub publish_failures: u32,
+    /// Times the whole queue was published again because acks stopped advancing.
+    pub resends: u32,
     /// Acks received.
     pub acks: u32,
     /// Messages freed by acks.
@@ -90,6 +100,11 @@ struct Link {
     published_upto: Option<(u32, u32)>,
     /// No publication before this time, after a failure.
     retry_at_ms: u64,
+    /// Everything queued is published again at this time unless an ack frees a message
+    /// first (None: nothing published waits for an ack).
+    resend_at_ms: Option<u64>,
+    /// The wait before the next such resend.
+    resend_wait_ms: u64,
 }
 
 /// What the node last said in its status, to tell a meaningful change.
@@ -383,6 +398,9 @@ where
             if self.status_due(now) {
                 self.publish_status().await;
             }
+            if self.link.resend_at_ms.is_some_and(|at| now >= at) {
+                self.resend_all(now);
+            }
             if self.has_unpublished() && now >= self.link.retry_at_ms {
                 self.publish_queued().await?;
             }
@@ -459,6 +477,9 @@ where
         if self.link.connected {
             if self.has_unpublished() {
                 deadline = deadline.min(self.link.retry_at_ms);
+            }
+            if let Some(at) = self.link.resend_at_ms {
+                deadline = deadline.min(at);
             }
             let status_at = if self.status.sent.is_none() || self.status_changed() {
                 self.status.retry_at_ms
@@ -615,6 +636,7 @@ where
     /// Publishes queued messages not yet sent on this connection, oldest first, until done,
     /// until a publication fails, or until the next sample is due.
     async fn publish_queued(&mut self) -> Result<(), Error<F::Error>> {
+        let resend_wait = self.resend_wait();
         let Store { queue, msg_buf, .. } = &mut self.store;
         let mut it = queue.iter().await?;
         loop {
@@ -642,6 +664,9 @@ where
                 Ok(()) => {
                     self.link.published_upto = Some(header.id());
                     self.stats.published += 1;
+                    if self.link.resend_at_ms.is_none() {
+                        self.link.resend_at_ms = Some(self.clock.now_ms() + resend_wait);
+                    }
                 }
                 Err(_) => {
                     self.stats.publish_failures += 1;
@@ -689,9 +714,32 @@ where
         Ok(())
     }
 
+    /// The wait before publishing everything again, as it stands.
+    fn resend_wait(&self) -> u64 {
+        if self.link.resend_wait_ms == 0 {
+            self.settings.resend_ms
+        } else {
+            self.link.resend_wait_ms
+        }
+    }
+
+    /// Acks stopped advancing: publish everything queued again, oldest first, and wait
+    /// longer before the next time.
+    fn resend_all(&mut self, now: u64) {
+        if self.queued_messages == 0 {
+            self.link.resend_at_ms = None;
+            return;
+        }
+        self.stats.resends += 1;
+        self.link.published_upto = None;
+        self.link.resend_wait_ms = (self.resend_wait() * 2).min(self.settings.resend_max_ms);
+        self.link.resend_at_ms = Some(now + self.resend_wait());
+    }
+
     /// Frees every queued message of `ack.boot` up to `ack.seq`, and nothing else.
     async fn free_acked(&mut self, ack: Ack) -> Result<(), Error<F::Error>> {
         self.stats.acks += 1;
+        let freed_before = self.stats.freed;
         let Store { queue, msg_buf, .. } = &mut self.store;
         let mut it = queue.iter().await?;
         while let Some(entry) = it.next(&mut msg_buf.0).await? {
@@ -711,6 +759,14 @@ where
         }
         if self.queued_messages == 0 {
             self.newest_queued = None;
+            self.link.resend_at_ms = None;
+            self.link.resend_wait_ms = 0;
+        } else if self.stats.freed != freed_before {
+            // The acks advance: the gateway is keeping up; wait the shortest time again.
+            self.link.resend_wait_ms = 0;
+            let published = self.link.published_upto.is_some();
+            self.link.resend_at_ms =
+                published.then(|| self.clock.now_ms() + self.settings.resend_ms);
         }
         Ok(())
     }

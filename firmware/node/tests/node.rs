@@ -183,6 +183,44 @@ fn a_reconnect_republishes_everything_unacked_oldest_first() {
 }
 
 #[test]
+fn acks_that_stop_advancing_make_the_node_publish_its_queue_again() {
+    // A broker that lost the gateway's session dropped messages 1 and 2; the gateway acks
+    // only up to 0, where its run of messages breaks.
+    let rig = Rig::new(4);
+    *rig.raw.borrow_mut() = flow(1.0);
+    let mut node = rig.start_resending();
+    rig.connect();
+    rig.run_until(&mut node, 15 * MIN + 1);
+    rig.ack(1, 0);
+    rig.run_until(&mut node, 15 * MIN + 2);
+    assert_eq!(node.stats().freed, 1);
+    let acked_at = rig.now_ms();
+    let resends = node.stats().resends;
+    rig.forget_sent();
+    let wait = weir_node::Settings::default().resend_ms;
+    // Nothing is sent again before the wait has passed since the last ack freed a message.
+    rig.run_until(&mut node, acked_at + wait - 1);
+    assert!(rig.telemetry().is_empty());
+    rig.run_until(&mut node, acked_at + wait + 1);
+    let seqs: Vec<_> = rig.telemetry().iter().map(|t| t.seq).collect();
+    assert_eq!(seqs[..2], [1, 2], "oldest first");
+    assert_eq!(node.stats().resends, resends + 1);
+    // The gateway now holds 1 and 2: its ack frees them.
+    rig.ack(1, 2);
+    rig.run_for(&mut node, 1);
+    assert_eq!(node.stats().freed, 3);
+    // With no ack at all the resends come further and further apart.
+    let resends = node.stats().resends;
+    rig.run_for(&mut node, 2 * 60 * MIN);
+    let more = node.stats().resends - resends;
+    assert!(
+        // 1, 2, 4, 8, 16 minutes, then every 30: 7 in two hours (120 at a fixed minute).
+        (5..=8).contains(&more),
+        "{more} resends in two hours without acks"
+    );
+}
+
+#[test]
 fn a_message_acked_before_its_resend_leaves_nothing_to_publish() {
     let rig = Rig::new(4);
     *rig.raw.borrow_mut() = flow(1.0);

@@ -4,6 +4,8 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use embedded_storage_async::nor_flash::{
     ErrorType, MultiwriteNorFlash, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash,
@@ -21,6 +23,89 @@ pub const PAGE: usize = 4096;
 pub struct FileFlash {
     file: File,
     bytes: Vec<u8>,
+    power: Option<PowerCut>,
+}
+
+/// A power cut in the middle of a flash operation, for tests: the flash of one node (all its
+/// partitions share one) loses power during its `n`-th write or erase from now.
+///
+/// That operation is torn: only a prefix of its words reaches the flash (the word it stopped
+/// in keeps only some of its cleared bits), and the operation never returns, as on a board
+/// whose power went. [`PowerCut::tripped`] then resolves, and whoever runs the node drops it
+/// (its RAM is gone) and starts a new one on the same files.
+#[derive(Clone, Debug)]
+pub struct PowerCut {
+    inner: Arc<PowerCutState>,
+}
+
+#[derive(Debug)]
+struct PowerCutState {
+    /// Operations left before the cut.
+    left: AtomicU64,
+    /// Which word of the torn operation the cut falls in, and how many of its bits stay:
+    /// drawn from this.
+    tear: Mutex<u64>,
+    tripped: AtomicBool,
+    notify: tokio::sync::Notify,
+    /// Where the cut fell: (operation, offset, length, bytes kept).
+    at: Mutex<Option<(&'static str, u32, usize, usize)>>,
+}
+
+impl PowerCut {
+    /// Power goes during the `ops`-th write or erase from now (1: the next one); `tear`
+    /// seeds where in that operation it stops.
+    pub fn after(ops: u64, tear: u64) -> Self {
+        PowerCut {
+            inner: Arc::new(PowerCutState {
+                left: AtomicU64::new(ops.max(1)),
+                tear: Mutex::new(tear),
+                tripped: AtomicBool::new(false),
+                notify: tokio::sync::Notify::new(),
+                at: Mutex::new(None),
+            }),
+        }
+    }
+
+    /// Resolves once the power has gone.
+    pub async fn tripped(&self) {
+        loop {
+            let notified = self.inner.notify.notified();
+            if self.inner.tripped.load(Ordering::SeqCst) {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Where the cut fell, once it has: the operation (`write` or `erase`), its offset and
+    /// length, and how many of its bytes were done.
+    pub fn torn(&self) -> Option<(&'static str, u32, usize, usize)> {
+        *self.inner.at.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Counts one operation; `Some(draw)` if the power goes during it.
+    fn take(&self) -> Option<u64> {
+        if self.inner.tripped.load(Ordering::SeqCst) {
+            return Some(0);
+        }
+        let left = self.inner.left.fetch_sub(1, Ordering::SeqCst);
+        if left > 1 {
+            return None;
+        }
+        let mut tear = self.inner.tear.lock().unwrap_or_else(|e| e.into_inner());
+        // splitmix64: a different tear at every cut of the same seed.
+        *tear = tear.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = *tear;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        Some(z ^ (z >> 31))
+    }
+
+    fn trip(&self, op: &'static str, offset: u32, len: usize, kept: usize) {
+        *self.inner.at.lock().unwrap_or_else(|e| e.into_inner()) = Some((op, offset, len, kept));
+        self.inner.tripped.store(true, Ordering::SeqCst);
+        self.inner.notify.notify_waiters();
+    }
 }
 
 /// Why a flash operation failed.
@@ -73,7 +158,17 @@ impl FileFlash {
                 format!("{}: {len} bytes, expected {size}", path.display()),
             ));
         };
-        Ok(FileFlash { file, bytes })
+        Ok(FileFlash {
+            file,
+            bytes,
+            power: None,
+        })
+    }
+
+    /// Cuts the power as `cut` says (for tests of torn writes).
+    pub fn with_power_cut(mut self, cut: PowerCut) -> Self {
+        self.power = Some(cut);
+        self
     }
 
     /// The flash's contents.
@@ -126,6 +221,18 @@ impl NorFlash for FileFlash {
             .checked_sub(from as usize)
             .ok_or(FileFlashError::OutOfBounds)?;
         let range = self.range(from, len, PAGE)?;
+        if let Some(draw) = self.power.as_ref().and_then(PowerCut::take) {
+            // Torn erase: part of the range is erased, word by word from its start.
+            let words = len / Self::WRITE_SIZE;
+            let kept = (draw as usize % words.max(1)) * Self::WRITE_SIZE;
+            let torn = range.start..range.start + kept;
+            self.bytes[torn.clone()].fill(0xFF);
+            self.file.write_all_at(&self.bytes[torn], u64::from(from))?;
+            if let Some(cut) = &self.power {
+                cut.trip("erase", from, len, kept);
+            }
+            return std::future::pending().await;
+        }
         self.bytes[range.clone()].fill(0xFF);
         self.file
             .write_all_at(&self.bytes[range], u64::from(from))?;
@@ -134,6 +241,36 @@ impl NorFlash for FileFlash {
 
     async fn write(&mut self, offset: u32, data: &[u8]) -> Result<(), Self::Error> {
         let range = self.range(offset, data.len(), Self::WRITE_SIZE)?;
+        if let Some(draw) = self.power.as_ref().and_then(PowerCut::take) {
+            // Torn write: the words before the cut are written, the word it falls in keeps
+            // only some of the bits it was to clear, the rest are untouched.
+            let words = data.len() / Self::WRITE_SIZE;
+            let whole = draw as usize % words.max(1);
+            let kept = whole * Self::WRITE_SIZE;
+            for (cell, b) in self.bytes[range.start..range.start + kept]
+                .iter_mut()
+                .zip(data)
+            {
+                *cell &= *b;
+            }
+            let mask = (draw >> 32) as u32;
+            let partial = range.start + kept..range.start + kept + Self::WRITE_SIZE;
+            for (i, (cell, b)) in self.bytes[partial.clone()]
+                .iter_mut()
+                .zip(&data[kept..])
+                .enumerate()
+            {
+                // A bit stays set unless the write cleared it and the cut let it through.
+                *cell &= *b | (mask >> (8 * i)) as u8;
+            }
+            let written = range.start..partial.end;
+            self.file
+                .write_all_at(&self.bytes[written], u64::from(offset))?;
+            if let Some(cut) = &self.power {
+                cut.trip("write", offset, data.len(), kept);
+            }
+            return std::future::pending().await;
+        }
         for (cell, b) in self.bytes[range.clone()].iter_mut().zip(data) {
             *cell &= *b;
         }

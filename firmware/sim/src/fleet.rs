@@ -14,7 +14,7 @@ use weir_contract::{topic, Reading, TerminalId};
 use weir_node::update::Updater;
 use weir_node::{Clock as _, Node, Partitions, RawReading, Sensors, Settings};
 
-use crate::flash::FileFlash;
+use crate::flash::{FileFlash, PowerCut};
 use crate::scenario::{Scenario, TerminalPlan};
 use crate::timeline::{wall_now_ms, SimClock, Timeline};
 use crate::uplink::{Gate, MqttUplink, UplinkConfig};
@@ -38,6 +38,39 @@ pub const SAMPLE_LOG: &str = "recorded.log";
 /// reading that is not listed. A sample the node was taking when it was killed is listed
 /// here and may be missing from [`SAMPLE_LOG`] and from the gateway.
 pub const SAMPLED_LOG: &str = "sampled.log";
+/// Name of the file, in a terminal's data directory, where each telemetry message's delivery
+/// is logged once an ack covers it: `boot seq readings first_publish_wall_ms ack_wall_ms
+/// first_ts last_ts`.
+pub const DELIVERY_LOG: &str = "delivery.log";
+/// Name of the file, in a terminal's data directory, listing each power cut
+/// ([`FleetConfig::power_cuts`]): `operation offset length bytes_done`.
+pub const POWER_CUT_LOG: &str = "power-cuts.log";
+
+/// A terminal's link dead for a while, in simulated time, besides the scenario's faults.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Outage {
+    /// The terminal.
+    pub terminal: String,
+    /// From this simulated instant, Unix seconds.
+    pub from: i64,
+    /// Until this one (excluded).
+    pub until: i64,
+}
+
+/// Power cuts in the middle of flash writes, for tests: each run of a listed terminal's node
+/// loses power during one of its flash writes or erases, drawn from `ops`, then starts again
+/// on the same flash (see [`PowerCut`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PowerCuts {
+    /// Terminals whose power is cut.
+    pub terminals: Vec<String>,
+    /// The cut falls during one of this many flash operations after each start (at least 1).
+    pub ops: std::ops::Range<u64>,
+    /// Seeds which operation and where in it.
+    pub seed: u64,
+    /// Stop cutting after this many cuts per terminal.
+    pub max_cuts: u32,
+}
 
 /// A function from a terminal id to its password.
 pub type PasswordLookup = Arc<dyn Fn(&TerminalId) -> Option<String> + Send + Sync>;
@@ -164,6 +197,10 @@ pub struct FleetConfig {
     pub factory_firmware: String,
     /// How long a node runs an image made to fail before its watchdog resets it.
     pub bad_image_reset: Duration,
+    /// Links dead for a while, besides the scenario's.
+    pub outages: Vec<Outage>,
+    /// Power cuts in the middle of flash writes (tests).
+    pub power_cuts: Option<PowerCuts>,
 }
 
 impl Default for FleetConfig {
@@ -186,6 +223,8 @@ impl Default for FleetConfig {
             firmware_key: [0; 32],
             factory_firmware: weir_node::FIRMWARE.to_string(),
             bad_image_reset: Duration::from_secs(3),
+            outages: Vec::new(),
+            power_cuts: None,
         }
     }
 }
@@ -428,6 +467,7 @@ enum Outcome {
     Reboot,
     /// A firmware update is marked: restart into the boot loader.
     Update,
+    PowerCut,
     Failed(weir_node::Error<crate::flash::FileFlashError>),
 }
 
@@ -447,11 +487,34 @@ async fn run_terminal(
         id: plan.id.clone(),
         password: config.credentials.password(&plan.id)?,
         prefix: config.prefix.clone(),
+        delivery_log: config.sample_log.then(|| dir.join(DELIVERY_LOG)),
     };
     let gate: Gate = {
         let plan = plan.clone();
-        Arc::new(move || !plan.link_dead(timeline.sim_at(wall_now_ms()).div_euclid(1000)))
+        let outages: Vec<Outage> = config
+            .outages
+            .iter()
+            .filter(|o| o.terminal == plan.id.as_str())
+            .cloned()
+            .collect();
+        Arc::new(move || {
+            let t = timeline.sim_at(wall_now_ms()).div_euclid(1000);
+            !plan.link_dead(t) && !outages.iter().any(|o| (o.from..o.until).contains(&t))
+        })
     };
+    let cuts = config
+        .power_cuts
+        .as_ref()
+        .filter(|c| c.terminals.iter().any(|t| t == plan.id.as_str()));
+    let mut cut_count = 0u32;
+    let mut draw = cuts.map_or(0, |c| {
+        c.seed
+            ^ plan
+                .id
+                .as_str()
+                .bytes()
+                .fold(0u64, |h, b| h.wrapping_mul(31) ^ u64::from(b))
+    });
     loop {
         let (running, bad) = boot(&dir, &config.factory_firmware)?;
         if bad {
@@ -463,10 +526,22 @@ async fn run_terminal(
                 () = tokio::time::sleep(config.bad_image_reset) => continue,
             }
         }
+        let power = cuts.filter(|c| cut_count < c.max_cuts).map(|c| {
+            draw = draw
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let span = c.ops.end.saturating_sub(c.ops.start).max(1);
+            PowerCut::after(c.ops.start + (draw >> 33) % span, draw)
+        });
         let clock = SimClock::new(timeline);
         let open = |name: &str, pages| {
             let path = dir.join(name);
-            FileFlash::open(&path, pages).with_context(|| format!("opening {}", path.display()))
+            let flash = FileFlash::open(&path, pages)
+                .with_context(|| format!("opening {}", path.display()))?;
+            Ok::<_, anyhow::Error>(match &power {
+                Some(cut) => flash.with_power_cut(cut.clone()),
+                None => flash,
+            })
         };
         let partitions = Partitions {
             settings: open("settings.flash", SETTINGS_PAGES)?,
@@ -509,10 +584,30 @@ async fn run_terminal(
             updater,
         )
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-        if let Err(e) = node.start().await {
-            tracing::error!(terminal = %plan.id, "flash: {e}; restarting in 1 s");
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            continue;
+        let power_off = || async {
+            match &power {
+                Some(cut) => cut.tripped().await,
+                None => std::future::pending().await,
+            }
+        };
+        let started = tokio::select! {
+            started = node.start() => Some(started),
+            () = power_off() => None,
+        };
+        match started {
+            Some(Ok(())) => {}
+            Some(Err(e)) => {
+                tracing::error!(terminal = %plan.id, "flash: {e}; restarting in 1 s");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+            None => {
+                // The power went while the node started: it starts again.
+                cut_count += 1;
+                log_power_cut(&dir, &plan.id, power.as_ref())?;
+                drop(node);
+                continue;
+            }
         }
         tracing::debug!(terminal = %plan.id, boot = node.boot(), "node started");
         let now_ms = clock.clone().now_ms() as i64;
@@ -529,6 +624,7 @@ async fn run_terminal(
             },
             () = cancel.cancelled() => Outcome::Stop,
             () = wall_sleep_until(reboot_wall_ms) => Outcome::Reboot,
+            () = power_off() => Outcome::PowerCut,
         };
         match outcome {
             Outcome::Stop => {
@@ -546,6 +642,11 @@ async fn run_terminal(
                 // A power cycle: the node vanishes with its RAM and its connection.
                 drop(node);
             }
+            Outcome::PowerCut => {
+                cut_count += 1;
+                log_power_cut(&dir, &plan.id, power.as_ref())?;
+                drop(node);
+            }
             Outcome::Failed(e) => {
                 tracing::error!(terminal = %plan.id, "flash: {e}; restarting in 1 s");
                 drop(node);
@@ -553,6 +654,22 @@ async fn run_terminal(
             }
         }
     }
+}
+
+/// Logs where a power cut fell, in the terminal's [`POWER_CUT_LOG`].
+fn log_power_cut(dir: &Path, id: &TerminalId, cut: Option<&PowerCut>) -> anyhow::Result<()> {
+    let Some((op, offset, len, done)) = cut.and_then(PowerCut::torn) else {
+        return Ok(());
+    };
+    tracing::info!(terminal = %id, op, offset, len, done, "power cut mid-write");
+    let path = dir.join(POWER_CUT_LOG);
+    let mut log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    writeln!(log, "{op} {offset} {len} {done}")
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 async fn wall_sleep_until(wall_ms: Option<i64>) {

@@ -23,10 +23,10 @@ pub mod signals;
 mod timeline;
 mod uplink;
 
-pub use flash::{FileFlash, FileFlashError, PAGE};
+pub use flash::{FileFlash, FileFlashError, PowerCut, PAGE};
 pub use fleet::{
-    Credentials, Fleet, FleetConfig, PasswordLookup, SimSensors, QUEUE_PAGES, SAMPLED_LOG,
-    SAMPLE_LOG,
+    Credentials, Fleet, FleetConfig, Outage, PasswordLookup, PowerCuts, SimSensors, DELIVERY_LOG,
+    POWER_CUT_LOG, QUEUE_PAGES, SAMPLED_LOG, SAMPLE_LOG,
 };
 pub use scenario::{Scenario, ScriptedFault, TerminalPlan};
 pub use timeline::{wall_now_ms, SimClock, Timeline};

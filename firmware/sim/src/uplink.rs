@@ -1,7 +1,10 @@
 //! The node's MQTT link in the simulator: rumqttc, with the protocol's session settings.
 
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -9,7 +12,7 @@ use rumqttc::{AsyncClient, Event as MqttEvent, EventLoop, LastWill, MqttOptions,
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use weir_contract::topic::{self, Channel};
-use weir_contract::{Message, Status, TerminalId};
+use weir_contract::{Ack, Message, Status, Telemetry, TerminalId};
 use weir_node::{Event, Uplink};
 
 /// Where and as whom a node connects.
@@ -25,6 +28,51 @@ pub struct UplinkConfig {
     pub password: Option<String>,
     /// Topic prefix.
     pub prefix: String,
+    /// Where to log each telemetry message's delivery (first publication to the ack that
+    /// covers it), if anywhere: `boot seq readings first_publish_wall_ms ack_wall_ms first_ts
+    /// last_ts` (the times of its first and last reading, Unix seconds).
+    pub delivery_log: Option<PathBuf>,
+}
+
+/// Telemetry published and not yet acknowledged: (boot, seq) -> (readings, first
+/// publication in wall ms, first and last reading's time); and the log the deliveries go to.
+#[derive(Debug)]
+struct Deliveries {
+    waiting: BTreeMap<(u32, u32), (usize, i64, i64, i64)>,
+    log: std::fs::File,
+}
+
+impl Deliveries {
+    fn published(&mut self, payload: &[u8]) {
+        if let Ok(t) = Telemetry::decode_unvalidated(payload) {
+            let first = t.readings.first().map_or(0, |r| r.ts.unix());
+            let last = t.readings.last().map_or(0, |r| r.ts.unix());
+            self.waiting.entry((t.boot, t.seq)).or_insert((
+                t.readings.len(),
+                crate::timeline::wall_now_ms(),
+                first,
+                last,
+            ));
+        }
+    }
+
+    fn acked(&mut self, ack: Ack) {
+        let now = crate::timeline::wall_now_ms();
+        let covered: Vec<(u32, u32)> = self
+            .waiting
+            .range((ack.boot, 0)..=(ack.boot, ack.seq))
+            .map(|(k, _)| *k)
+            .collect();
+        let mut lines = String::new();
+        for k in covered {
+            if let Some((n, at, first, last)) = self.waiting.remove(&k) {
+                lines.push_str(&format!("{} {} {n} {at} {now} {first} {last}\n", k.0, k.1));
+            }
+        }
+        if !lines.is_empty() {
+            let _ = self.log.write_all(lines.as_bytes());
+        }
+    }
 }
 
 /// Whether the link may be up now; a scripted dead link says no for a while.
@@ -61,6 +109,7 @@ pub struct MqttUplink {
     update_topic: String,
     current: Bytes,
     task: JoinHandle<()>,
+    deliveries: Option<Arc<Mutex<Deliveries>>>,
 }
 
 impl std::fmt::Debug for MqttUplink {
@@ -99,6 +148,22 @@ impl MqttUplink {
         if let Some(password) = &config.password {
             options.set_credentials(config.id.as_str(), password.clone());
         }
+        let deliveries = config.delivery_log.as_ref().and_then(|path| {
+            let log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path);
+            match log {
+                Ok(log) => Some(Arc::new(Mutex::new(Deliveries {
+                    waiting: BTreeMap::new(),
+                    log,
+                }))),
+                Err(e) => {
+                    tracing::warn!("opening {}: {e}; deliveries are not logged", path.display());
+                    None
+                }
+            }
+        });
         let (client, eventloop) = AsyncClient::new(options, 256);
         let (tx, events) = mpsc::unbounded_channel();
         let connected = Arc::new(AtomicBool::new(false));
@@ -116,6 +181,7 @@ impl MqttUplink {
             tx,
             connected.clone(),
             gate,
+            deliveries.clone(),
         ));
         Ok(MqttUplink {
             client,
@@ -126,6 +192,7 @@ impl MqttUplink {
             status_topic,
             current: Bytes::new(),
             task,
+            deliveries,
         })
     }
 
@@ -165,7 +232,13 @@ impl Uplink for MqttUplink {
         };
         self.client
             .try_publish(topic.as_str(), QoS::AtLeastOnce, retain, payload.to_vec())
-            .map_err(|_| UplinkError::Busy)
+            .map_err(|_| UplinkError::Busy)?;
+        if let (Channel::Telemetry, Some(d)) = (channel, &self.deliveries) {
+            if let Ok(mut d) = d.lock() {
+                d.published(payload);
+            }
+        }
+        Ok(())
     }
 
     async fn next_event(&mut self) -> Event<'_> {
@@ -187,6 +260,7 @@ impl Uplink for MqttUplink {
 
 /// Polls the event loop: reports connections and incoming acks and configurations, and
 /// drops the connection while the gate is closed.
+#[allow(clippy::too_many_arguments)]
 async fn drive(
     mut eventloop: EventLoop,
     client: AsyncClient,
@@ -195,6 +269,7 @@ async fn drive(
     tx: mpsc::UnboundedSender<LinkEvent>,
     connected: Arc<AtomicBool>,
     gate: Gate,
+    deliveries: Option<Arc<Mutex<Deliveries>>>,
 ) {
     let mut backoff = Duration::from_millis(100);
     let lost = |tx: &mpsc::UnboundedSender<LinkEvent>| {
@@ -225,6 +300,13 @@ async fn drive(
             }
             Ok(MqttEvent::Incoming(Packet::Publish(p))) => {
                 if let Ok((_, channel)) = topic::parse(&prefix, &p.topic) {
+                    if let (Channel::Ack, Some(d), Ok(ack)) =
+                        (channel, &deliveries, Ack::decode(&p.payload))
+                    {
+                        if let Ok(mut d) = d.lock() {
+                            d.acked(ack);
+                        }
+                    }
                     let _ = tx.send(LinkEvent::Message(channel, p.payload));
                 }
             }

@@ -209,7 +209,6 @@ struct Held {
 
 impl Held {
     fn start(ctx: &Context, slot: &str, terminals: Vec<String>) -> Held {
-        let adopted = slot != ctx.config.instance;
         let cancel = CancellationToken::new();
         let session = Session {
             client_id: format!("{}-{slot}", ctx.session.client_id),
@@ -236,9 +235,7 @@ impl Held {
                 stop.cancelled().await;
                 return;
             }
-            if adopted {
-                take_over_acks(&ctx2, &slot, &terminals_of).await;
-            }
+            take_over_acks(&ctx2, &slot, &terminals_of).await;
             if let Err(e) = run_session(ctx2, session, filters, stop).await {
                 tracing::error!(session = %slot, error = %format!("{e:#}"), "cluster: a session stopped");
             }
@@ -251,21 +248,41 @@ impl Held {
     }
 }
 
-/// Before taking a member's terminals over: where each one's acknowledged run ends, from its
-/// retained ack, so that this member acks on from there rather than from nothing.
+/// Before starting a session: where each of its terminals' acknowledged run ends, from the
+/// node's retained ack, which the member that held the session last published. A run this
+/// member has no record of, or one that stops below it (its terminals were held elsewhere
+/// meanwhile), goes on from there; otherwise the first message would look like one past a gap
+/// and its ack would wait for the node's resend.
 async fn take_over_acks(ctx: &Context, slot: &str, terminals: &[String]) {
     let suffix = format!("{}-acks-{slot}", ctx.config.instance);
-    match acks::retained(&ctx.session, &suffix, terminals, Duration::from_secs(10)).await {
-        // TODO(node_acks): seed each with weir_store::node_acks::seed(conn, id, boot, seq)
-        // once the store has the per-(terminal, boot) ack tracker.
-        Ok(found) => tracing::info!(
+    let found = match acks::retained(&ctx.session, &suffix, terminals, Duration::from_secs(10))
+        .await
+    {
+        Ok(found) => found,
+        Err(e) => {
+            tracing::warn!(session = %slot, error = %format!("{e:#}"), "cluster: cannot read the retained acks; acks wait for the nodes' resends");
+            return;
+        }
+    };
+    let advanced = ctx.store.with(|c| {
+        let mut n = 0;
+        for (terminal, ack) in &found {
+            if weir_store::node_acks::advance(c, terminal, ack.boot, ack.seq)? {
+                n += 1;
+            }
+        }
+        Ok(n)
+    });
+    match advanced {
+        Ok(n) => tracing::info!(
             session = %slot,
             terminals = terminals.len(),
             retained_acks = found.len(),
-            "cluster: read the retained acks of the terminals taken over"
+            advanced = n,
+            "cluster: acknowledged runs taken from the nodes' retained acks"
         ),
         Err(e) => {
-            tracing::warn!(session = %slot, error = %format!("{e:#}"), "cluster: cannot read the retained acks")
+            tracing::warn!(session = %slot, error = %format!("{e:#}"), "cluster: cannot record the retained acks")
         }
     }
 }

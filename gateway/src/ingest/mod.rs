@@ -114,6 +114,8 @@ pub async fn run_filtered(
         metrics.clone(),
         live,
     ));
+    let _watch =
+        tokio_util::task::AbortOnDropHandle::new(tokio::spawn(watch_the_store(metrics.clone())));
     let mut jobs = Some(jobs);
     let mut generation = 0u64;
     let mut backoff = Duration::from_millis(200);
@@ -195,6 +197,7 @@ pub async fn run_filtered(
                         let Some(tx) = &jobs else { continue };
                         metrics.messages_received.fetch_add(1, Relaxed);
                         let job = classify(&session.prefix, p, generation, &metrics);
+                        metrics.store_handed();
                         if tx.send(job).await.is_err() {
                             anyhow::bail!("the store writer stopped");
                         }
@@ -224,11 +227,40 @@ pub async fn run_filtered(
     Ok(())
 }
 
+/// Says in the log when the store stops committing while messages wait (a full disk, an I/O
+/// error): nothing is acknowledged meanwhile, so the nodes keep their readings. The same
+/// state is `weir_store_stalled_seconds` in /metrics.
+async fn watch_the_store(metrics: Arc<Metrics>) {
+    const AFTER_S: f64 = 10.0;
+    let mut told = false;
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        let stalled = metrics.store_stalled_s();
+        let waiting = metrics.store_waiting.load(Relaxed);
+        if stalled >= AFTER_S && !told {
+            tracing::error!(
+                stalled_s = stalled.round(),
+                waiting,
+                "the store has committed nothing for {stalled:.0} s while {waiting} messages wait: \
+                 nothing is acknowledged until it can write again (disk full? see the store writer's errors)"
+            );
+            told = true;
+        } else if stalled < AFTER_S && told {
+            tracing::warn!("the store commits again");
+            told = false;
+        }
+    }
+}
+
 /// Decodes one incoming message into a job for the writer.
 fn classify(prefix: &str, p: Publish, generation: u64, metrics: &Metrics) -> Job<Token> {
     let pkid = (p.qos != QoS::AtMostOnce).then_some(p.pkid);
     let received_at = weir_store::now();
-    let refuse = |p: Publish, terminal: Option<String>, e: &weir_contract::Error, node_ack| {
+    let refuse = |p: Publish,
+                  terminal: Option<String>,
+                  e: &weir_contract::Error,
+                  node_ack: Option<(TerminalId, u32, u32, Encoding)>| {
         let reason = e.code();
         metrics.reject(reason);
         tracing::warn!(topic = %p.topic, terminal = terminal.as_deref().unwrap_or("?"), %e, "refused a message");
@@ -239,6 +271,7 @@ fn classify(prefix: &str, p: Publish, generation: u64, metrics: &Metrics) -> Job
                 payload: p.payload.to_vec(),
                 reason,
                 detail: e.to_string(),
+                message: node_ack.as_ref().map(|(_, boot, seq, _)| (*boot, *seq)),
             },
             token: Token {
                 pkid,
@@ -325,7 +358,14 @@ async fn acknowledge(
     let mut highest: HashMap<TerminalId, (u32, u32)> = HashMap::new();
     while let Some(batch) = committed.recv().await {
         metrics.commits.fetch_add(1, Relaxed);
-        // Per (terminal, boot): the highest seq committed in this batch.
+        metrics.store_committed(batch.outcomes.len() as u64);
+        metrics
+            .ack_gaps_passed_over
+            .fetch_add(batch.gaps_passed_over as u64, Relaxed);
+        metrics
+            .ack_held_above_gaps
+            .store(batch.held_above_gaps as u64, Relaxed);
+        // Per (terminal, boot): how far the node may be acknowledged after this batch.
         let mut node_acks: BTreeMap<(TerminalId, u32), (u32, Encoding)> = BTreeMap::new();
         let mut messages = Vec::new();
         for (token, outcome) in &batch.outcomes {
@@ -358,17 +398,22 @@ async fn acknowledge(
                         .fetch_add(*duplicate_readings as u64, Relaxed);
                 }
                 Outcome::UnknownTerminal => metrics.reject("unknown_terminal"),
-                Outcome::DeadLettered | Outcome::StatusSaved => {}
+                Outcome::DeadLettered { .. } | Outcome::StatusSaved => {}
             }
-            if matches!(outcome, Outcome::UnknownTerminal) {
-                continue;
-            }
-            if let Some((terminal, boot, seq, enc)) = &token.node_ack {
+            // The writer says how far the node may be acknowledged: up to where it holds
+            // the node's messages without a gap, never simply up to this message.
+            let ack = match outcome {
+                Outcome::Stored { ack, .. }
+                | Outcome::DuplicateMessage { ack, .. }
+                | Outcome::DeadLettered { ack } => *ack,
+                Outcome::UnknownTerminal | Outcome::StatusSaved => None,
+            };
+            if let (Some((terminal, boot, _, enc)), Some(seq)) = (&token.node_ack, ack) {
                 let e = node_acks
                     .entry((terminal.clone(), *boot))
-                    .or_insert((*seq, *enc));
-                if *seq >= e.0 {
-                    *e = (*seq, *enc);
+                    .or_insert((seq, *enc));
+                if seq >= e.0 {
+                    *e = (seq, *enc);
                 }
             }
         }

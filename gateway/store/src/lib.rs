@@ -7,6 +7,7 @@
 //!   `rollups` (hourly min/mean/max), `cursors` (how far each consumer of commit order got);
 //! - `auth` (users, sessions, tokens), `status` (each node's last status), `dead_letters`,
 //!   `forward_rejects`;
+//! - `node_acks` (how far each node's messages are held without a gap: what may be acked);
 //! - `alerts`, `incidents`, `notifications` (the alert engine's tables);
 //! - `pictures` (pictures of each terminal, their files beside the database), `cameras`
 //!   (each terminal's camera, as `weir terminal camera` sets it);
@@ -21,6 +22,7 @@ pub mod dead_letters;
 pub mod firmware;
 pub mod forward_rejects;
 pub mod incidents;
+pub mod node_acks;
 pub mod notifications;
 pub mod pictures;
 pub mod readings;
@@ -63,6 +65,12 @@ pub struct StoreConfig {
     pub raw_retention_days: u32,
     /// Refused messages kept for inspection; the oldest go first.
     pub dead_letters_max: u32,
+    /// Seconds a message above a gap in a node's sequence must have been stored before the
+    /// node's resend of it shows the gap will never be filled (see `node_acks`).
+    pub ack_gap_grace_s: u32,
+    /// Messages held above gaps per node and boot while the gateway waits for the node to
+    /// fill them; past it the lowest gap is passed over.
+    pub ack_max_held: u32,
 }
 
 impl Default for StoreConfig {
@@ -72,13 +80,28 @@ impl Default for StoreConfig {
             batch_max_messages: 2000,
             raw_retention_days: 0,
             dead_letters_max: 10_000,
+            ack_gap_grace_s: 30,
+            ack_max_held: 4096,
         }
     }
 }
 
 impl StoreConfig {
+    /// The bounds of the writer's tracker of what may be acknowledged.
+    pub fn ack_limits(&self) -> node_acks::Limits {
+        node_acks::Limits {
+            gap_grace_s: i64::from(self.ack_gap_grace_s),
+            max_held: self.ack_max_held as usize,
+            ..node_acks::Limits::default()
+        }
+    }
+
     /// Checks what types cannot; each error names its key.
     pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.ack_max_held > 0,
+            "store.ack_max_held must be at least 1"
+        );
         anyhow::ensure!(
             self.batch_max_messages > 0,
             "store.batch_max_messages must be at least 1"

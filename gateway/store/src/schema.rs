@@ -241,6 +241,11 @@ pub fn migrations() -> Vec<(&'static str, String)> {
     ));
     all.push(("pictures_0001", PICTURES_0001.to_string()));
     all.push(("firmware_0001", crate::firmware::MIGRATION.to_string()));
+    // Where each node's unbroken run of messages stands, so acks never pass a gap.
+    all.push((
+        "core_0007_node_acks",
+        crate::node_acks::MIGRATION.to_string(),
+    ));
     all
 }
 

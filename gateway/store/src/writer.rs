@@ -10,6 +10,7 @@ use rusqlite::{params, Connection, Transaction};
 use tokio::sync::mpsc;
 use weir_contract::{Reading, Status, Telemetry, TerminalId};
 
+use crate::node_acks::Tracker;
 use crate::readings::Row;
 use crate::rollups::{self, HourAgg};
 
@@ -40,6 +41,9 @@ pub enum Item {
         reason: &'static str,
         /// The full reason for people.
         detail: String,
+        /// The message's (boot, seq), when it could be read: a refused message is still
+        /// acknowledged, so the node does not send it for ever.
+        message: Option<(u32, u32)>,
     },
     /// A node's status.
     Status {
@@ -99,6 +103,8 @@ pub enum Outcome {
         duplicate_readings: usize,
         /// Readings older than the raw retention window, not stored (see `retention`).
         expired_readings: usize,
+        /// The seq of this boot the node may be acknowledged up to (see `node_acks`).
+        ack: Option<u32>,
     },
     /// Every reading of the message was stored before (a replay); nothing changed.
     DuplicateMessage {
@@ -110,11 +116,17 @@ pub enum Outcome {
         boot: u32,
         /// Its sequence number.
         seq: u32,
+        /// The seq of this boot the node may be acknowledged up to (see `node_acks`).
+        ack: Option<u32>,
     },
     /// Telemetry from a terminal that is not in the registry: kept as a dead letter.
     UnknownTerminal,
     /// Kept as a dead letter.
-    DeadLettered,
+    DeadLettered {
+        /// For a message of a registered terminal whose (boot, seq) could be read: the seq
+        /// of that boot the node may be acknowledged up to.
+        ack: Option<u32>,
+    },
     /// Status saved.
     StatusSaved,
 }
@@ -140,6 +152,10 @@ pub struct Committed<T> {
     pub readings: Vec<StoredReading>,
     /// Status items saved, for the live view.
     pub statuses: Vec<(TerminalId, Status)>,
+    /// Gaps in nodes' messages passed over in this transaction (see `node_acks`).
+    pub gaps_passed_over: usize,
+    /// Messages held above gaps, waiting for the node to fill them, after this transaction.
+    pub held_above_gaps: usize,
 }
 
 /// Settings of the writer.
@@ -151,6 +167,8 @@ pub struct WriterSettings {
     pub dead_letters_max: u32,
     /// Days of raw readings kept (0: all); older readings are not stored.
     pub raw_retention_days: u32,
+    /// Bounds of the tracker of what may be acknowledged.
+    pub acks: crate::node_acks::Limits,
 }
 
 /// Starts the writer thread. It ends when every sender of `jobs` is dropped and the last
@@ -168,6 +186,7 @@ pub fn spawn<T: Send + 'static>(
                 conn,
                 settings,
                 terminals: HashMap::new(),
+                acks: Tracker::new(settings.acks),
             };
             while let Some(first) = jobs.blocking_recv() {
                 let mut batch = vec![first];
@@ -192,6 +211,8 @@ struct Writer {
     settings: WriterSettings,
     /// Terminal id -> key; misses are looked up again (a terminal may be added at any time).
     terminals: HashMap<String, i64>,
+    /// How far each node's messages are held without a gap.
+    acks: Tracker,
 }
 
 impl Writer {
@@ -201,17 +222,21 @@ impl Writer {
         let mut delay = std::time::Duration::from_millis(100);
         loop {
             match self.commit(&batch) {
-                Ok((outcomes, readings, statuses)) => {
+                Ok((outcomes, readings, statuses, gaps_passed_over)) => {
+                    self.acks.saved();
                     let outcomes = batch.into_iter().map(|j| j.token).zip(outcomes).collect();
                     return Committed {
                         outcomes,
                         readings,
                         statuses,
+                        gaps_passed_over,
+                        held_above_gaps: self.acks.held(),
                     };
                 }
                 Err(e) => {
                     tracing::error!(error = %e, jobs = batch.len(), "committing a batch failed; retrying");
                     self.terminals.clear();
+                    self.acks.forget();
                     std::thread::sleep(delay);
                     delay = (delay * 2).min(std::time::Duration::from_secs(10));
                 }
@@ -223,7 +248,12 @@ impl Writer {
     fn commit<T>(
         &mut self,
         batch: &[Job<T>],
-    ) -> rusqlite::Result<(Vec<Outcome>, Vec<StoredReading>, Vec<(TerminalId, Status)>)> {
+    ) -> rusqlite::Result<(
+        Vec<Outcome>,
+        Vec<StoredReading>,
+        Vec<(TerminalId, Status)>,
+        usize,
+    )> {
         // IMMEDIATE: take the write lock at BEGIN. A deferred transaction that reads first
         // fails at once (SQLITE_BUSY, no busy wait) if another connection, such as the alert
         // engine's, committed in between.
@@ -236,6 +266,27 @@ impl Writer {
         let mut hours: HashMap<(i64, i64), HourAgg> = HashMap::new();
         let mut dead_letters = false;
         let mut last_seen: HashMap<i64, i64> = HashMap::new();
+        let mut gaps = 0;
+        // Records a held message; the seq its node may be acknowledged up to.
+        let mut held = |acks: &mut Tracker,
+                        tx: &Transaction<'_>,
+                        (key, terminal): (i64, &str),
+                        (boot, seq): (u32, u32),
+                        at: i64|
+         -> rusqlite::Result<Option<u32>> {
+            let (ack, skipped) = acks.receive(tx, key, boot, seq, at)?;
+            if let Some(s) = skipped {
+                gaps += 1;
+                tracing::warn!(
+                    terminal,
+                    boot,
+                    from = s.from,
+                    to = s.to,
+                    "the node resent its queue without these messages: they will never come; acknowledging past them"
+                );
+            }
+            Ok(ack)
+        };
         let horizon =
             crate::retention::oldest_accepted(&tx, self.settings.raw_retention_days, crate::now())?;
         // One statement for every reading of the batch, not a cache lookup each.
@@ -250,7 +301,7 @@ impl Writer {
                 } => match lookup(&tx, &mut self.terminals, terminal.as_str())? {
                     Some(key) => {
                         last_seen.insert(key, job.received_at);
-                        store_telemetry(
+                        let mut outcome = store_telemetry(
                             (&tx, &mut insert),
                             key,
                             terminal,
@@ -258,7 +309,20 @@ impl Writer {
                             horizon,
                             &mut readings,
                             &mut hours,
-                        )?
+                        )?;
+                        let acked = held(
+                            &mut self.acks,
+                            &tx,
+                            (key, terminal.as_str()),
+                            (telemetry.boot, telemetry.seq),
+                            job.received_at,
+                        )?;
+                        if let Outcome::Stored { ack, .. } | Outcome::DuplicateMessage { ack, .. } =
+                            &mut outcome
+                        {
+                            *ack = acked;
+                        }
+                        outcome
                     }
                     None => {
                         let detail = format!(
@@ -284,7 +348,14 @@ impl Writer {
                     payload,
                     reason,
                     detail,
+                    message,
                 } => {
+                    let mut ack = None;
+                    if let (Some(id), Some(message)) = (terminal.as_deref(), message) {
+                        if let Some(key) = lookup(&tx, &mut self.terminals, id)? {
+                            ack = held(&mut self.acks, &tx, (key, id), *message, job.received_at)?;
+                        }
+                    }
                     crate::dead_letters::insert(
                         &tx,
                         job.received_at,
@@ -295,7 +366,7 @@ impl Writer {
                         payload,
                     )?;
                     dead_letters = true;
-                    Outcome::DeadLettered
+                    Outcome::DeadLettered { ack }
                 }
                 Item::Status { terminal, status } => {
                     if let Some(key) = lookup(&tx, &mut self.terminals, terminal.as_str())? {
@@ -308,6 +379,7 @@ impl Writer {
             outcomes.push(outcome);
         }
         drop(insert);
+        self.acks.save(&tx)?;
         rollups::add(&tx, &hours)?;
         let mut seen = tx.prepare_cached(
             "UPDATE terminals SET last_seen = max(coalesce(last_seen, 0), ?2) WHERE key = ?1",
@@ -320,7 +392,7 @@ impl Writer {
             crate::dead_letters::trim(&tx, self.settings.dead_letters_max)?;
         }
         tx.commit()?;
-        Ok((outcomes, readings, statuses))
+        Ok((outcomes, readings, statuses, gaps))
     }
 }
 
@@ -381,6 +453,7 @@ fn store_telemetry(
             terminal: terminal.clone(),
             boot: t.boot,
             seq: t.seq,
+            ack: None,
         });
     }
     Ok(Outcome::Stored {
@@ -390,6 +463,7 @@ fn store_telemetry(
         new_readings,
         duplicate_readings,
         expired_readings,
+        ack: None,
     })
 }
 
@@ -432,6 +506,7 @@ mod tests {
             batch_max: 1,
             dead_letters_max: 10,
             raw_retention_days: 0,
+            acks: crate::node_acks::Limits::default(),
         };
         let (jobs, rx) = mpsc::channel(16);
         let (done_tx, mut done) = mpsc::unbounded_channel();
@@ -494,5 +569,40 @@ mod tests {
             }
         ));
         assert_eq!(times, vec![60, 120, 180, 240]);
+    }
+
+    fn ack_of(o: &Outcome) -> Option<u32> {
+        match o {
+            Outcome::Stored { ack, .. }
+            | Outcome::DuplicateMessage { ack, .. }
+            | Outcome::DeadLettered { ack } => *ack,
+            _ => panic!("no ack in {o:?}"),
+        }
+    }
+
+    #[test]
+    fn acks_stop_at_a_gap_and_count_refused_messages_as_held() {
+        let refused = |seq| Item::Refused {
+            terminal: Some("HY-001".into()),
+            topic: "weir/terminals/HY-001/telemetry".into(),
+            payload: b"{}".to_vec(),
+            reason: "above_max",
+            detail: "flow_m3h above its maximum".into(),
+            message: Some((1, seq)),
+        };
+        let (outcomes, _) = commit_each(vec![
+            telemetry(0, &[60]),
+            refused(1),
+            // 2 and 3 lost on the way.
+            telemetry(4, &[300]),
+            telemetry(2, &[180]),
+            telemetry(3, &[240]),
+            telemetry(4, &[300]),
+        ]);
+        let acks: Vec<Option<u32>> = outcomes.iter().map(ack_of).collect();
+        assert_eq!(
+            acks,
+            vec![Some(0), Some(1), Some(1), Some(2), Some(4), Some(4)]
+        );
     }
 }

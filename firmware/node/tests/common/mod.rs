@@ -343,8 +343,24 @@ impl Rig {
         }
     }
 
+    /// Starts a node with the default settings, but for resends when acks stop advancing:
+    /// off, as most tests count publications without playing the gateway's acks
+    /// ([`Rig::start_resending`] keeps them).
     pub fn try_start(&self) -> Result<TestNode, weir_node::Error<TestFlashError>> {
+        self.try_start_with(
+            weir_node::update::NoUpdates,
+            Settings {
+                resend_ms: u64::MAX / 4,
+                resend_max_ms: u64::MAX / 4,
+                ..Settings::default()
+            },
+        )
+    }
+
+    /// Starts a node with the default settings, resends included.
+    pub fn start_resending(&self) -> TestNode {
         self.try_start_with(weir_node::update::NoUpdates, Settings::default())
+            .expect("the node starts")
     }
 
     /// Starts a node with a firmware updater and these settings (the factory configuration
