@@ -377,6 +377,7 @@ async fn acknowledge(
                     new_readings,
                     duplicate_readings,
                     expired_readings,
+                    ..
                 } => {
                     messages.push((terminal.clone(), *boot, *seq));
                     metrics
