@@ -53,6 +53,28 @@ enum Command {
     /// rollouts and their progress.
     #[command(subcommand)]
     Firmware(FirmwareCommand),
+    /// Copy the database to a new file while the gateway runs, then check the copy. Picture
+    /// files are not in it: docs/deployment.md says how to copy them.
+    Backup(BackupArgs),
+    /// Put a backup in place of the database: the gateway must be stopped. Checks the backup,
+    /// keeps the old database as weir.db.before-restore-TIME, brings an older backup's schema
+    /// up to date.
+    Restore {
+        /// The backup file (from `weir backup`).
+        from: PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct BackupArgs {
+    /// The new file to write (never overwritten).
+    out: PathBuf,
+    /// Pages (4 KiB) copied in one step.
+    #[arg(long = "step-pages", default_value_t = 1024)]
+    step_pages: i32,
+    /// Milliseconds of pause after each step, leaving the disk to the gateway.
+    #[arg(long = "pause-ms", default_value_t = 5)]
+    pause_ms: u64,
 }
 
 #[derive(Subcommand)]
@@ -425,6 +447,40 @@ fn export(config: &Config, a: ExportArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn backup(config: &Config, a: BackupArgs) -> anyhow::Result<()> {
+    use weir_store::backup::{self, Pace};
+    let db = config.database_path();
+    let pace = Pace {
+        pages_per_step: a.step_pages.max(1),
+        pause: std::time::Duration::from_millis(a.pause_ms),
+    };
+    // A bar when a person watches; nothing in a script's log.
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} pages, {eta} left")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let r = backup::backup(&db, &a.out, pace, &|left, total| {
+        bar.set_length(total);
+        bar.set_position(total - left.min(total));
+    })?;
+    bar.finish_and_clear();
+    println!(
+        "backed up {} to {}: {} bytes ({} pages in {} steps) in {:.1} s, checked in {:.1} s (integrity_check ok)",
+        db.display(),
+        a.out.display(),
+        r.bytes,
+        r.pages,
+        r.steps,
+        r.copy_time.as_secs_f64(),
+        r.check_time.as_secs_f64()
+    );
+    if r.restarts > 0 {
+        println!("the copy started over {} time(s)", r.restarts);
+    }
+    Ok(())
+}
+
 fn firmware(config: &Config, c: FirmwareCommand) -> anyhow::Result<()> {
     use weir_gateway::firmware::commands::{self, Group};
     let open = || Store::open(&config.database_path(), config.store.synchronous);
@@ -780,6 +836,24 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Terminal(TerminalCommand::Camera(c)) => camera(&config, c, &run_async),
         Command::Firmware(c) => firmware(&config, c),
+        Command::Backup(a) => backup(&config, a),
+        Command::Restore { from } => {
+            let db = config.database_path();
+            let r = weir_store::backup::restore(&from, &db)?;
+            if let Some(kept) = &r.kept {
+                println!("the database it replaced is kept as {}", kept.display());
+            }
+            if !r.migrated.is_empty() {
+                println!("migrations run on the backup: {}", r.migrated.join(", "));
+            }
+            println!(
+                "restored {} to {} ({} bytes); start the gateway (systemctl start weir)",
+                from.display(),
+                db.display(),
+                r.bytes
+            );
+            Ok(())
+        }
         Command::Node(NodeCommand::Provision(a)) => provision_node(&config, *a),
         Command::Node(NodeCommand::Uf2 {
             input,

@@ -16,6 +16,8 @@ pub struct Metrics {
     pub duplicate_readings: AtomicU64,
     /// Telemetry messages whose every reading was stored before (replays).
     pub duplicate_messages: AtomicU64,
+    /// Readings received again inside a message that also carried new readings.
+    pub duplicate_readings_in_new_messages: AtomicU64,
     /// Gaps in nodes' messages acknowledged past because the node no longer has them.
     pub ack_gaps_passed_over: AtomicU64,
     /// Messages held above gaps, waiting for their nodes to fill them.
@@ -188,6 +190,11 @@ impl Metrics {
             "weir_duplicate_messages_total",
             "Telemetry messages whose every reading was stored before (replays).",
             self.duplicate_messages.load(Relaxed),
+        );
+        counter(
+            "weir_duplicate_readings_in_new_messages_total",
+            "Readings received again inside a message that also carried new readings (a node that batched them again after a power cut, or reused a sequence number).",
+            self.duplicate_readings_in_new_messages.load(Relaxed),
         );
         counter(
             "weir_expired_readings_total",

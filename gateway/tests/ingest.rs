@@ -200,12 +200,12 @@ async fn the_node_is_acked_only_once_its_readings_are_stored_and_replays_are_ack
             topic,
             QoS::AtLeastOnce,
             false,
-            json_reading(7, 41, now - 60, 2.0),
+            json_reading(7, 0, now - 60, 2.0),
         )
         .await
         .unwrap();
     let ack = next_ack(&mut events).await;
-    assert_eq!((ack.boot, ack.seq), (7, 41));
+    assert_eq!((ack.boot, ack.seq), (7, 0));
     // The ack means the reading is readable already.
     assert_eq!(g.count_readings("HY-002", now - 100, now + 1).await, 1);
 
@@ -215,12 +215,12 @@ async fn the_node_is_acked_only_once_its_readings_are_stored_and_replays_are_ack
             topic,
             QoS::AtLeastOnce,
             false,
-            json_reading(7, 41, now - 60, 2.0),
+            json_reading(7, 0, now - 60, 2.0),
         )
         .await
         .unwrap();
     let ack = next_ack(&mut events).await;
-    assert_eq!((ack.boot, ack.seq), (7, 41));
+    assert_eq!((ack.boot, ack.seq), (7, 0));
     assert_eq!(g.count_readings("HY-002", now - 100, now + 1).await, 1);
 
     // A message refused for a value out of range is acked too: resending cannot fix it.
@@ -229,12 +229,39 @@ async fn the_node_is_acked_only_once_its_readings_are_stored_and_replays_are_ack
             topic,
             QoS::AtLeastOnce,
             false,
-            json_reading(7, 42, now - 30, 9999.0),
+            json_reading(7, 1, now - 30, 9999.0),
         )
         .await
         .unwrap();
     let ack = next_ack(&mut events).await;
-    assert_eq!((ack.boot, ack.seq), (7, 42));
+    assert_eq!((ack.boot, ack.seq), (7, 1));
+
+    // Message 2 never arrives (a broker that lost the gateway's session dropped it): 3 is
+    // stored, but the ack stays at 1, or the node would free 2.
+    client
+        .publish(
+            topic,
+            QoS::AtLeastOnce,
+            false,
+            json_reading(7, 3, now - 10, 2.5),
+        )
+        .await
+        .unwrap();
+    let ack = next_ack(&mut events).await;
+    assert_eq!((ack.boot, ack.seq), (7, 1));
+    assert_eq!(g.count_readings("HY-002", now - 100, now + 1).await, 2);
+    // The node sends its queue again: 2 fills the gap and the ack moves past 3.
+    client
+        .publish(
+            topic,
+            QoS::AtLeastOnce,
+            false,
+            json_reading(7, 2, now - 20, 2.2),
+        )
+        .await
+        .unwrap();
+    let ack = next_ack(&mut events).await;
+    assert_eq!((ack.boot, ack.seq), (7, 3));
     g.stop().await;
 }
 

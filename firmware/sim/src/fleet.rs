@@ -563,6 +563,12 @@ async fn run_terminal(
             factory_config: plan.factory_config(),
             // A few bytes per start of a simulated node.
             firmware: Box::leak(running.clone().into_boxed_str()),
+            // A node publishes its queue again when acks stop advancing for a minute. At the
+            // simulator's speed a minute may be milliseconds of wall time, less than a
+            // loaded machine takes to acknowledge: the wait is at least a second of wall time
+            // at that speed (so, once caught up with the present, longer than on a board).
+            resend_ms: resend_ms(timeline.speed),
+            resend_max_ms: 30 * resend_ms(timeline.speed),
             ..Settings::default()
         };
         let (_, dfu, state) = open_slots(&dir)?;
@@ -654,6 +660,12 @@ async fn run_terminal(
             }
         }
     }
+}
+
+/// The wait before a node publishes its queue again, ms of simulated time: a minute, or a
+/// second of wall time at `speed` if that is longer.
+fn resend_ms(speed: f64) -> u64 {
+    Settings::default().resend_ms.max((speed * 1000.0) as u64)
 }
 
 /// Logs where a power cut fell, in the terminal's [`POWER_CUT_LOG`].

@@ -387,6 +387,9 @@ async fn acknowledge(
                         .duplicate_readings
                         .fetch_add(*duplicate_readings as u64, Relaxed);
                     metrics
+                        .duplicate_readings_in_new_messages
+                        .fetch_add(*duplicate_readings as u64, Relaxed);
+                    metrics
                         .expired_readings
                         .fetch_add(*expired_readings as u64, Relaxed);
                 }

@@ -11,11 +11,13 @@
 //! - `alerts`, `incidents`, `notifications` (the alert engine's tables);
 //! - `pictures` (pictures of each terminal, their files beside the database), `cameras`
 //!   (each terminal's camera, as `weir terminal camera` sets it);
+//! - `backup` (online backup and restore of the database file);
 //! - `schema` (named migrations), `writer` (the only code that writes telemetry),
 //!   `retention` (the only code that deletes it).
 
 pub mod alerts;
 pub mod auth;
+pub mod backup;
 pub mod cameras;
 pub mod cursors;
 pub mod dead_letters;
@@ -149,6 +151,15 @@ impl Store {
         let mut conn = store
             .connect()
             .with_context(|| format!("opening the reading store at {}", path.display()))?;
+        let unknown = schema::unknown_migrations(&conn)
+            .with_context(|| format!("reading the schema of {}", path.display()))?;
+        anyhow::ensure!(
+            unknown.is_empty(),
+            "{} was written by a newer Weir (migrations {} are unknown to this version): run that \
+             version or a newer one, or restore the backup taken before the upgrade (weir restore)",
+            path.display(),
+            unknown.join(", ")
+        );
         schema::migrate(&mut conn)
             .with_context(|| format!("migrating the reading store at {}", path.display()))?;
         Ok(Arc::new(store))
@@ -222,7 +233,7 @@ impl Store {
 /// existing one so: it holds password hashes and session ids. SQLite gives its `-wal` and
 /// `-shm` files the database file's permissions.
 #[cfg(unix)]
-fn private_file(path: &Path) -> std::io::Result<()> {
+pub(crate) fn private_file(path: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
     std::fs::OpenOptions::new()
         .write(true)
@@ -242,7 +253,7 @@ fn private_file(path: &Path) -> std::io::Result<()> {
 }
 
 #[cfg(not(unix))]
-fn private_file(_path: &Path) -> std::io::Result<()> {
+pub(crate) fn private_file(_path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 

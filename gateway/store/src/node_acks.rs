@@ -208,7 +208,7 @@ impl Tracker {
     pub fn save(&mut self, conn: &Connection) -> rusqlite::Result<()> {
         let mut upsert = conn.prepare_cached(
             "INSERT INTO node_acks (terminal, boot, acked) VALUES (?1, ?2, ?3)
-             ON CONFLICT (terminal, boot) DO UPDATE SET acked = excluded.acked",
+             ON CONFLICT (terminal, boot) DO UPDATE SET acked = max(acked, excluded.acked)",
         )?;
         let mut prune =
             conn.prepare_cached("DELETE FROM node_acks WHERE terminal = ?1 AND boot < ?2")?;

@@ -282,6 +282,30 @@ const PICTURES_0001: &str = "
     );
 ";
 
+/// Migrations the database records that this version does not know: it was written by a
+/// newer Weir, whose schema this version must not write to.
+pub fn unknown_migrations(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+    let exists: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations')",
+        [],
+        |r| r.get(0),
+    )?;
+    if !exists {
+        return Ok(Vec::new());
+    }
+    let known: Vec<&str> = migrations().iter().map(|(n, _)| *n).collect();
+    let mut stmt = conn.prepare("SELECT name FROM schema_migrations ORDER BY applied_at, name")?;
+    let names = stmt.query_map([], |r| r.get::<_, String>(0))?;
+    let mut unknown = Vec::new();
+    for name in names {
+        let name = name?;
+        if !known.contains(&name.as_str()) {
+            unknown.push(name);
+        }
+    }
+    Ok(unknown)
+}
+
 /// Brings the database to the newest schema.
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)")?;
@@ -367,5 +391,29 @@ mod tests {
         assert!(conn
             .execute("INSERT INTO readings (terminal, ts) VALUES (1, 60)", [])
             .is_err());
+    }
+
+    #[test]
+    fn a_database_of_a_newer_weir_is_refused_and_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("weir.db");
+        drop(crate::Store::open(&path, crate::Synchronous::Normal).unwrap());
+        let conn = Connection::open(&path).unwrap();
+        conn.execute(
+            "INSERT INTO schema_migrations (name, applied_at) VALUES ('core_9999_from_the_future', 0)",
+            [],
+        )
+        .unwrap();
+        drop(conn);
+        let before = std::fs::read(&path).unwrap();
+        let e = crate::Store::open(&path, crate::Synchronous::Normal)
+            .err()
+            .expect("a newer database is refused");
+        let msg = format!("{e:#}");
+        assert!(
+            msg.contains("newer Weir") && msg.contains("core_9999_from_the_future"),
+            "{msg}"
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), before);
     }
 }

@@ -204,6 +204,9 @@ impl Gateway {
                 if let Some(addr) = line.strip_prefix("weir: listening on ") {
                     let _ = tx.send(addr.to_owned());
                 }
+                if std::env::var("WEIR_LEDGER_DEBUG").is_ok() && !line.contains(" INFO ") {
+                    eprintln!("gw: {line}");
+                }
                 log.lock().unwrap().push(line);
             }
         });

@@ -503,7 +503,11 @@ async fn power_cuts_in_the_middle_of_flash_writes_lose_nothing_and_send_nothing_
     let cuts: Vec<String> = site.ids.iter().flat_map(|id| cuts_of(id)).collect();
     let writes = cuts.iter().filter(|c| c.starts_with("write")).count();
     let erases = cuts.iter().filter(|c| c.starts_with("erase")).count();
-    let again = gw.metric("weir_duplicate_readings_total").await.unwrap();
+    // Whole messages sent again (after a reconnect, or when acks stall) are replays, not this.
+    let again = gw
+        .metric("weir_duplicate_readings_in_new_messages_total")
+        .await
+        .unwrap();
     eprintln!(
         "ledger: power cuts: {} cuts ({writes} mid-write, {erases} mid-erase) on {n} nodes in \
          {:.1} s; readings sent again in a new message: {again}",
