@@ -663,4 +663,10 @@ async fn a_killed_member_is_taken_over_and_nothing_is_lost_or_doubled() {
         both.iter().all(|(t, _)| ids["a"].contains(t)),
         "b's own terminals' readings in a's database: {both:?}"
     );
+    // And only those sent before the kill (committed by a, not yet acknowledged, then stored
+    // by b): the handover back, a clean stop, stores nothing twice.
+    assert!(
+        both.iter().all(|(t, ts)| *ts <= sampled_at_kill[t]),
+        "readings sent after the kill in both databases: {both:?}"
+    );
 }
