@@ -376,8 +376,29 @@ fn readings_in(dir: &Path) -> BTreeSet<(String, i64)> {
         .collect()
 }
 
+/// How member a leaves mid-stream.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Leave {
+    /// SIGKILL: its connections drop; its last will says it is gone.
+    Kill,
+    /// SIGTERM: it stops its session cleanly (commits and acknowledges what it took) and
+    /// clears its announcement.
+    Term,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_member_is_taken_over_and_nothing_is_lost_or_doubled() {
+    leave_mid_stream_and_come_back(Leave::Kill).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_stopped_with_sigterm_is_taken_over_and_nothing_is_stored_twice() {
+    leave_mid_stream_and_come_back(Leave::Term).await;
+}
+
+/// Member a leaves `how` once a quarter of its terminals' messages are acknowledged; b takes
+/// its session over; a comes back and takes it back; nothing is lost or doubled.
+async fn leave_mid_stream_and_come_back(how: Leave) {
     let messages: u32 = std::env::var("CLUSTER_TEST_MESSAGES")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -468,13 +489,26 @@ async fn a_killed_member_is_taken_over_and_nothing_is_lost_or_doubled() {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    a.0.kill().unwrap();
-    a.0.wait().unwrap();
+    match how {
+        Leave::Kill => a.0.kill().unwrap(),
+        Leave::Term => {
+            let pid = a.0.id().to_string();
+            assert!(Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success());
+        }
+    }
+    let status = a.0.wait().unwrap();
+    if how == Leave::Term {
+        assert!(status.success(), "a exited with {status} after SIGTERM");
+    }
     let took = until(&members, 30, "b taking a's session over", |m| {
         !m.contains_key("a") && holds(m, "b", &["a", "b"])
     })
     .await;
-    eprintln!("takeover: b held a's session {took:?} after the kill");
+    eprintln!("takeover ({how:?}): b held a's session {took:?} after a left");
     assert!(
         took < Duration::from_secs(TAKEOVER_AFTER_S + 5),
         "takeover took {took:?}"
@@ -536,7 +570,7 @@ async fn a_killed_member_is_taken_over_and_nothing_is_lost_or_doubled() {
         holds(m, "a", &["a"]) && holds(m, "b", &["b"])
     })
     .await;
-    eprintln!("handover: a held its session again {back:?} after its restart");
+    eprintln!("handover ({how:?}): a held its session again {back:?} after its restart");
     assert!(
         nodes.values().any(|n| {
             let n = n.lock().unwrap();
@@ -652,7 +686,7 @@ async fn a_killed_member_is_taken_over_and_nothing_is_lost_or_doubled() {
     assert_eq!(union.len(), all.len() * messages as usize);
     let both: Vec<_> = in_a.intersection(&in_b).collect();
     eprintln!(
-        "readings: {} sampled; a stored {}, b stored {}, both {}; samples beyond one per reading in VictoriaMetrics's export: {raw_duplicates}",
+        "readings ({how:?}): {} sampled; a stored {}, b stored {}, both {}; samples beyond one per reading in VictoriaMetrics's export: {raw_duplicates}",
         all.len() * messages as usize,
         in_a.len(),
         in_b.len(),
@@ -664,9 +698,15 @@ async fn a_killed_member_is_taken_over_and_nothing_is_lost_or_doubled() {
         "b's own terminals' readings in a's database: {both:?}"
     );
     // And only those sent before the kill (committed by a, not yet acknowledged, then stored
-    // by b): the handover back, a clean stop, stores nothing twice.
+    // by b): the handover back, a clean stop, stores nothing twice; nor does a SIGTERM.
     assert!(
         both.iter().all(|(t, ts)| *ts <= sampled_at_kill[t]),
         "readings sent after the kill in both databases: {both:?}"
     );
+    if how == Leave::Term {
+        assert!(
+            both.is_empty(),
+            "after a clean stop, in both databases: {both:?}"
+        );
+    }
 }
