@@ -10,8 +10,8 @@ use weir_contract::{Ack, Message as _, TerminalId};
 
 use crate::ingest::Session;
 
-/// Most filters in one SUBSCRIBE.
-const PER_SUBSCRIBE: usize = 1000;
+/// Most filters in one SUBSCRIBE: about 6 KB, under rumqttc's bound on a packet (10 KB).
+const PER_SUBSCRIBE: usize = 200;
 
 /// Each terminal's retained ack `{prefix}/terminals/{id}/ack`, read on a connection of its own
 /// (`{session.client_id}-{suffix}`). Terminals without one are left out. Gives up after
