@@ -8,7 +8,8 @@
 //! * doubled: a reading counted more than once by the fleet-wide store (a count over its
 //!   series), or stored with a timestamp or value the node did not sample.
 //!
-//! Size: `CLUSTER_TEST_MESSAGES` messages per node (default 300, one every 50 ms).
+//! Size: `CLUSTER_TEST_MESSAGES` messages per node (default 300, one every 50 ms);
+//! `CLUSTER_TEST_IDLE` registered terminals that send nothing (default 2,200).
 
 mod support;
 
@@ -27,7 +28,7 @@ use weir_gateway::cluster::{owner, Announce};
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
 const TOKEN: &str = "cluster-test-admin-token-0123456789abcdef";
 const TAKEOVER_AFTER_S: u64 = 2;
-/// Registered terminals that send nothing.
+/// Registered terminals that send nothing, unless `CLUSTER_TEST_IDLE` says otherwise.
 const IDLE_TERMINALS: usize = 2200;
 
 /// A child process killed when the test ends, passed or not.
@@ -435,7 +436,11 @@ async fn leave_mid_stream_and_come_back(how: Leave) {
     let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
     // And terminals that send nothing, enough that each member subscribes in several packets
     // (1,000 filters each).
-    let idle: Vec<String> = (0..IDLE_TERMINALS).map(|i| format!("ID-{i:04}")).collect();
+    let idle_n: usize = std::env::var("CLUSTER_TEST_IDLE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(IDLE_TERMINALS);
+    let idle: Vec<String> = (0..idle_n).map(|i| format!("ID-{i:05}")).collect();
     let registered: Vec<&String> = all.iter().chain(&probes).chain(&idle).collect();
     let of_a = registered
         .iter()
@@ -459,6 +464,7 @@ async fn leave_mid_stream_and_come_back(how: Leave) {
     }
 
     let members = watch_members(broker.port);
+    let started = Instant::now();
     let (mut a, a_first) = serve("a", dirs[0].path(), broker.port, vm);
     let (_b, b_addr) = serve("b", dirs[1].path(), broker.port, vm);
     until(&members, 20, "each member holding its own session", |m| {
@@ -469,6 +475,12 @@ async fn leave_mid_stream_and_come_back(how: Leave) {
     for p in &probes {
         probe(broker.port, p).await;
     }
+    eprintln!(
+        "start: both members' sessions subscribed ({} terminals registered, {of_a} of them a's) \
+         {:?} after their processes started",
+        registered.len(),
+        started.elapsed()
+    );
 
     let start_ts = weir_store::now() - 86_400;
     let nodes: BTreeMap<String, Arc<Mutex<NodeState>>> = all

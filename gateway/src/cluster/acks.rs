@@ -26,7 +26,6 @@ pub async fn retained(
     if terminals.is_empty() {
         return Ok(out);
     }
-    let (client, mut events) = AsyncClient::new(session.side_connection(suffix), 64);
     let topics: BTreeMap<String, String> = terminals
         .iter()
         .filter_map(|t| {
@@ -42,6 +41,9 @@ pub async fn retained(
         .chunks(PER_SUBSCRIBE)
         .map(<[SubscribeFilter]>::to_vec)
         .collect();
+    // Room for every SUBSCRIBE at once: they are queued from the task that polls the
+    // connection, so a full queue would wait for ever.
+    let (client, mut events) = AsyncClient::new(session.side_connection(suffix), batches.len() + 8);
     let mut subacks_due = batches.len();
     let deadline = tokio::time::Instant::now() + wait;
     let mut quiet_until: Option<tokio::time::Instant> = None;
