@@ -30,16 +30,17 @@ pub const NOT_CONFIG_VARS: [&str; 6] = [
 const FLEET_VARS: &str = "FLEET_";
 
 /// The whole configuration.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Where the database and other state live.
     pub data_dir: PathBuf,
-    /// Log filter, in `tracing` syntax (`info`, `weir=debug,info`).
+    /// Log filter: error, warn, info, debug, trace, or per module
+    /// ("weir_gateway=debug,info"), in `tracing`'s syntax.
     pub log: String,
     /// Site settings shown to users.
     pub site: SiteConfig,
-    /// The HTTP server (API and dashboard).
+    /// The HTTP server: the API and the dashboard.
     pub http: HttpConfig,
     /// MQTT: the embedded broker, or an external one.
     pub mqtt: MqttConfig,
@@ -49,17 +50,25 @@ pub struct Config {
     pub influx: InfluxConfig,
     /// Alert rules, escalation, service-time targets, crews and notifications.
     pub alerts: crate::alerts::AlertsConfig,
-    /// What `weir node provision` writes into nodes.
+    /// What `weir node provision` writes into each node's configuration image (see
+    /// docs/field-guide.md).
     pub nodes: NodesConfig,
-    /// Inspectors' reports.
+    /// Inspectors' reports (docs/inspector-guide.md).
     pub reports: crate::reports::ReportsConfig,
-    /// The HJ 212 uplink to the environment bureau's platform.
+    /// The HJ 212-2017 uplink to the environment bureau's platform (docs/hj212.md): each new
+    /// reading of a terminal listed in `[hj212.terminals]` goes out as real-time data
+    /// (CN 2011), in commit order; after an outage the stored readings are sent again from
+    /// where the platform last answered.
     pub hj212: crate::hj212::Hj212Config,
-    /// Pictures of the terminals: cameras, uploads, retention and the bound on disk use.
+    /// Pictures of the whole terminal (docs/operations.md): snapshots from a camera in the
+    /// cabinet and photos field staff upload from the terminal's page. Files are kept beside
+    /// the database, in `{data_dir}/pictures/`.
     pub pictures: crate::pictures::PicturesConfig,
     /// Firmware updates over the air: the county's key and the service's limits.
     pub firmware: crate::firmware::FirmwareConfig,
-    /// Several gateways behind one external broker, the terminals divided among them.
+    /// Several gateways behind one external broker (`mqtt.broker = "external"`), each
+    /// terminal's readings, alerts and acks on exactly one of them at a time
+    /// (docs/scale-out.md). Off: this gateway takes every terminal.
     pub cluster: crate::cluster::ClusterConfig,
 }
 
@@ -85,17 +94,19 @@ impl Default for Config {
 }
 
 /// Defaults for `weir node provision`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct NodesConfig {
-    /// The broker as nodes reach it from a cabinet, `host:port`; empty: `--broker` is needed.
+    /// The broker as nodes reach it from a terminal's cabinet, "host:port" (empty: give
+    /// `--broker` each time).
     pub broker: String,
-    /// SNTP server nodes take UTC from.
+    /// SNTP server nodes take UTC from; a node samples only once it knows the time.
     pub time_server: String,
-    /// The dashboard as field staff reach it; node labels' QR codes open
-    /// `{dashboard_url}/terminals/{id}`. Empty: `--dashboard-url` is needed.
+    /// The dashboard as field staff reach it from a phone; a node label's QR code opens
+    /// `{dashboard_url}/terminals/{id}` (empty: give `--dashboard-url` each time).
     pub dashboard_url: String,
-    /// The board nodes are built on (its flash layout places the configuration image).
+    /// The board nodes are built on (its flash layout places the configuration image):
+    /// "w5500-evb-pico".
     pub board: String,
 }
 
@@ -111,7 +122,7 @@ impl Default for NodesConfig {
 }
 
 /// Site settings.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct SiteConfig {
     /// Name shown in the dashboard's title.
@@ -130,35 +141,36 @@ impl Default for SiteConfig {
 }
 
 /// The HTTP server.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct HttpConfig {
-    /// Address and port to listen on.
+    /// Address and port of the API and dashboard.
     pub listen: SocketAddr,
-    /// Mark the session cookie `Secure` (set when the dashboard is served over HTTPS, for
-    /// example behind a reverse proxy).
+    /// Mark the login cookie Secure; set true when users reach Weir over HTTPS (for example
+    /// behind a reverse proxy).
     pub secure_cookies: bool,
     /// Hours a dashboard login lasts.
     pub session_hours: u32,
-    /// TLS certificate chain (PEM); with `tls_key`, the API and dashboard are served over
-    /// HTTPS on `listen` (and the login cookie is Secure).
+    /// HTTPS: a certificate chain, PEM (docs/operations.md shows how to make one). With
+    /// `tls_key` set too, the API and dashboard are served over TLS on `listen` (and the login
+    /// cookie is Secure).
     pub tls_cert: PathBuf,
-    /// TLS private key (PEM) of `tls_cert`.
+    /// The private key (PEM) of `tls_cert`.
     pub tls_key: PathBuf,
     /// Connections open at once; more are closed at once.
     pub max_connections: usize,
-    /// Connections open at once from one address.
+    /// Connections open at once from one address; more are closed at once.
     pub max_connections_per_address: usize,
     /// Seconds a client has to send a request's headers (and finish a TLS handshake) before
     /// its connection is closed.
     pub header_timeout_s: u32,
-    /// Password checks (argon2, about 19 MiB each) running at once; a login that waits
-    /// more than 2 s for one is refused with 503.
+    /// Password checks running at once (argon2: each about 19 MiB and some milliseconds of a
+    /// core); a login that waits more than 2 s for one is refused with 503.
     pub max_password_checks: usize,
     /// Failed logins of one user name, or from one address, after which logins are refused
     /// unchecked (429) until `login_lockout_min` after the first of them.
     pub login_max_failures: u32,
-    /// Minutes of that window.
+    /// Minutes of that window, from the first failure.
     pub login_lockout_min: u32,
 }
 
@@ -213,7 +225,7 @@ impl HttpConfig {
 }
 
 /// Which broker the gateway uses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum BrokerMode {
     /// Run the broker inside the gateway; nodes connect to `mqtt.listen`.
@@ -223,10 +235,12 @@ pub enum BrokerMode {
 }
 
 /// MQTT.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct MqttConfig {
-    /// `embedded` or `external`.
+    /// "embedded": the gateway runs the broker and nodes connect to it at `listen`.
+    /// "external": the gateway connects to a broker (Mosquitto, EMQX) at `host`:`port`; see
+    /// docs/operations.md for the broker's password file and ACL.
     pub broker: BrokerMode,
     /// Embedded broker: address and port nodes connect to.
     pub listen: SocketAddr,
@@ -234,44 +248,49 @@ pub struct MqttConfig {
     pub host: String,
     /// External broker: port.
     pub port: u16,
-    /// External broker: the gateway's user name.
+    /// External broker: the gateway's own user name.
     pub username: String,
-    /// External broker: the gateway's password.
+    /// External broker: the gateway's own password.
     pub password: String,
-    /// Client id of the gateway's own MQTT session (persistent: keep it stable).
+    /// Client id of the gateway's own MQTT session. The session is persistent: keep its
+    /// client id stable across restarts.
     pub client_id: String,
-    /// Topic prefix, `weir` by default.
+    /// Topic prefix: topics are
+    /// `{topic_prefix}/terminals/{terminal id}/{telemetry,status,ack,config}`.
     pub topic_prefix: String,
     /// Keep-alive of the gateway's MQTT session, seconds.
     pub keep_alive_s: u16,
     /// Embedded broker: most unacknowledged QoS 1 messages in flight to one client. The
     /// gateway acknowledges after commit, so this bounds its batches.
     pub max_inflight: u16,
-    /// Embedded broker: most messages queued for one session while its client is away.
+    /// Embedded broker: most messages queued for one session while its client is away; the
+    /// oldest are dropped beyond it.
     pub max_queued: usize,
-    /// Embedded broker: MQTT over TLS on `tls_listen` when `tls_cert` and `tls_key` (PEM)
-    /// are set, beside the plain listener.
+    /// Embedded broker: MQTT over TLS (nodes' passwords then never cross the network in
+    /// clear) on `tls_listen`, beside the plain listener, when both `tls_cert` and `tls_key`
+    /// are set; docs/operations.md shows how to make them.
     pub tls_listen: SocketAddr,
     /// Certificate chain (PEM) of the TLS listener.
     pub tls_cert: PathBuf,
     /// Private key (PEM) of `tls_cert`.
     pub tls_key: PathBuf,
-    /// Embedded broker: what one client may make it hold (`[mqtt.limits]`, docs/security.md).
+    /// What one client can make the embedded broker hold; each is explained in
+    /// docs/security.md.
     pub limits: BrokerLimits,
 }
 
 /// The embedded broker's bounds on what a client can make it hold; the defaults are the
 /// broker's own (`weir_broker::BrokerConfig`), where each is explained.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct BrokerLimits {
     /// Clients connected at once.
     pub max_connections: usize,
     /// Connections not yet past CONNACK.
     pub max_pending_connections: usize,
-    /// Connections from one address (an IPv6 /64).
+    /// Connections from one address (an IPv6 /64 counts as one).
     pub max_connections_per_address: usize,
-    /// Seconds to send CONNECT (and finish a TLS handshake).
+    /// Seconds to log in: send CONNECT (and finish a TLS handshake).
     pub connect_timeout_s: u16,
     /// Longest keep alive honoured, s.
     pub max_keep_alive_s: u16,
@@ -279,21 +298,23 @@ pub struct BrokerLimits {
     pub max_concurrent_auth: usize,
     /// Milliseconds a CONNECT waits for a password check before CONNACK 3.
     pub auth_wait_ms: u32,
-    /// Failed logins from one address per window before it is refused unchecked.
+    /// Failed logins from one address within the window (`auth_failure_window_s`) before
+    /// further logins from there are refused unchecked until it ends.
     pub auth_failures_per_address: u32,
-    /// Failed logins of one user name from one address per window.
+    /// Failed logins of one user name from one address within the window, likewise.
     pub auth_failures_per_user: u32,
     /// The failure window, s.
     pub auth_failure_window_s: u32,
-    /// Seconds a disconnected client's persistent session is kept.
+    /// Seconds a disconnected client's persistent session is kept (7 days).
     pub session_expiry_s: u32,
     /// Persistent sessions one identity may hold.
     pub max_sessions_per_identity: usize,
     /// Bytes queued for one session.
     pub max_queued_bytes: usize,
-    /// Messages per second one identity may publish, and the burst above it.
+    /// Messages per second one identity may publish.
     pub max_publish_rate: u32,
-    /// Burst of messages above the rate.
+    /// Burst of messages above the rate (a node catching up on days of readings sends its
+    /// whole flash queue at once).
     pub max_publish_burst: u32,
     /// Bytes per second one identity may publish.
     pub max_publish_bytes_per_s: u32,
@@ -389,10 +410,10 @@ impl Default for MqttConfig {
 }
 
 /// Forwarding of every stored reading to InfluxDB 2 (or anything serving its v2 write API).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct InfluxConfig {
-    /// Forward at all.
+    /// Forward every stored reading to InfluxDB 2 (or any server of its v2 write API).
     pub enabled: bool,
     /// Base URL, for example `http://influx.example:8086`.
     pub url: String,
@@ -404,13 +425,13 @@ pub struct InfluxConfig {
     pub token: String,
     /// Measurement name of the points written.
     pub measurement: String,
-    /// Most readings per write request.
+    /// Readings per write request, at most.
     pub batch_size: usize,
     /// Most readings per second while catching up after an outage.
     pub max_rate: u32,
     /// Compress request bodies with gzip.
     pub gzip: bool,
-    /// Longest wait between two retries, seconds.
+    /// Longest wait between two retries, seconds (a Retry-After from the server is honoured).
     pub max_backoff_s: u64,
 }
 
@@ -545,175 +566,120 @@ fn describe(e: figment::Error) -> String {
         .join("; ")
 }
 
-/// The default configuration as a commented TOML file (`weir config`): the core keys, then
-/// each domain's section.
+/// The default configuration as a commented TOML file (`weir config print`), written from the
+/// configuration types themselves: each key's comment is its field's doc comment, its value the
+/// field's default, and each nested struct a `[section]`, in the order the fields are declared.
 pub fn default_file() -> String {
-    format!(
-        "{CORE_FILE}{}{}{}{}{}",
-        crate::hj212::DEFAULT_CONFIG,
-        crate::pictures::config::DEFAULT_CONFIG,
-        crate::firmware::DEFAULT_CONFIG,
-        crate::cluster::DEFAULT_CONFIG,
-        crate::alerts::DEFAULT_CONFIG
-    )
+    let schema = schemars::schema_for!(Config);
+    let schema = schema.as_value();
+    let values = toml::Value::try_from(Config::default())
+        .expect("the default configuration serialises to TOML");
+    let mut out = String::from(FILE_HEADER);
+    print::table(&mut out, schema, schema, &values, &mut Vec::new());
+    out
 }
 
-const CORE_FILE: &str = r#"# Weir gateway configuration. Every key is optional; this file shows the defaults.
+/// What the printed file says before its first key.
+const FILE_HEADER: &str = "\
+# Weir gateway configuration. Every key is optional; this file shows the defaults.
 # Any key can be overridden by an environment variable: WEIR_ + the key in capitals, with __
 # between levels, for example WEIR_HTTP__LISTEN=0.0.0.0:8080 or WEIR_DATA_DIR=/var/lib/weir.
 # WEIR_BOOTSTRAP_TOKEN, if set, is accepted as an admin API token (automation, first start).
 
-# Where the database and other state live.
-data_dir = "weir-data"
-# Log filter: error, warn, info, debug, trace, or per module ("weir_gateway=debug,info").
-log = "info"
+";
 
-[site]
-# Name shown in the dashboard's title.
-name = "Weir"
-# IANA time zone in which the dashboard shows times.
-timezone = "Asia/Shanghai"
+/// Writing a TOML table from its JSON schema (schemars' output: `properties` in declaration
+/// order, each with its `description`; nested structs as `$ref`s to `$defs`) and its values.
+mod print {
+    use serde_json::Value as Schema;
+    use std::fmt::Write as _;
+    use toml::Value;
 
-[http]
-# Address and port of the API and dashboard.
-listen = "127.0.0.1:8080"
-# Mark the login cookie Secure; set true when users reach Weir over HTTPS (e.g. behind a proxy).
-secure_cookies = false
-# Hours a dashboard login lasts.
-session_hours = 12
-# HTTPS: a certificate chain and its private key, PEM (docs/operations.md shows how to make
-# one). Both set: the API and dashboard are served over TLS on `listen`.
-tls_cert = ""
-tls_key = ""
-# Connections open at once, and from one address; more are closed at once.
-max_connections = 1024
-max_connections_per_address = 256
-# Seconds to send a request's headers (or finish a TLS handshake) before the connection closes.
-header_timeout_s = 10
-# Password checks running at once (each about 19 MiB and some milliseconds of a core).
-max_password_checks = 4
-# Failed logins of one user name or from one address before logins are refused for
-# login_lockout_min minutes from the first failure.
-login_max_failures = 10
-login_lockout_min = 15
+    /// The schema `s` stands for: `s` itself, or the definition its `$ref` names.
+    pub(super) fn resolve<'a>(root: &'a Schema, s: &'a Schema) -> &'a Schema {
+        match s.get("$ref").and_then(Schema::as_str) {
+            Some(r) => r
+                .strip_prefix("#/$defs/")
+                .and_then(|name| root.get("$defs")?.get(name))
+                .unwrap_or(s),
+            None => s,
+        }
+    }
 
-[mqtt]
-# "embedded": the gateway runs the broker and nodes connect to it at `listen`.
-# "external": the gateway connects to a broker (Mosquitto, EMQX) at host:port; see
-# docs/operations.md for the broker's password file and ACL.
-broker = "embedded"
-listen = "0.0.0.0:1883"
-host = "127.0.0.1"
-port = 1883
-# The gateway's own credentials on an external broker.
-username = ""
-password = ""
-# The gateway's MQTT session is persistent: keep its client id stable across restarts.
-client_id = "weir-gateway"
-# Topics are {topic_prefix}/terminals/{terminal id}/{telemetry,status,ack,config}.
-topic_prefix = "weir"
-keep_alive_s = 30
-# Embedded broker: most unacknowledged messages in flight to one client (the gateway
-# acknowledges after commit, so this bounds its batches), and most messages queued for one
-# session while its client is away (the oldest are dropped beyond it).
-max_inflight = 1000
-max_queued = 250000
-# Embedded broker: MQTT over TLS (nodes' passwords then never cross the network in clear) on
-# tls_listen, beside the plain listener, when both a certificate chain and its key (PEM) are
-# set; docs/operations.md shows how to make them.
-tls_listen = "0.0.0.0:8883"
-tls_cert = ""
-tls_key = ""
+    /// Whether `s` is a table in TOML: a struct (it has properties) or a map.
+    pub(super) fn is_table(root: &Schema, s: &Schema) -> bool {
+        let s = resolve(root, s);
+        s.get("properties").is_some() || s.get("additionalProperties").is_some()
+    }
 
-[mqtt.limits]
-# What one client can make the embedded broker hold; each is explained in docs/security.md.
-# Connections: at once, not yet logged in, from one address (an IPv6 /64); seconds to log in.
-max_connections = 10000
-max_pending_connections = 256
-max_connections_per_address = 64
-connect_timeout_s = 10
-max_keep_alive_s = 3600
-# Password checks at once, and how long a login waits for one (ms) before CONNACK 3.
-max_concurrent_auth = 4
-auth_wait_ms = 5000
-# Failed logins from one address, and of one user name from one address, within the window
-# (s), before further logins from there are refused unchecked until it ends.
-auth_failures_per_address = 20
-auth_failures_per_user = 5
-auth_failure_window_s = 60
-# Persistent sessions: kept 7 days after their client left; at most this many per identity.
-session_expiry_s = 604800
-max_sessions_per_identity = 8
-# Bytes queued for one session.
-max_queued_bytes = 67108864
-# What one identity may publish: messages and bytes per second, and the bursts above them
-# (a node catching up on days of readings sends its whole flash queue at once).
-max_publish_rate = 100
-max_publish_burst = 30000
-max_publish_bytes_per_s = 16384
-max_publish_bytes_burst = 8388608
+    /// A property's comment: its own doc comment, or else its type's.
+    pub(super) fn description<'a>(root: &'a Schema, s: &'a Schema) -> &'a str {
+        s.get("description")
+            .or_else(|| resolve(root, s).get("description"))
+            .and_then(Schema::as_str)
+            .unwrap_or("")
+    }
 
-[store]
-# "full": each commit reaches the disk before the node is acked (nothing acked is lost to a
-# power cut). "normal": faster; survives a crash of the gateway, not a power cut.
-synchronous = "full"
-# Most messages committed in one transaction. The writer commits whatever has arrived without
-# waiting for more, so batches grow only under load.
-batch_max_messages = 2000
-# Days of raw readings kept (0: everything, else at least 7). Hourly rollups (and the daily
-# figures built from them) are kept for ever, so long charts and exports by the hour or day still
-# work. A reading that arrives already older than this is not stored.
-raw_retention_days = 0
-# Refused messages kept for operators to inspect; the oldest are removed first.
-dead_letters_max = 10000
-# A node is acknowledged only up to the messages the gateway holds without a gap. A gap opens
-# when a broker drops messages (it lost the gateway's session); the node fills it by sending its
-# queue again. When a message above the gap, stored at least ack_gap_grace_s ago, comes again
-# without the gap filled, the node no longer has those messages and the gap is passed over.
-ack_gap_grace_s = 30
-# Messages held above gaps per node and boot (memory: about 40 bytes each); past it the lowest
-# gap is passed over.
-ack_max_held = 4096
+    /// Writes `text` as comment lines; the fences of an example in a doc comment are left out.
+    fn comment(out: &mut String, text: &str) {
+        for line in text.lines().filter(|l| !l.starts_with("```")) {
+            if line.is_empty() {
+                out.push_str("#\n");
+            } else {
+                let _ = writeln!(out, "# {line}");
+            }
+        }
+    }
 
-[influx]
-# Forward every stored reading to InfluxDB 2 (or any server of its v2 write API).
-enabled = false
-url = "http://127.0.0.1:8086"
-org = "weir"
-bucket = "weir"
-token = ""
-measurement = "weir"
-# Readings per write request, and at most this many per second while catching up.
-batch_size = 5000
-max_rate = 20000
-gzip = true
-# Longest wait between two retries, seconds (a Retry-After from the server is honoured).
-max_backoff_s = 60
-
-[reports]
-# Inspectors' reports (docs/inspector-guide.md). The effluent compliance rate is the share of
-# measured "time" (each turbidity reading stands for the time until the next) or of "samples"
-# within the limit; every report states which.
-basis = "time"
-# Turbidity limit for compliance, NTU; 0 takes each terminal's alarm limit
-# (alerts.rules.turbidity_alarm_ntu or its terminal's override).
-turbidity_limit_ntu = 0.0
-# Silence longer than this many sample intervals is listed as a gap in the data.
-gap_factor = 2.0
-
-[nodes]
-# What `weir node provision` writes into each node's configuration image (see
-# docs/field-guide.md). The broker as nodes reach it from a terminal's cabinet, "host:port"
-# (empty: give --broker each time).
-broker = ""
-# SNTP server nodes take UTC from; a node samples only once it knows the time.
-time_server = "cn.pool.ntp.org"
-# The dashboard as field staff reach it from a phone; a node label's QR code opens
-# {dashboard_url}/terminals/{id} (empty: give --dashboard-url each time).
-dashboard_url = ""
-# The board nodes are built on: "w5500-evb-pico".
-board = "w5500-evb-pico"
-"#;
+    /// Writes the keys of the table at `path` (its header already written), then its nested
+    /// tables, each under its own header: TOML puts every key after a header into that table.
+    pub(super) fn table(
+        out: &mut String,
+        root: &Schema,
+        schema: &Schema,
+        values: &Value,
+        path: &mut Vec<String>,
+    ) {
+        let schema = resolve(root, schema);
+        let empty = serde_json::Map::new();
+        let props = schema
+            .get("properties")
+            .and_then(Schema::as_object)
+            .unwrap_or(&empty);
+        for (key, prop) in props.iter().filter(|(_, p)| !is_table(root, p)) {
+            comment(out, description(root, prop));
+            match values.get(key) {
+                Some(v) => {
+                    let _ = writeln!(out, "{key} = {v}");
+                }
+                // An optional key without a default.
+                None => {
+                    let _ = writeln!(out, "# {key} = (not set)");
+                }
+            }
+        }
+        for (key, prop) in props.iter().filter(|(_, p)| is_table(root, p)) {
+            path.push(key.clone());
+            out.push('\n');
+            comment(out, description(root, prop));
+            let _ = writeln!(out, "[{}]", path.join("."));
+            let nested = values
+                .get(key)
+                .cloned()
+                .unwrap_or_else(|| Value::Table(Default::default()));
+            if resolve(root, prop).get("properties").is_some() {
+                table(out, root, prop, &nested, path);
+            } else if let Value::Table(entries) = &nested {
+                // A map (crews, terminals, cameras): empty by default; its doc comment shows
+                // an example. Entries a default has are written as they are.
+                for (k, v) in entries {
+                    let _ = writeln!(out, "{} = {v}", toml::Value::String(k.clone()));
+                }
+            }
+            path.pop();
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -738,6 +704,60 @@ mod tests {
     fn the_printed_default_file_is_the_default_configuration() {
         let parsed: Config = toml::from_str(&default_file()).unwrap();
         assert_eq!(parsed, Config::default());
+    }
+
+    /// Every key of [`Config`], dotted (`http.listen`), sections included, by its schema.
+    fn every_key(
+        root: &serde_json::Value,
+        schema: &serde_json::Value,
+        prefix: &str,
+    ) -> Vec<String> {
+        let mut keys = Vec::new();
+        let schema = print::resolve(root, schema);
+        for (key, prop) in schema["properties"].as_object().into_iter().flatten() {
+            let path = if prefix.is_empty() {
+                key.clone()
+            } else {
+                format!("{prefix}.{key}")
+            };
+            keys.push(path.clone());
+            keys.extend(every_key(root, prop, &path));
+        }
+        keys
+    }
+
+    #[test]
+    fn every_key_of_the_configuration_is_printed_under_a_comment() {
+        let file = default_file();
+        // Each key or [section] printed, and whether a comment stands right above it.
+        let mut printed = std::collections::BTreeMap::new();
+        let (mut section, mut commented) = (String::new(), false);
+        for line in file.lines() {
+            if let Some(header) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                section = header.to_owned();
+                printed.insert(section.clone(), commented);
+            } else if let Some((key, _)) = line.split_once(" = ").filter(|_| !line.starts_with('#'))
+            {
+                let path = if section.is_empty() {
+                    key.to_owned()
+                } else {
+                    format!("{section}.{key}")
+                };
+                printed.insert(path, commented);
+            }
+            commented = line.starts_with("# ");
+        }
+        let schema = schemars::schema_for!(Config);
+        let keys = every_key(schema.as_value(), schema.as_value(), "");
+        assert!(keys.len() > 150, "the walk found only {} keys", keys.len());
+        let missing: Vec<_> = keys
+            .iter()
+            .filter(|k| printed.get(k.as_str()) != Some(&true))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "keys printed without a comment (a doc comment on the field), or not at all: {missing:?}\n{file}"
+        );
     }
 
     #[test]

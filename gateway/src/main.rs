@@ -18,7 +18,7 @@ use weir_store::Store;
 #[derive(Parser)]
 #[command(name = "weir", version, about)]
 struct Cli {
-    /// Configuration file (TOML). `weir config` prints one with every default.
+    /// Configuration file (TOML). `weir config print` prints one with every default.
     #[arg(long, short, global = true, env = "WEIR_CONFIG")]
     config: Option<PathBuf>,
     #[command(subcommand)]
@@ -32,8 +32,12 @@ enum Command {
     /// Run the gateway with everything embedded and a simulated fleet of terminals.
     #[cfg(feature = "demo")]
     Demo(weir_gateway::demo::DemoArgs),
-    /// Print the full default configuration, commented.
-    Config,
+    /// The configuration file: `weir config print` (or just `weir config`) prints the full
+    /// default configuration, every key commented.
+    Config {
+        #[command(subcommand)]
+        action: Option<ConfigCommand>,
+    },
     /// The terminal registry.
     #[command(subcommand)]
     Terminal(TerminalCommand),
@@ -75,6 +79,13 @@ struct BackupArgs {
     /// Milliseconds of pause after each step, leaving the disk to the gateway.
     #[arg(long = "pause-ms", default_value_t = 5)]
     pause_ms: u64,
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the full default configuration as TOML, each key with its comment (written from
+    /// the configuration types, so it is never out of date).
+    Print,
 }
 
 #[derive(Subcommand)]
@@ -766,7 +777,10 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    if let Command::Config = cli.command {
+    if let Command::Config {
+        action: None | Some(ConfigCommand::Print),
+    } = cli.command
+    {
         print!("{}", weir_gateway::config::default_file());
         return Ok(());
     }
@@ -785,7 +799,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             result
         };
     match cli.command {
-        Command::Config => unreachable!("handled above"),
+        Command::Config { .. } => unreachable!("handled above"),
         Command::Export(a) => export(&config, a),
         Command::Serve => run_async(Box::pin(weir_gateway::serve_until_signal(Arc::new(config)))),
         #[cfg(feature = "demo")]

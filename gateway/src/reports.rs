@@ -14,7 +14,17 @@ use crate::alerts::config::AlertsConfig;
 use crate::alerts::service::{self, StepTimes};
 
 /// How the compliance rate is counted.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Basis {
     /// The share of measured time within the limit: each turbidity reading stands for the
@@ -25,15 +35,17 @@ pub enum Basis {
 }
 
 /// `[reports]`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ReportsConfig {
-    /// `time` or `samples`, stated on every report.
+    /// The effluent compliance rate is the share of measured "time" (each turbidity reading
+    /// stands for the time until the next) or of "samples" within the limit; every report
+    /// states which.
     pub basis: Basis,
     /// Effluent turbidity limit for compliance, NTU; 0 takes each terminal's alarm limit
     /// (`alerts.rules.turbidity_alarm_ntu`, or its terminal override).
     pub turbidity_limit_ntu: f64,
-    /// Silence longer than this many sample intervals is a gap in the data.
+    /// Silence longer than this many sample intervals is listed as a gap in the data.
     pub gap_factor: f64,
 }
 
@@ -63,7 +75,7 @@ impl ReportsConfig {
 }
 
 /// The effluent compliance of one terminal, or pooled over the county.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Compliance {
     /// How it was counted.
     pub basis: Basis,
@@ -82,7 +94,7 @@ pub struct Compliance {
 }
 
 /// A stretch without readings.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Gap {
     /// The last reading before it (or the period's start), RFC 3339.
     pub start: String,
@@ -93,7 +105,7 @@ pub struct Gap {
 }
 
 /// Readings received against readings expected.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Completeness {
     /// The node's sample interval, s.
     pub interval_s: u32,
@@ -110,7 +122,7 @@ pub struct Completeness {
 }
 
 /// How fast alerts were handled.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Response {
     /// Until acknowledged (no target).
     pub acknowledge: StepTimes,
@@ -123,7 +135,7 @@ pub struct Response {
 }
 
 /// One local day's flow.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct DailyFlow {
     /// The local date, `YYYY-MM-DD`.
     pub day: String,
@@ -135,7 +147,7 @@ pub struct DailyFlow {
 }
 
 /// The report of one terminal.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct TerminalReport {
     /// Terminal id.
     pub terminal: String,
@@ -160,7 +172,7 @@ pub struct TerminalReport {
 }
 
 /// The period and terms of a report.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Period {
     /// RFC 3339.
     pub from: String,
@@ -171,7 +183,7 @@ pub struct Period {
 }
 
 /// The county's report.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct CountyReport {
     /// The period.
     pub period: Period,

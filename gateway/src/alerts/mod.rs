@@ -24,7 +24,7 @@ use std::sync::Arc;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
-pub use config::{AlertsConfig, DEFAULT_CONFIG};
+pub use config::AlertsConfig;
 use engine::{Action, ActionError, AlertEvent, Clock, Command, Engine, Outputs};
 use model::Alert;
 use notify::Notice;

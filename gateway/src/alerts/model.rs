@@ -57,7 +57,7 @@ pub fn view(row: &AlertRow, targets: ServiceTargets, now: i64) -> Alert {
 }
 
 /// An alert as the API shows it (docs/api.md, "Alerts").
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Alert {
     /// Its id.
     pub id: i64,
@@ -100,7 +100,7 @@ pub struct Alert {
 }
 
 /// A crew's visit for an alert.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WorkOrder {
     /// Crew name.
     pub crew: String,
@@ -115,7 +115,7 @@ pub struct WorkOrder {
 }
 
 /// Whether each service time met its target.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TargetsMet {
     /// Dispatched in time.
     pub dispatch: Option<bool>,

@@ -18,7 +18,7 @@ pub const MAX_RANGE_S: i64 = 366 * 86_400;
 const EPISODES_SHOWN: usize = 50;
 
 /// `POST /api/v1/rules/preview`.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PreviewRequest {
     /// Rule id.
@@ -35,7 +35,7 @@ pub struct PreviewRequest {
 }
 
 /// One would-be alert.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Episode {
     /// When it would have opened (reading time), RFC 3339.
     pub opened: String,
@@ -46,7 +46,7 @@ pub struct Episode {
 }
 
 /// One terminal's result.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct TerminalPreview {
     /// Terminal id.
     pub terminal: String,
@@ -63,7 +63,7 @@ pub struct TerminalPreview {
 }
 
 /// The whole result.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Preview {
     /// Rule.
     pub rule: Rule,

@@ -9,7 +9,7 @@ use super::config::{AlertsConfig, ServiceTargets};
 use super::model::AlertRow;
 
 /// One step's times.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct StepTimes {
     /// Work orders that reached the step.
     pub n: usize,
@@ -23,7 +23,7 @@ pub struct StepTimes {
 }
 
 /// One crew's service times.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct CrewTimes {
     /// Crew name.
     pub crew: String,

@@ -3,11 +3,12 @@
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::{ApiError, AppState, Caller};
+use super::{ApiError, AppState, Caller, ErrorBody};
 use crate::alerts::config::ServiceTargets;
 use crate::alerts::engine::Action;
 use crate::alerts::model::{self, Alert, AlertState, HistoryEntry, Incident, Rule, Severity};
@@ -22,21 +23,21 @@ const OPERATORS: &[Role] = &[Role::Operator];
 const CREWS: &[Role] = &[Role::Operator, Role::Field];
 
 /// The routes, under `/api/v1`.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/alerts", get(list))
-        .route("/alerts/{id}", get(one))
-        .route("/alerts/{id}/acknowledge", post(acknowledge))
-        .route("/alerts/{id}/assign", post(assign))
-        .route("/alerts/{id}/dispatch", post(dispatch))
-        .route("/alerts/{id}/arrive", post(arrive))
-        .route("/alerts/{id}/resolve", post(resolve))
-        .route("/alerts/{id}/notes", post(note))
-        .route("/incidents", get(incidents))
-        .route("/crews", get(crews))
-        .route("/service-times", get(service_times))
-        .route("/rules/preview", post(rule_preview))
-        .route("/events", get(super::events::events))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(one))
+        .routes(routes!(acknowledge))
+        .routes(routes!(assign))
+        .routes(routes!(dispatch))
+        .routes(routes!(arrive))
+        .routes(routes!(resolve))
+        .routes(routes!(note))
+        .routes(routes!(incidents))
+        .routes(routes!(crews))
+        .routes(routes!(service_times))
+        .routes(routes!(rule_preview))
+        .routes(routes!(super::events::events))
 }
 
 fn time(what: &str, s: &str) -> Result<i64, ApiError> {
@@ -57,19 +58,36 @@ fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
         .map_err(|e| ApiError::bad_request(e.body_text()))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// `active` (open or acknowledged, the default), `open`, `acknowledged`, `resolved` or
+    /// `all`.
     state: Option<String>,
+    /// Only this terminal's.
     terminal: Option<String>,
+    /// Only this rule's.
     rule: Option<String>,
+    /// `alarm`, `warning` or `maintenance`.
     severity: Option<String>,
+    /// Opened at or after, RFC 3339.
     from: Option<String>,
+    /// Opened before, RFC 3339.
     to: Option<String>,
+    /// How many, newest first (default 100, at most 1000).
     limit: Option<u32>,
 }
 
 /// `GET /api/v1/alerts`.
+#[utoipa::path(get, path = "/alerts", tag = "alerts",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "Alerts, newest first", body = Vec<Alert>),
+        (status = 400, description = "A bad query: the message names the parameter", body = ErrorBody),
+        (status = 401, description = "No login or token", body = ErrorBody),
+        (status = 403, description = "The caller's role may not do this", body = ErrorBody),
+    ))]
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -124,7 +142,7 @@ async fn list(
 }
 
 /// An alert with its history.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct AlertWithHistory {
     #[serde(flatten)]
     alert: Alert,
@@ -134,6 +152,15 @@ struct AlertWithHistory {
 }
 
 /// `GET /api/v1/alerts/{id}`.
+#[utoipa::path(get, path = "/alerts/{id}", tag = "alerts",
+    params(("id" = i64, Path, description = "Alert id")),
+    responses(
+        (status = 200, description = "The alert, its history and pictures around it", body = AlertWithHistory),
+        (status = 400, description = "The id is not a number", body = ErrorBody),
+        (status = 401, description = "No login or token", body = ErrorBody),
+        (status = 403, description = "The caller's role may not do this", body = ErrorBody),
+        (status = 404, description = "No such alert", body = ErrorBody),
+    ))]
 async fn one(
     State(state): State<AppState>,
     caller: Caller,
@@ -162,19 +189,22 @@ async fn one(
     }))
 }
 
-#[derive(Deserialize, Default)]
+/// A note with an action (optional: the body may be left out).
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NoteBody {
     note: Option<String>,
 }
 
-#[derive(Deserialize)]
+/// Whom an alert is assigned to.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AssignBody {
     assignee: String,
 }
 
-#[derive(Deserialize, Default)]
+/// The crew dispatched (optional: the zone's crew when left out).
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct DispatchBody {
     crew: Option<String>,
@@ -204,6 +234,17 @@ fn optional<T: Default>(b: Result<Json<T>, JsonRejection>) -> Result<T, ApiError
 }
 
 /// `POST /api/v1/alerts/{id}/acknowledge` `{"note"?}`.
+#[utoipa::path(post, path = "/alerts/{id}/acknowledge", tag = "alerts",
+    params(("id" = i64, Path, description = "Alert id")),
+    request_body(content = NoteBody, description = "An optional note"),
+    responses(
+        (status = 200, description = "Acknowledged", body = Alert),
+        (status = 400, description = "A bad id or body", body = ErrorBody),
+        (status = 401, description = "No login or token", body = ErrorBody),
+        (status = 403, description = "The caller's role may not do this", body = ErrorBody),
+        (status = 404, description = "No such alert", body = ErrorBody),
+        (status = 409, description = "Not possible in the alert's state", body = ErrorBody),
+    ))]
 async fn acknowledge(
     State(state): State<AppState>,
     caller: Caller,
@@ -215,6 +256,17 @@ async fn acknowledge(
 }
 
 /// `POST /api/v1/alerts/{id}/assign` `{"assignee"}`.
+#[utoipa::path(post, path = "/alerts/{id}/assign", tag = "alerts",
+    params(("id" = i64, Path, description = "Alert id")),
+    request_body(content = AssignBody, description = "The assignee"),
+    responses(
+        (status = 200, description = "Assigned", body = Alert),
+        (status = 400, description = "A bad id or body", body = ErrorBody),
+        (status = 401, description = "No login or token", body = ErrorBody),
+        (status = 403, description = "The caller's role may not do this", body = ErrorBody),
+        (status = 404, description = "No such alert", body = ErrorBody),
+        (status = 409, description = "Not possible in the alert's state", body = ErrorBody),
+    ))]
 async fn assign(
     State(state): State<AppState>,
     caller: Caller,
@@ -228,6 +280,17 @@ async fn assign(
 }
 
 /// `POST /api/v1/alerts/{id}/dispatch` `{"crew"?}` (the zone crew if absent).
+#[utoipa::path(post, path = "/alerts/{id}/dispatch", tag = "alerts",
+    params(("id" = i64, Path, description = "Alert id")),
+    request_body(content = DispatchBody, description = "The crew (optional)"),
+    responses(
+        (status = 200, description = "A crew is dispatched", body = Alert),
+        (status = 400, description = "A bad id or body", body = ErrorBody),
+        (status = 401, description = "No login or token", body = ErrorBody),
+        (status = 403, description = "The caller's role may not do this", body = ErrorBody),
+        (status = 404, description = "No such alert", body = ErrorBody),
+        (status = 409, description = "Not possible in the alert's state", body = ErrorBody),
+    ))]
 async fn dispatch(
     State(state): State<AppState>,
     caller: Caller,
@@ -239,6 +302,17 @@ async fn dispatch(
 }
 
 /// `POST /api/v1/alerts/{id}/arrive` `{"note"?}`.
+#[utoipa::path(post, path = "/alerts/{id}/arrive", tag = "alerts",
+    params(("id" = i64, Path, description = "Alert id")),
+    request_body(content = NoteBody, description = "An optional note"),
+    responses(
+        (status = 200, description = "The crew is on site", body = Alert),
+        (status = 400, description = "A bad id or body", body = ErrorBody),
+        (status = 401, description = "No login or token", body = ErrorBody),
+        (status = 403, description = "The caller's role may not do this", body = ErrorBody),
+        (status = 404, description = "No such alert", body = ErrorBody),
+        (status = 409, description = "Not possible in the alert's state", body = ErrorBody),
+    ))]
 async fn arrive(
     State(state): State<AppState>,
     caller: Caller,
@@ -250,6 +324,17 @@ async fn arrive(
 }
 
 /// `POST /api/v1/alerts/{id}/resolve` `{"note"}`.
+#[utoipa::path(post, path = "/alerts/{id}/resolve", tag = "alerts",
+    params(("id" = i64, Path, description = "Alert id")),
+    request_body(content = NoteBody, description = "What was done"),
+    responses(
+        (status = 200, description = "Resolved", body = Alert),
+        (status = 400, description = "A bad id or body", body = ErrorBody),
+        (status = 401, description = "No login or token", body = ErrorBody),
+        (status = 403, description = "The caller's role may not do this", body = ErrorBody),
+        (status = 404, description = "No such alert", body = ErrorBody),
+        (status = 409, description = "Not possible in the alert's state", body = ErrorBody),
+    ))]
 async fn resolve(
     State(state): State<AppState>,
     caller: Caller,
@@ -263,6 +348,17 @@ async fn resolve(
 }
 
 /// `POST /api/v1/alerts/{id}/notes` `{"note"}`.
+#[utoipa::path(post, path = "/alerts/{id}/notes", tag = "alerts",
+    params(("id" = i64, Path, description = "Alert id")),
+    request_body(content = NoteBody, description = "The note"),
+    responses(
+        (status = 200, description = "The note is added", body = Alert),
+        (status = 400, description = "A bad id or body", body = ErrorBody),
+        (status = 401, description = "No login or token", body = ErrorBody),
+        (status = 403, description = "The caller's role may not do this", body = ErrorBody),
+        (status = 404, description = "No such alert", body = ErrorBody),
+        (status = 409, description = "Not possible in the alert's state", body = ErrorBody),
+    ))]
 async fn note(
     State(state): State<AppState>,
     caller: Caller,
@@ -275,14 +371,25 @@ async fn note(
     act(&state, &caller, CREWS, id, action).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct IncidentQuery {
+    /// `active` (the default) or `all`.
     state: Option<String>,
+    /// How many, newest first (default 100, at most 1000).
     limit: Option<u32>,
 }
 
 /// `GET /api/v1/incidents?state=active|all`.
+#[utoipa::path(get, path = "/incidents", tag = "alerts",
+    params(IncidentQuery),
+    responses(
+        (status = 200, description = "Incidents, newest first", body = Vec<Incident>),
+        (status = 400, description = "A bad query", body = ErrorBody),
+        (status = 401, description = "No login or token", body = ErrorBody),
+        (status = 403, description = "The caller's role may not do this", body = ErrorBody),
+    ))]
 async fn incidents(
     State(state): State<AppState>,
     caller: Caller,
@@ -309,7 +416,8 @@ async fn incidents(
 }
 
 /// A crew as the API shows it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 struct CrewView {
     name: String,
     /// Registered terminals it covers.
@@ -318,6 +426,12 @@ struct CrewView {
 }
 
 /// `GET /api/v1/crews`.
+#[utoipa::path(get, path = "/crews", tag = "alerts",
+    responses(
+        (status = 200, description = "The configured crews", body = Vec<CrewView>),
+        (status = 401, description = "No login or token", body = ErrorBody),
+        (status = 403, description = "The caller's role may not do this", body = ErrorBody),
+    ))]
 async fn crews(
     State(state): State<AppState>,
     caller: Caller,
@@ -345,15 +459,26 @@ async fn crews(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct RangeQuery {
+    /// Start, RFC 3339 (default: 30 days before `to`).
     from: Option<String>,
+    /// End, RFC 3339 (default: now).
     to: Option<String>,
 }
 
 /// `GET /api/v1/service-times?from=&to=` (default the last 30 days): work orders of alerts
 /// opened in the range.
+#[utoipa::path(get, path = "/service-times", tag = "alerts",
+    params(RangeQuery),
+    responses(
+        (status = 200, description = "Service times per crew", body = Vec<CrewTimes>),
+        (status = 400, description = "A bad query", body = ErrorBody),
+        (status = 401, description = "No login or token", body = ErrorBody),
+        (status = 403, description = "The caller's role may not do this", body = ErrorBody),
+    ))]
 async fn service_times(
     State(state): State<AppState>,
     caller: Caller,
@@ -384,6 +509,15 @@ async fn service_times(
 }
 
 /// `POST /api/v1/rules/preview`.
+#[utoipa::path(post, path = "/rules/preview", tag = "alerts",
+    request_body = PreviewRequest,
+    responses(
+        (status = 200, description = "What the rule would have raised over the range", body = Preview),
+        (status = 400, description = "A bad request", body = ErrorBody),
+        (status = 401, description = "No login or token", body = ErrorBody),
+        (status = 403, description = "The caller's role may not do this", body = ErrorBody),
+        (status = 404, description = "No such terminal", body = ErrorBody),
+    ))]
 async fn rule_preview(
     State(state): State<AppState>,
     caller: Caller,

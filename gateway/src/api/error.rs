@@ -4,12 +4,24 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
+use serde::Serialize;
 use weir_store::auth::Role;
 
 use crate::alerts::engine::ActionError;
 use crate::alerts::preview::PreviewError;
 use crate::pictures::PictureError;
+
+/// The body of every error answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorBody {
+    /// A stable code: `bad_request`, `unauthorized`, `forbidden`, `not_found`, `conflict`,
+    /// `method_not_allowed`, `payload_too_large`, `unsupported_media_type`, `unprocessable`,
+    /// `too_many_attempts`, `timeout`, `busy` or `internal`.
+    pub error: String,
+    /// What went wrong, for people: names the field or value and what to change.
+    pub detail: String,
+}
 
 /// An API error: status, a stable code and a sentence for people.
 #[derive(Debug)]
@@ -168,7 +180,10 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut res = (
             self.status,
-            Json(json!({ "error": self.error, "detail": self.detail })),
+            Json(ErrorBody {
+                error: self.error.to_owned(),
+                detail: self.detail,
+            }),
         )
             .into_response();
         if let Some(secs) = self.retry_after {

@@ -13,7 +13,7 @@ use futures::Stream;
 use serde_json::json;
 use tokio::sync::broadcast::{self, error::RecvError};
 
-use super::{ApiError, AppState, Caller};
+use super::{ApiError, AppState, Caller, ErrorBody};
 use crate::alerts::engine::AlertEvent;
 use crate::live::LiveEvent;
 use weir_store::auth::Role;
@@ -62,6 +62,14 @@ impl Feed {
 
 /// The event stream; it ends when the gateway shuts down, or when its login ends (logout,
 /// password reset, user deleted, token revoked).
+#[utoipa::path(get, path = "/events", tag = "alerts",
+    responses(
+        (status = 200, description = "Server-Sent Events: `reading`, `status`, `alert` and \
+            `incident` events, each with a JSON object as its data (docs/api.md, \"Live events\")",
+            content_type = "text/event-stream", body = String),
+        (status = 401, description = "No login or token", body = ErrorBody),
+        (status = 403, description = "The caller's role may not do this", body = ErrorBody),
+    ))]
 pub async fn events(
     State(state): State<AppState>,
     headers: HeaderMap,

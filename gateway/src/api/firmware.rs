@@ -1,22 +1,23 @@
 //! `GET /api/v1/firmware`: the stored images and each terminal's rollout progress.
 
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Serialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use weir_store::auth::Role;
 use weir_store::firmware::{self as store_fw, Image, Target, TargetState};
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::{AppState, Caller};
 
 /// The firmware routes.
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/firmware", get(overview))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(overview))
 }
 
 /// One version's rollout: how many terminals are in each state.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Rollout {
     /// The target version.
     pub version: String,
@@ -29,7 +30,7 @@ pub struct Rollout {
 }
 
 /// The answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct FirmwareView {
     /// Stored images, newest first.
     pub images: Vec<Image>,
@@ -73,6 +74,12 @@ fn rollouts(targets: &[Target]) -> Vec<Rollout> {
 }
 
 /// `GET /api/v1/firmware`: images, rollouts, targets. Operators, field staff and admins.
+#[utoipa::path(get, path = "/firmware", tag = "firmware",
+    responses(
+        (status = 200, description = "Stored images, rollouts and each terminal's target", body = FirmwareView),
+        (status = 401, description = "No login or token", body = ErrorBody),
+        (status = 403, description = "The caller's role may not do this", body = ErrorBody),
+    ))]
 pub async fn overview(
     State(state): State<AppState>,
     caller: Caller,

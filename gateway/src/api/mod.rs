@@ -2,15 +2,20 @@
 //! module that knows HTTP. Each domain's routes have a file here (`alerts`, `events`,
 //! `readings`, `terminals`, `session`); `error` maps every domain error to a status.
 //!
-//! Every `/api` route needs a principal: a dashboard session cookie or an
-//! `Authorization: Bearer` token; each handler states the roles it allows. Errors are
+//! Every `/api/v1` route but login and logout needs a principal: a dashboard session cookie
+//! or an `Authorization: Bearer` token; each handler states the roles it allows. Errors are
 //! `{"error": ..., "detail": ...}` with a fitting status code.
+//!
+//! Each route is registered together with its handler's `#[utoipa::path]` (utoipa-axum's
+//! `routes!`), so the OpenAPI description served at `/api/openapi.json` is built from the
+//! same list as the router, and a handler's annotation names the types it answers with.
 
 mod alerts;
 mod error;
 mod events;
 mod firmware;
 pub mod login_guard;
+pub mod openapi;
 mod pictures;
 mod readings;
 pub use readings::parse_step;
@@ -26,12 +31,14 @@ use axum::extract::{FromRequestParts, State};
 use axum::http::header;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 use tokio::sync::broadcast;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub use error::ApiError;
+pub use error::{ApiError, ErrorBody};
 
 use crate::config::Config;
 use crate::live::LiveEvent;
@@ -173,37 +180,50 @@ pub fn cookie(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
         .map(|(_, v)| v.to_owned())
 }
 
-/// The whole HTTP application.
-pub fn router(state: AppState) -> Router {
-    let api = Router::new()
-        .route("/login", post(session::login))
-        .route("/logout", post(session::logout))
-        .route("/me", get(session::me))
-        .route("/site", get(site))
-        .route("/terminals", get(terminals::list))
-        .route("/terminals/{id}", get(terminals::one))
-        .route("/terminals/{id}/readings", get(readings::readings))
-        .route(
-            "/terminals/{id}/config",
-            get(terminals::node_config).put(terminals::set_node_config),
-        )
-        .route("/dead-letters", get(terminals::dead_letters))
+/// The `/api/v1` routes, each with its OpenAPI description (paths relative to `/api/v1`).
+/// Only `routes!` of annotated handlers belong here: `openapi::tests` fails on a plain
+/// `.route(` anywhere in this module.
+fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(session::login))
+        .routes(routes!(session::logout))
+        .routes(routes!(session::me))
+        .routes(routes!(site))
+        .routes(routes!(terminals::list))
+        .routes(routes!(terminals::one))
+        .routes(routes!(readings::readings))
+        .routes(routes!(terminals::node_config, terminals::set_node_config))
+        .routes(routes!(terminals::dead_letters))
         .merge(pictures::routes())
         .merge(alerts::routes())
         .merge(reports::routes())
         .merge(firmware::routes())
+}
+
+/// The API's routes and their OpenAPI description, with full paths (`/api/v1/...`).
+pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let (routes, doc) = api_routes().split_for_parts();
+    let routes = routes
         .fallback(|| async { ApiError::not_found("no such API route") })
         .method_not_allowed_fallback(|method: axum::http::Method| async move {
             ApiError::method_not_allowed(&method)
         });
+    (routes, openapi::document(doc))
+}
+
+/// The whole HTTP application.
+pub fn router(state: AppState) -> Router {
+    let (api, doc) = api();
     Router::new()
         .route(
             "/healthz",
             get(|| async { Json(json!({ "status": "ok" })) }),
         )
         .route("/metrics", get(metrics))
+        .route(openapi::PATH, get(openapi::openapi_json))
         .nest("/api/v1", api)
         .fallback(web::serve)
+        .layer(axum::Extension(openapi::Served::new(&doc)))
         .layer(axum::middleware::from_fn(json_only_with_cookies))
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(state)
@@ -265,18 +285,37 @@ async fn security_headers(req: axum::extract::Request, next: axum::middleware::N
     res
 }
 
+/// What the dashboard shows about the site.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Site {
+    /// The site's name (`site.name`).
+    name: String,
+    /// Its IANA time zone (`site.timezone`).
+    timezone: String,
+    /// The MQTT topic prefix (`mqtt.topic_prefix`).
+    topic_prefix: String,
+    /// The dashboard as field staff reach it (empty: not configured); labels' QR codes use it.
+    dashboard_url: String,
+    /// The largest picture an upload may be (`pictures.max_picture_bytes`).
+    max_picture_bytes: u64,
+}
+
 /// `GET /api/v1/site`: what the dashboard shows about the site (any caller).
-async fn site(State(state): State<AppState>, _caller: Caller) -> Json<serde_json::Value> {
+#[utoipa::path(get, path = "/site", tag = "session",
+    responses(
+        (status = 200, description = "The site", body = Site),
+        (status = 401, description = "No login or token", body = ErrorBody),
+    ))]
+async fn site(State(state): State<AppState>, _caller: Caller) -> Json<Site> {
     let s = &state.config.site;
-    Json(json!({
-        "name": s.name,
-        "timezone": s.timezone,
-        "topic_prefix": state.config.mqtt.topic_prefix,
-        // The dashboard as field staff reach it (empty: not configured); labels' QR codes use it.
-        "dashboard_url": state.config.nodes.dashboard_url,
-        // The largest picture an upload may be (pictures.max_picture_bytes).
-        "max_picture_bytes": state.config.pictures.max_picture_bytes,
-    }))
+    Json(Site {
+        name: s.name.clone(),
+        timezone: s.timezone.clone(),
+        topic_prefix: state.config.mqtt.topic_prefix.clone(),
+        dashboard_url: state.config.nodes.dashboard_url.clone(),
+        max_picture_bytes: state.config.pictures.max_picture_bytes,
+    })
 }
 
 async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {

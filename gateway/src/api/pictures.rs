@@ -6,14 +6,15 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use futures::StreamExt as _;
 use serde::{Deserialize, Serialize};
 
-use super::{ApiError, AppState, Caller};
+use super::{ApiError, AppState, Caller, ErrorBody};
 use crate::pictures::examine::Kind;
 use crate::pictures::PictureError;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use weir_store::auth::Role;
 use weir_store::pictures::{self, Picture, Source};
 
@@ -22,15 +23,15 @@ const EVERYONE: &[Role] = &[Role::Operator, Role::Field, Role::Inspector];
 const UPLOADERS: &[Role] = &[Role::Field, Role::Operator];
 
 /// The routes, under `/api/v1`.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/terminals/{id}/pictures", get(list).post(upload))
-        .route("/pictures/{id}", get(original))
-        .route("/pictures/{id}/thumbnail", get(thumbnail))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, upload))
+        .routes(routes!(original))
+        .routes(routes!(thumbnail))
 }
 
 /// A picture as the API shows it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct PictureView {
     #[serde(flatten)]
     picture: Picture,
@@ -52,7 +53,8 @@ fn view(p: Picture) -> PictureView {
 }
 
 /// The pictures around an alert: the newest taken before it opened and the first after.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct AroundView {
     before: Option<PictureView>,
     after: Option<PictureView>,
@@ -87,13 +89,24 @@ async fn terminal_exists(state: &AppState, id: &str) -> Result<(), ApiError> {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// How many, newest first (default 20, 1 to 500).
     limit: Option<u32>,
 }
 
 /// `GET /api/v1/terminals/{id}/pictures?limit=20`: the newest pictures, newest first.
+#[utoipa::path(get, path = "/terminals/{id}/pictures", tag = "pictures",
+    params(("id" = String, Path, description = "Terminal id"), ListQuery),
+    responses(
+        (status = 200, description = "The newest pictures, newest first", body = Vec<PictureView>),
+        (status = 400, description = "A bad query", body = ErrorBody),
+        (status = 401, description = "No login or token", body = ErrorBody),
+        (status = 403, description = "The caller's role may not do this", body = ErrorBody),
+        (status = 404, description = "No such terminal", body = ErrorBody),
+    ))]
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -115,6 +128,21 @@ async fn list(
 /// `Content-Type: image/jpeg` or `image/png`, at most `pictures.max_picture_bytes`. 201 with
 /// the stored picture; 415 for another type, 413 when too large, 422 when the body is not a
 /// picture or declares too many pixels. Nothing is stored unless everything passes.
+#[utoipa::path(post, path = "/terminals/{id}/pictures", tag = "pictures",
+    params(("id" = String, Path, description = "Terminal id")),
+    request_body(description = "The picture itself", content(("image/jpeg"), ("image/png"))),
+    responses(
+        (status = 201, description = "The stored picture", body = PictureView),
+        (status = 400, description = "The body could not be read", body = ErrorBody),
+        (status = 401, description = "No login or token", body = ErrorBody),
+        (status = 403, description = "The caller's role may not do this", body = ErrorBody),
+        (status = 404, description = "No such terminal", body = ErrorBody),
+        (status = 408, description = "The body took longer than pictures.upload_timeout_s", body = ErrorBody),
+        (status = 413, description = "Larger than pictures.max_picture_bytes", body = ErrorBody),
+        (status = 415, description = "Not image/jpeg or image/png, or not what it claims", body = ErrorBody),
+        (status = 422, description = "Not a picture, or too many pixels", body = ErrorBody),
+        (status = 503, description = "Too many pictures in flight; see Retry-After", body = ErrorBody),
+    ))]
 async fn upload(
     State(state): State<AppState>,
     caller: Caller,
@@ -217,6 +245,15 @@ async fn file(
 }
 
 /// `GET /api/v1/pictures/{id}`: the original, as received.
+#[utoipa::path(get, path = "/pictures/{id}", tag = "pictures",
+    params(("id" = i64, Path, description = "Picture id")),
+    responses(
+        (status = 200, description = "The original, as received", content(("image/jpeg"), ("image/png"))),
+        (status = 400, description = "The id is not a number", body = ErrorBody),
+        (status = 401, description = "No login or token", body = ErrorBody),
+        (status = 403, description = "The caller's role may not do this", body = ErrorBody),
+        (status = 404, description = "No such picture", body = ErrorBody),
+    ))]
 async fn original(
     State(state): State<AppState>,
     caller: Caller,
@@ -226,6 +263,15 @@ async fn original(
 }
 
 /// `GET /api/v1/pictures/{id}/thumbnail`: the JPEG thumbnail.
+#[utoipa::path(get, path = "/pictures/{id}/thumbnail", tag = "pictures",
+    params(("id" = i64, Path, description = "Picture id")),
+    responses(
+        (status = 200, description = "The JPEG thumbnail", content_type = "image/jpeg"),
+        (status = 400, description = "The id is not a number", body = ErrorBody),
+        (status = 401, description = "No login or token", body = ErrorBody),
+        (status = 403, description = "The caller's role may not do this", body = ErrorBody),
+        (status = 404, description = "No such picture", body = ErrorBody),
+    ))]
 async fn thumbnail(
     State(state): State<AppState>,
     caller: Caller,

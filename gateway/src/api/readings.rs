@@ -11,20 +11,109 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 use weir_contract::Timestamp;
 
-use super::{ApiError, AppState, Caller};
+use super::{ApiError, AppState, Caller, ErrorBody};
 use weir_store::auth::Role;
 use weir_store::readings;
 use weir_store::rollups;
 
 use crate::export::{Format, Rows};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct Params {
+    /// Start, RFC 3339 (default: a day before `to`).
     from: Option<String>,
+    /// End, RFC 3339, exclusive (default: now).
     to: Option<String>,
+    /// Min/mean/max per step, such as `5m`, `1h` or `1d` (default: raw readings).
     step: Option<String>,
+    /// `json` or `csv` (default: JSON, or CSV when `Accept` asks for text/csv).
     format: Option<String>,
+}
+
+// The JSON form of the answer, described for the OpenAPI document: `export::Rows` writes it
+// row by row as the scan goes, and gateway/tests/openapi.rs checks what it writes against
+// these types.
+
+/// A terminal's readings as JSON; rows are raw readings, or steps when `step` was given.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+#[serde(deny_unknown_fields)]
+pub struct Readings {
+    /// Terminal id.
+    terminal: String,
+    /// Start of the range, RFC 3339.
+    from: String,
+    /// End of the range, RFC 3339.
+    to: String,
+    /// Seconds per step; null for raw readings.
+    step_s: Option<i64>,
+    /// The unit of each quantity, by field name.
+    units: std::collections::BTreeMap<String, String>,
+    /// The rows, oldest first.
+    readings: Vec<ReadingRow>,
+}
+
+/// One row of [`Readings`].
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+#[serde(untagged)]
+pub enum ReadingRow {
+    /// A reading as the node sent it.
+    Raw(RawReading),
+    /// A step's min, mean and max.
+    Step(StepReading),
+}
+
+/// A reading as stored: each quantity the node measured (a quantity it did not is absent).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+#[serde(deny_unknown_fields)]
+pub struct RawReading {
+    /// When it was taken, RFC 3339.
+    ts: String,
+    /// Flow, m3/h.
+    flow_m3h: Option<f64>,
+    /// Volume, the totaliser's count, m3.
+    volume_m3: Option<f64>,
+    /// Effluent turbidity, NTU.
+    turbidity_ntu: Option<f64>,
+    /// Sludge level, % of the working depth.
+    sludge_pct: Option<f64>,
+    /// Supply voltage, V.
+    supply_v: Option<f64>,
+    /// Signal strength, dBm.
+    rssi_dbm: Option<f64>,
+    /// Sensor fault codes by quantity, such as `{"turbidity_ntu": "no_response"}`.
+    faults: Option<std::collections::BTreeMap<String, String>>,
+}
+
+/// One step of stepped readings: each quantity's statistics (absent: none in the step).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+#[serde(deny_unknown_fields)]
+pub struct StepReading {
+    /// Start of the step, RFC 3339.
+    ts: String,
+    /// Readings in the step.
+    n: u64,
+    flow_m3h: Option<StepStats>,
+    volume_m3: Option<StepStats>,
+    turbidity_ntu: Option<StepStats>,
+    sludge_pct: Option<StepStats>,
+    supply_v: Option<StepStats>,
+    rssi_dbm: Option<StepStats>,
+}
+
+/// A quantity's statistics over a step.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+#[serde(deny_unknown_fields)]
+pub struct StepStats {
+    min: f64,
+    mean: f64,
+    max: f64,
 }
 
 /// Parses `5m`, `1h`, `1d`, `90s` into seconds; at least one minute.
@@ -65,6 +154,18 @@ pub(super) fn parse_time(name: &str, s: &str) -> Result<i64, ApiError> {
 const CHUNK: usize = 64 * 1024;
 
 /// `GET /api/v1/terminals/{id}/readings`.
+#[utoipa::path(get, path = "/terminals/{id}/readings", tag = "terminals",
+    params(("id" = String, Path, description = "Terminal id"), Params),
+    responses(
+        (status = 200, description = "The readings, streamed", content(
+            (Readings = "application/json"),
+            (String = "text/csv"),
+        )),
+        (status = 400, description = "A bad query: the message names the parameter", body = ErrorBody),
+        (status = 401, description = "No login or token", body = ErrorBody),
+        (status = 403, description = "The caller's role may not read this", body = ErrorBody),
+        (status = 404, description = "No such terminal", body = ErrorBody),
+    ))]
 pub async fn readings(
     State(state): State<AppState>,
     caller: Caller,

@@ -4,29 +4,42 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use weir_store::auth::Role;
 
 use super::readings::parse_time;
-use super::{ApiError, AppState, Caller};
+use super::{ApiError, AppState, Caller, ErrorBody};
 use crate::reports;
 
 const EVERYONE: &[Role] = &[Role::Operator, Role::Field, Role::Inspector];
 
 /// The routes, under `/api/v1`.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/reports/county", get(county))
-        .route("/reports/terminals/{id}", get(terminal))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(county))
+        .routes(routes!(terminal))
 }
 
-#[derive(Deserialize)]
+/// A terminal's report with the period it covers.
+#[derive(serde::Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+struct TerminalReportView {
+    period: reports::Period,
+    report: reports::TerminalReport,
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ReportQuery {
+    /// Start, RFC 3339 (default: the start of last month in the site's time zone).
     from: Option<String>,
+    /// End, RFC 3339 (default: the end of last month); at most 366 days after `from`.
     to: Option<String>,
+    /// `json` or `csv` (default: JSON, or CSV when `Accept` asks for text/csv).
     format: Option<String>,
 }
 
@@ -70,6 +83,18 @@ fn terms(
     Ok(((from, to), csv))
 }
 
+/// `GET /api/v1/reports/county`: the county's report over the period.
+#[utoipa::path(get, path = "/reports/county", tag = "reports",
+    params(ReportQuery),
+    responses(
+        (status = 200, description = "The county report", content(
+            (reports::CountyReport = "application/json"),
+            (String = "text/csv"),
+        )),
+        (status = 400, description = "A bad query: the message names the parameter", body = ErrorBody),
+        (status = 401, description = "No login or token", body = ErrorBody),
+        (status = 403, description = "The caller's role may not do this", body = ErrorBody),
+    ))]
 async fn county(
     State(state): State<AppState>,
     caller: Caller,
@@ -99,6 +124,16 @@ async fn county(
     })
 }
 
+/// `GET /api/v1/reports/terminals/{id}`: one terminal's report over the period (JSON only).
+#[utoipa::path(get, path = "/reports/terminals/{id}", tag = "reports",
+    params(("id" = String, Path, description = "Terminal id"), ReportQuery),
+    responses(
+        (status = 200, description = "The terminal's report", body = TerminalReportView),
+        (status = 400, description = "A bad query, or CSV asked for", body = ErrorBody),
+        (status = 401, description = "No login or token", body = ErrorBody),
+        (status = 403, description = "The caller's role may not do this", body = ErrorBody),
+        (status = 404, description = "No such terminal", body = ErrorBody),
+    ))]
 async fn terminal(
     State(state): State<AppState>,
     caller: Caller,
@@ -129,13 +164,13 @@ async fn terminal(
         })
         .await??;
     let report = report.ok_or_else(|| ApiError::not_found(format!("no terminal {id}")))?;
-    Ok(Json(serde_json::json!({
-        "period": reports::Period {
+    Ok(Json(TerminalReportView {
+        period: reports::Period {
             from: weir_contract::Timestamp::from_unix(period.0).to_string(),
             to: weir_contract::Timestamp::from_unix(period.1).to_string(),
             timezone: state.tz.iana_name().unwrap_or("UTC").to_owned(),
         },
-        "report": report,
-    }))
+        report,
+    })
     .into_response())
 }

@@ -6,22 +6,50 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
 use super::login_guard::Refusal;
-use super::{ApiError, AppState, Caller, SESSION_COOKIE};
-use weir_store::auth;
+use super::{ApiError, AppState, Caller, ErrorBody, SESSION_COOKIE};
+use weir_store::auth::{self, Role};
 
-#[derive(Deserialize)]
+/// A dashboard login.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Login {
     username: String,
     password: String,
 }
 
+/// Who the caller is.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Me {
+    /// User or token name.
+    name: String,
+    /// What it may do (docs/security.md).
+    role: Role,
+}
+
+/// An action that has nothing else to say.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Done {
+    /// Always true.
+    ok: bool,
+}
+
 /// `POST /api/v1/login` `{"username","password"}`: sets the session cookie. Password checks
 /// are bounded and failures throttled (see `login_guard`).
+#[utoipa::path(post, path = "/login", tag = "session", security(()),
+    request_body = Login,
+    responses(
+        (status = 200, description = "Logged in; the session cookie is set", body = Me,
+            headers(("set-cookie" = String, description = "weir_session=...; HttpOnly; SameSite=Strict"))),
+        (status = 400, description = "The body is not a login", body = ErrorBody),
+        (status = 401, description = "Wrong user name or password", body = ErrorBody),
+        (status = 429, description = "Too many failed logins; see Retry-After", body = ErrorBody),
+        (status = 503, description = "Too many password checks at once", body = ErrorBody),
+    ))]
 pub async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -65,12 +93,17 @@ pub async fn login(
     );
     Ok((
         [(header::SET_COOKIE, cookie)],
-        Json(json!({ "name": who.name, "role": who.role })),
+        Json(Me {
+            name: who.name,
+            role: who.role,
+        }),
     )
         .into_response())
 }
 
 /// `POST /api/v1/logout`.
+#[utoipa::path(post, path = "/logout", tag = "session", security(()),
+    responses((status = 200, description = "The session (if any) is closed and its cookie cleared", body = Done)))]
 pub async fn logout(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -83,10 +116,18 @@ pub async fn logout(
         let _ = state.logins_changed.send(());
     }
     let cookie = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
-    Ok(([(header::SET_COOKIE, cookie)], Json(json!({ "ok": true }))).into_response())
+    Ok(([(header::SET_COOKIE, cookie)], Json(Done { ok: true })).into_response())
 }
 
 /// `GET /api/v1/me`: who the caller is.
-pub async fn me(caller: Caller) -> Json<serde_json::Value> {
-    Json(json!({ "name": caller.0.name, "role": caller.0.role }))
+#[utoipa::path(get, path = "/me", tag = "session",
+    responses(
+        (status = 200, description = "The caller", body = Me),
+        (status = 401, description = "No login or token", body = ErrorBody),
+    ))]
+pub async fn me(caller: Caller) -> Json<Me> {
+    Json(Me {
+        name: caller.0.name,
+        role: caller.0.role,
+    })
 }

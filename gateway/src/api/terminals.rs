@@ -5,7 +5,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{ApiError, AppState, Caller};
+use super::{ApiError, AppState, Caller, ErrorBody};
 use weir_store::auth::Role;
 use weir_store::dead_letters::{self, DeadLetter};
 use weir_store::readings;
@@ -15,16 +15,18 @@ use weir_store::terminals::{self, Terminal};
 const EVERYONE: &[Role] = &[Role::Operator, Role::Field, Role::Inspector];
 
 /// A terminal as the API shows it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct TerminalView {
     #[serde(flatten)]
     terminal: Terminal,
     /// The newest reading.
+    #[schema(value_type = Option<super::readings::RawReading>)]
     latest: Option<Value>,
     /// The node's last status.
     status: Option<NodeStatus>,
     /// The sensors of the node and how they are connected, as provisioned (none: never
-    /// provisioned).
+    /// provisioned); the shape of `weir node provision`'s sensor set (docs/field-guide.md).
+    #[schema(value_type = Option<Object>)]
     sensors: Option<weir_node::provision::SensorSet>,
     /// Whether the node is connected and reporting: its status says online and a message
     /// arrived within three publish intervals (15 min at the default schedule).
@@ -56,6 +58,12 @@ fn view(c: &rusqlite::Connection, t: Terminal, now: i64) -> rusqlite::Result<Ter
 }
 
 /// `GET /api/v1/terminals`.
+#[utoipa::path(get, path = "/terminals", tag = "terminals",
+    responses(
+        (status = 200, description = "Every registered terminal", body = Vec<TerminalView>),
+        (status = 401, description = "No login or token", body = ErrorBody),
+        (status = 403, description = "The caller's role may not read this", body = ErrorBody),
+    ))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -75,6 +83,14 @@ pub async fn list(
 }
 
 /// `GET /api/v1/terminals/{id}`.
+#[utoipa::path(get, path = "/terminals/{id}", tag = "terminals",
+    params(("id" = String, Path, description = "Terminal id, such as HY-001")),
+    responses(
+        (status = 200, description = "The terminal", body = TerminalView),
+        (status = 401, description = "No login or token", body = ErrorBody),
+        (status = 403, description = "The caller's role may not read this", body = ErrorBody),
+        (status = 404, description = "No such terminal", body = ErrorBody),
+    ))]
 pub async fn one(
     State(state): State<AppState>,
     caller: Caller,
@@ -94,13 +110,23 @@ pub async fn one(
         .ok_or_else(|| ApiError::not_found(format!("no terminal {id}")))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct Limit {
+    /// How many, newest first (default 100, at most 1000).
     limit: Option<u32>,
 }
 
 /// `GET /api/v1/dead-letters?limit=100`: the newest refused messages.
+#[utoipa::path(get, path = "/dead-letters", tag = "terminals",
+    params(Limit),
+    responses(
+        (status = 200, description = "Refused messages, newest first", body = Vec<DeadLetter>),
+        (status = 400, description = "A bad query", body = ErrorBody),
+        (status = 401, description = "No login or token", body = ErrorBody),
+        (status = 403, description = "The caller's role may not read this", body = ErrorBody),
+    ))]
 pub async fn dead_letters(
     State(state): State<AppState>,
     caller: Caller,
@@ -127,13 +153,33 @@ fn config_json(config: &weir_contract::NodeConfig) -> Result<Value, ApiError> {
     Ok(serde_json::from_slice(&buf[..n]).map_err(anyhow::Error::from)?)
 }
 
+/// A node's config as the gateway publishes it.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfigView {
+    /// Terminal id.
+    terminal: String,
+    /// The config in the wire contract's JSON (docs/protocol.md, Config); null when the
+    /// terminal has no node setup.
+    #[schema(value_type = Option<Object>)]
+    config: Option<Value>,
+}
+
 /// `GET /api/v1/terminals/{id}/config`: the config the gateway publishes to the node
 /// (`{"config": null}` when the terminal has no node setup).
+#[utoipa::path(get, path = "/terminals/{id}/config", tag = "terminals",
+    params(("id" = String, Path, description = "Terminal id")),
+    responses(
+        (status = 200, description = "The node's config", body = NodeConfigView),
+        (status = 401, description = "No login or token", body = ErrorBody),
+        (status = 403, description = "The caller's role may not read this", body = ErrorBody),
+        (status = 404, description = "No such terminal", body = ErrorBody),
+    ))]
 pub async fn node_config(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<NodeConfigView>, ApiError> {
     caller.require(EVERYONE)?;
     let wanted = id.clone();
     let found = state
@@ -142,10 +188,14 @@ pub async fn node_config(
         .await??;
     match found {
         None => Err(ApiError::not_found(format!("no terminal {id}"))),
-        Some((_, false)) => Ok(Json(serde_json::json!({ "terminal": id, "config": null }))),
-        Some((config, true)) => Ok(Json(
-            serde_json::json!({ "terminal": id, "config": config_json(&config)? }),
-        )),
+        Some((_, false)) => Ok(Json(NodeConfigView {
+            terminal: id,
+            config: None,
+        })),
+        Some((config, true)) => Ok(Json(NodeConfigView {
+            terminal: id,
+            config: Some(config_json(&config)?),
+        })),
     }
 }
 
@@ -153,12 +203,22 @@ pub async fn node_config(
 /// wire contract's JSON. Fields left out keep their current values (a calibration is changed
 /// per quantity); `null` clears `tank_depth_m` or `sensor_height_m`. The result is checked by
 /// the contract's rules, kept in the registry and published to the node, retained.
+#[utoipa::path(put, path = "/terminals/{id}/config", tag = "terminals",
+    params(("id" = String, Path, description = "Terminal id")),
+    request_body(content = Object, description = "Changed keys of the node's config, in the wire contract's JSON"),
+    responses(
+        (status = 200, description = "The node's new config, published to it", body = NodeConfigView),
+        (status = 400, description = "Not a JSON object, or a config the contract refuses", body = ErrorBody),
+        (status = 401, description = "No login or token", body = ErrorBody),
+        (status = 403, description = "The caller's role may not change it", body = ErrorBody),
+        (status = 404, description = "No such terminal", body = ErrorBody),
+    ))]
 pub async fn set_node_config(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
     body: axum::body::Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<NodeConfigView>, ApiError> {
     use weir_contract::Message as _;
     caller.require(&[Role::Field])?;
     let changes: serde_json::Map<String, Value> = serde_json::from_slice(&body).map_err(|e| {
@@ -197,7 +257,8 @@ pub async fn set_node_config(
         .await??;
     tracing::info!(terminal = %id, by = %caller.0.name, "node config changed");
     state.node_configs.notify();
-    Ok(Json(
-        serde_json::json!({ "terminal": id, "config": config_json(&config)? }),
-    ))
+    Ok(Json(NodeConfigView {
+        terminal: id,
+        config: Some(config_json(&config)?),
+    }))
 }

@@ -38,17 +38,23 @@ mod acks;
 use crate::live::LiveEvent;
 use crate::metrics::Metrics;
 
-/// `[cluster]`: several gateways behind one external broker.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// `[cluster]`: several gateways behind one external broker (`mqtt.broker = "external"`), each
+/// terminal's readings, alerts and acks on exactly one of them at a time (docs/scale-out.md).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ClusterConfig {
     /// Divide the terminals among several gateways. Off: this gateway takes every terminal.
     pub enabled: bool,
-    /// This gateway's name, one of `members`.
+    /// This gateway's name, one of `members` (letters, digits, - and _). Its MQTT session's
+    /// client id is {mqtt.client_id}-{instance}: keep mqtt.client_id the same on every member.
     pub instance: String,
-    /// Every member's name, the same list on each.
+    /// Every member's name, the same list on each; each terminal belongs to one member
+    /// (rendezvous hashing of its id). Changing the list moves about 1/n of the terminals:
+    /// restart every member.
     pub members: Vec<String>,
-    /// Seconds a member must have been gone before another takes its terminals over.
+    /// Seconds a member must have been gone (its last will seen) before a live member takes
+    /// its terminals over. Shorter: a quicker takeover; longer: a restart or a network blip
+    /// moves nothing.
     pub takeover_after_s: u32,
 }
 
@@ -62,24 +68,6 @@ impl Default for ClusterConfig {
         }
     }
 }
-
-/// The `[cluster]` section of the default configuration file.
-pub const DEFAULT_CONFIG: &str = r#"
-[cluster]
-# Several gateways behind one external broker (mqtt.broker = "external"), each terminal's
-# readings, alerts and acks on exactly one of them at a time; docs/scale-out.md.
-# Off: this gateway takes every terminal.
-enabled = false
-# This gateway's name, one of `members` (letters, digits, - and _). Its MQTT session's client
-# id is {mqtt.client_id}-{instance}: keep mqtt.client_id the same on every member.
-instance = ""
-# Every member's name, the same list on each; each terminal belongs to one member (rendezvous
-# hashing of its id). Changing the list moves about 1/n of the terminals: restart every member.
-members = []
-# Seconds a member must have been gone (its last will seen) before a live member takes its
-# terminals over. Shorter: quicker takeover; longer: a restart or a network blip moves nothing.
-takeover_after_s = 10
-"#;
 
 impl ClusterConfig {
     /// Checks the section; `external` is whether the gateway uses an external broker.

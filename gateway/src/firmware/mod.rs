@@ -10,19 +10,20 @@ pub mod service;
 use serde::{Deserialize, Serialize};
 
 /// `[firmware]`: the county's public key and the service's limits.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct FirmwareConfig {
-    /// The county's Ed25519 public key, 64 hex digits (`weir firmware keygen` prints it).
-    /// Images are stored only if signed by its private key; empty: no image can be added.
+    /// The county's Ed25519 public key, 64 hex digits, printed by `weir firmware keygen`.
+    /// Images are stored only if signed with its private key (kept off the gateway). Empty:
+    /// no image can be added.
     pub public_key: String,
-    /// Seconds between reads of the rollout targets (`weir firmware rollout` runs in
-    /// another process).
+    /// Seconds between reads of the rollout targets (set by `weir firmware rollout`, which
+    /// runs in another process).
     pub poll_s: u32,
     /// Largest image accepted, bytes.
     pub max_image_bytes: u32,
-    /// Most image pieces sent per second, over all terminals; requests beyond are dropped
-    /// (the node asks again after 10 s).
+    /// Most image pieces (512 bytes each) sent per second, over all terminals; requests
+    /// beyond are dropped (the node asks again after 10 s).
     pub max_chunks_per_s: u32,
     /// Most images kept in memory while being sent.
     pub max_cached_images: u32,
@@ -72,19 +73,3 @@ impl FirmwareConfig {
         image::parse_public_key(&self.public_key)
     }
 }
-
-/// The `[firmware]` section of `weir config`.
-pub const DEFAULT_CONFIG: &str = r#"
-[firmware]
-# The county's Ed25519 public key, 64 hex digits, printed by `weir firmware keygen`. Images
-# are stored only if signed with its private key (kept off the gateway). Empty: none can be.
-public_key = ""
-# Seconds between reads of the rollout targets (set by `weir firmware rollout`).
-poll_s = 5
-# Largest image accepted, bytes.
-max_image_bytes = 1048576
-# Most image pieces (512 bytes each) sent per second, over all terminals.
-max_chunks_per_s = 400
-# Most images kept in memory while being sent.
-max_cached_images = 4
-"#;

@@ -6,21 +6,25 @@ use serde::{Deserialize, Serialize};
 use weir_hj212::{codes, SystemCode, MAX_MN_LEN, MAX_PW_LEN};
 
 /// The HJ 212 uplink to the environment bureau's platform (docs/hj212.md).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Hj212Config {
     /// Send at all.
     pub enabled: bool,
-    /// The platform, `host:port`.
+    /// The platform, "host:port", as its operator gives it.
     pub address: String,
-    /// System code `ST`, two characters: `32`, surface water pollution source, by default.
+    /// System code ST, two characters: "32", surface water pollution source (a terminal
+    /// discharges to a ditch).
     pub st: String,
-    /// Seconds to wait for the platform's data answer (9014) to each upload; 0 asks for no
-    /// answer (`Flag=4`) and counts an upload as delivered once written.
+    /// Seconds to wait for the platform's data answer (9014) to each upload; without it the
+    /// upload is sent again. 0: ask for no answer (Flag=4), an upload counts as delivered
+    /// once written.
     pub answer_timeout_s: u32,
     /// Seconds between attempts while the platform cannot be reached or does not answer.
     pub retry_s: u32,
-    /// Minutes per minute-data period (CN 2051), a divisor of 60 up to 30; 0: none sent.
+    /// Minute data (CN 2051) every this many minutes (a divisor of 60 up to 30; 0: none).
+    /// Minute, hourly and daily data are each sent `statistics_delay_min` after their period
+    /// ends; a terminal starts with the last period that ended, not with its whole history.
     pub minute_interval_min: u32,
     /// Send hourly data (CN 2061) from the hourly rollups.
     pub hourly: bool,
@@ -29,9 +33,18 @@ pub struct Hj212Config {
     /// Minutes after an hour or day ends before its data is sent, so that readings a node
     /// held back over a short outage are in it.
     pub statistics_delay_min: u32,
-    /// Factor codes, if the platform expects others than the defaults.
+    /// Factor codes of flow (sent in L/s), turbidity (NTU) and sludge level (m above the tank
+    /// bottom, from the terminal's tank depth). Change them only if the platform expects
+    /// others.
     pub codes: FactorCodes,
-    /// Terminals sent, by terminal id (`[hj212.terminals.HY-001]`); others are not sent.
+    /// Terminals sent (others are not): one table per terminal, keyed by its terminal id,
+    /// with the MN and password the platform issued for it, for example:
+    ///
+    /// ```toml
+    /// [hj212.terminals.HY-001]
+    /// mn = "010000A8900016F000169DC0"
+    /// pw = "123456"
+    /// ```
     pub terminals: BTreeMap<String, TerminalUplink>,
 }
 
@@ -54,14 +67,14 @@ impl Default for Hj212Config {
 }
 
 /// The factor codes of Weir's quantities (`[hj212.codes]`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct FactorCodes {
     /// Effluent flow, sent in L/s (`-Cou` in m³).
     pub flow: String,
     /// Turbidity, NTU.
     pub turbidity: String,
-    /// Sludge level, metres above the tank bottom.
+    /// Sludge level, metres above the tank bottom (from the terminal's tank depth).
     pub sludge: String,
 }
 
@@ -76,7 +89,7 @@ impl Default for FactorCodes {
 }
 
 /// One terminal as the platform knows it.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct TerminalUplink {
     /// `MN`, the identifier the platform issued (up to 24 characters).
@@ -161,45 +174,6 @@ impl Hj212Config {
         Ok(())
     }
 }
-
-/// The section as `weir config` prints it.
-pub const DEFAULT_CONFIG: &str = r#"
-[hj212]
-# The HJ 212-2017 uplink to the environment bureau's platform (docs/hj212.md): each new
-# reading of a terminal listed below goes out as real-time data (CN 2011), in commit order;
-# after an outage the stored readings are sent again from where the platform last answered.
-enabled = false
-# The platform, "host:port", as its operator gives it.
-address = ""
-# System code ST: "32", surface water pollution source (a terminal discharges to a ditch).
-st = "32"
-# Seconds to wait for the platform's data answer (9014) to each upload; without it the upload
-# is sent again. 0: ask for no answer (Flag=4), an upload counts as delivered once written.
-answer_timeout_s = 10
-# Seconds between attempts while the platform cannot be reached or does not answer.
-retry_s = 30
-# Minute data (CN 2051) every minute_interval_min minutes (a divisor of 60; 0: none), hourly
-# data (CN 2061) and daily data (CN 2031, the site's calendar day), each sent
-# statistics_delay_min minutes after its period ends. A terminal starts with the last period
-# that ended, not with its whole history.
-minute_interval_min = 10
-hourly = true
-daily = true
-statistics_delay_min = 15
-
-[hj212.codes]
-# Factor codes: flow (sent in L/s), turbidity (NTU), sludge level (m above the tank bottom,
-# from the terminal's tank depth). Change them only if the platform expects others.
-flow = "w00000"
-turbidity = "w01003"
-sludge = "e71001"
-
-# One table per terminal sent, keyed by its terminal id, with the MN and password the
-# platform issued for it:
-# [hj212.terminals.HY-001]
-# mn = "010000A8900016F000169DC0"
-# pw = "123456"
-"#;
 
 #[cfg(test)]
 mod tests {

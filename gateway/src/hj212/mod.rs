@@ -13,4 +13,4 @@ pub mod statistics;
 pub mod uplink;
 pub mod upload;
 
-pub use config::{FactorCodes, Hj212Config, TerminalUplink, DEFAULT_CONFIG};
+pub use config::{FactorCodes, Hj212Config, TerminalUplink};

@@ -5,15 +5,16 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 /// Pictures of the whole terminal (docs/operations.md, "Pictures").
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct PicturesConfig {
-    /// Days a picture is kept; 0: until `max_total_bytes` needs its room.
+    /// Days a picture is kept (0: until `max_total_bytes` needs its room).
     pub retention_days: u32,
     /// Bytes all pictures (originals and thumbnails) may take on disk; the oldest are deleted
-    /// to make room for a new one.
+    /// to make room for a new one, so the disk never holds more.
     pub max_total_bytes: u64,
-    /// Largest picture taken, bytes: an upload's body, a camera's answer.
+    /// Largest picture taken, bytes (an upload's body, a camera's answer); larger is refused
+    /// (413).
     pub max_picture_bytes: u64,
     /// Most pixels (width × height) a picture may declare; more is refused before decoding.
     pub max_pixels: u64,
@@ -22,14 +23,23 @@ pub struct PicturesConfig {
     /// Width of the JPEG thumbnails shown on the dashboard, pixels.
     pub thumbnail_width: u32,
     /// Pictures received and decoded at once (uploads and camera snapshots); an upload that
-    /// waits more than 10 s for a turn is refused with 503.
+    /// waits more than 10 s for a turn is refused with 503. Each may take up to 4 bytes a
+    /// pixel in memory.
     pub max_in_flight: usize,
     /// Seconds an upload's body may take to arrive.
     pub upload_timeout_s: u32,
     /// Seconds a camera has to answer with its whole snapshot.
     pub camera_timeout_s: u32,
-    /// Each terminal's camera, by terminal id (`[pictures.cameras.HY-001]`); one set with
-    /// `weir terminal camera set` takes precedence.
+    /// Each terminal's camera: one table per terminal with a camera, keyed by terminal id;
+    /// one set with `weir terminal camera set` takes precedence. For example:
+    ///
+    /// ```toml
+    /// [pictures.cameras.HY-001]
+    /// url = "http://192.168.1.64/ISAPI/Streaming/channels/101/picture"
+    /// username = "weir"
+    /// password = "..."
+    /// interval_s = 3600
+    /// ```
     pub cameras: BTreeMap<String, CameraConfig>,
 }
 
@@ -51,7 +61,7 @@ impl Default for PicturesConfig {
 }
 
 /// A terminal's IP camera.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct CameraConfig {
     /// The camera's snapshot URL, answering with one JPEG (or PNG) picture.
@@ -131,51 +141,9 @@ impl PicturesConfig {
     }
 }
 
-/// The section as `weir config` prints it.
-pub const DEFAULT_CONFIG: &str = r#"
-[pictures]
-# Pictures of the whole terminal (docs/operations.md): snapshots from a camera in the cabinet
-# and photos field staff upload from the terminal's page. Files are kept beside the database,
-# in {data_dir}/pictures/.
-# Days a picture is kept (0: until max_total_bytes needs its room).
-retention_days = 90
-# Bytes all pictures and their thumbnails may take on disk; the oldest are deleted to make
-# room for a new one, so the disk never holds more.
-max_total_bytes = 2147483648
-# Largest picture taken, bytes (an upload's body, a camera's answer); larger is refused (413).
-max_picture_bytes = 10485760
-# Most pixels and longest side a picture may declare; more is refused before it is decoded.
-max_pixels = 50000000
-max_side_px = 16384
-# Width of the JPEG thumbnails the dashboard shows, pixels.
-thumbnail_width = 320
-# Pictures received and decoded at once (each may take up to 4 bytes a pixel in memory).
-max_in_flight = 2
-# Seconds an upload's body may take to arrive, and a camera to answer.
-upload_timeout_s = 120
-camera_timeout_s = 20
-
-# One table per terminal with a camera, keyed by terminal id (or `weir terminal camera set`):
-# [pictures.cameras.HY-001]
-# url = "http://192.168.1.64/ISAPI/Streaming/channels/101/picture"
-# username = "weir"
-# password = "..."
-# interval_s = 3600
-"#;
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_printed_section_is_the_default() {
-        #[derive(Deserialize)]
-        struct File {
-            pictures: PicturesConfig,
-        }
-        let f: File = toml::from_str(DEFAULT_CONFIG).unwrap();
-        assert_eq!(f.pictures, PicturesConfig::default());
-    }
 
     #[test]
     fn a_bad_camera_is_refused_naming_its_key() {

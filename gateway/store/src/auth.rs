@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// What a user or token may do.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
@@ -105,21 +106,27 @@ pub fn verify_password(password: &[u8], hash: &str) -> bool {
     hashed.is_ok() && argon2::password_hash::Output::new(&out).is_ok_and(|out| out == expected)
 }
 
-/// Password-check memory, reused.
+/// Password-check memory, reused while checks come, and given back to the system once they
+/// stop.
 mod memory {
-    use std::sync::Mutex;
+    use std::sync::{Mutex, Once};
+    use std::time::{Duration, Instant};
 
     use argon2::Block;
 
     /// Buffers kept for reuse; more checks at once than this allocate and free their own.
     const KEEP: usize = 16;
+    /// A buffer unused this long is freed: a county's gateway checks passwords when nodes
+    /// connect and people log in, not all the time, and four idle buffers are 76 MiB.
+    const IDLE: Duration = Duration::from_secs(30);
 
-    static POOL: Mutex<Vec<Vec<Block>>> = Mutex::new(Vec::new());
+    static POOL: Mutex<Vec<(Vec<Block>, Instant)>> = Mutex::new(Vec::new());
+    static SWEEPER: Once = Once::new();
 
     pub(super) fn take(blocks: usize) -> Vec<Block> {
         let reused = POOL.lock().ok().and_then(|mut p| {
-            let i = p.iter().position(|b| b.len() == blocks)?;
-            Some(p.swap_remove(i))
+            let i = p.iter().position(|(b, _)| b.len() == blocks)?;
+            Some(p.swap_remove(i).0)
         });
         reused.unwrap_or_else(|| vec![Block::default(); blocks])
     }
@@ -127,8 +134,43 @@ mod memory {
     pub(super) fn give_back(buffer: Vec<Block>) {
         if let Ok(mut p) = POOL.lock() {
             if p.len() < KEEP {
-                p.push(buffer);
+                p.push((buffer, Instant::now()));
             }
+        }
+        // Freed buffers of this size go back to the system: the allocator maps each one on
+        // its own (its threshold for that only rises to the size of a buffer freed), so
+        // freeing them after a storm does not leave them in per-thread arenas.
+        SWEEPER.call_once(|| {
+            let _ = std::thread::Builder::new()
+                .name("weir-auth-memory".into())
+                .spawn(|| loop {
+                    std::thread::sleep(IDLE / 3);
+                    sweep(Instant::now());
+                });
+        });
+    }
+
+    /// Frees the buffers unused for [`IDLE`] at `now`; how many are left.
+    pub(super) fn sweep(now: Instant) -> usize {
+        let Ok(mut p) = POOL.lock() else {
+            return 0;
+        };
+        p.retain(|(_, used)| now.duration_since(*used) < IDLE);
+        p.len()
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn idle_buffers_are_freed_and_busy_ones_kept() {
+            give_back(vec![Block::default(); 8]);
+            let later = Instant::now() + IDLE + Duration::from_secs(1);
+            give_back(vec![Block::default(); 9]);
+            // Both are fresh now; at `later` both have been idle too long.
+            assert!(sweep(Instant::now()) >= 2);
+            assert_eq!(sweep(later), 0);
         }
     }
 }

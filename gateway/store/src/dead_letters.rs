@@ -4,6 +4,7 @@ use rusqlite::{params, Connection, Transaction};
 use serde::Serialize;
 
 /// A refused message.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct DeadLetter {
     /// Order of arrival.

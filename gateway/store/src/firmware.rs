@@ -28,6 +28,7 @@ pub const MIGRATION: &str = "
 ";
 
 /// An image as stored, without its bytes.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Image {
     /// Version, as nodes report it.
@@ -127,6 +128,7 @@ pub fn list(conn: &Connection) -> rusqlite::Result<Vec<Image>> {
 }
 
 /// Where a terminal is with its target image.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TargetState {
@@ -182,6 +184,7 @@ impl TargetState {
 }
 
 /// A terminal's rollout target.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Target {
     /// Terminal id.

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::alerts::rfc3339;
 
 /// Terminals that went offline together, as the API shows it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Incident {
     /// Its id.

@@ -44,6 +44,7 @@ use rusqlite::{Connection, OpenFlags};
 use serde::{Deserialize, Serialize};
 
 /// How hard SQLite works to keep a commit across a power cut.
+#[cfg_attr(feature = "config-schema", derive(schemars::JsonSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Synchronous {
@@ -55,23 +56,30 @@ pub enum Synchronous {
 }
 
 /// The store's section of the configuration (`[store]`).
+#[cfg_attr(feature = "config-schema", derive(schemars::JsonSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StoreConfig {
-    /// `full` or `normal`, see above.
+    /// "full": each commit reaches the disk before the node is acked (nothing acked is lost
+    /// to a power cut). "normal": faster; survives a crash of the gateway, not a power cut.
     pub synchronous: Synchronous,
     /// Most messages committed in one transaction. The writer never waits for a batch to
     /// fill: it commits whatever has arrived, so batches grow only under load.
     pub batch_max_messages: usize,
-    /// Days of raw readings to keep (hourly rollups are kept); 0 keeps them all, else at least 7.
+    /// Days of raw readings kept (0: everything, else at least 7). Hourly rollups (and the
+    /// daily figures built from them) are kept for ever, so long charts and exports by the
+    /// hour or day still work. A reading that arrives already older than this is not stored.
     pub raw_retention_days: u32,
     /// Refused messages kept for inspection; the oldest go first.
     pub dead_letters_max: u32,
-    /// Seconds a message above a gap in a node's sequence must have been stored before the
-    /// node's resend of it shows the gap will never be filled (see `node_acks`).
+    /// A node is acknowledged only up to the messages the gateway holds without a gap. A gap
+    /// opens when a broker drops messages (it lost the gateway's session); the node fills it by
+    /// sending its queue again. When a message above the gap, stored at least ack_gap_grace_s
+    /// ago, comes again without the gap filled, the node no longer has those messages and the
+    /// gap is passed over.
     pub ack_gap_grace_s: u32,
-    /// Messages held above gaps per node and boot while the gateway waits for the node to
-    /// fill them; past it the lowest gap is passed over.
+    /// Messages held above gaps per node and boot (memory: about 40 bytes each); past it the
+    /// lowest gap is passed over.
     pub ack_max_held: u32,
 }
 

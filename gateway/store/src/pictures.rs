@@ -15,6 +15,7 @@ use rusqlite::{params, Connection, OptionalExtension as _, Row};
 use serde::Serialize;
 
 /// Where a picture came from.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Source {
@@ -43,6 +44,7 @@ impl Source {
 }
 
 /// A stored picture.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Picture {
     /// Its id, in order of storing.

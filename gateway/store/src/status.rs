@@ -5,6 +5,7 @@ use serde::Serialize;
 use weir_contract::{NodeState, Status};
 
 /// A node's status as stored.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct NodeStatus {
     /// Whether the node said it is online (its last will says offline).

@@ -8,6 +8,7 @@ use weir_contract::CalibrationSet;
 use weir_node::provision::{Network, SensorSet};
 
 /// A registered terminal.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Terminal {
     /// `HY-001`.
