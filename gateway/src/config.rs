@@ -66,6 +66,10 @@ pub struct Config {
     pub pictures: crate::pictures::PicturesConfig,
     /// Firmware updates over the air: the county's key and the service's limits.
     pub firmware: crate::firmware::FirmwareConfig,
+    /// Several gateways behind one external broker (`mqtt.broker = "external"`), each
+    /// terminal's readings, alerts and acks on exactly one of them at a time
+    /// (docs/scale-out.md). Off: this gateway takes every terminal.
+    pub cluster: crate::cluster::ClusterConfig,
 }
 
 impl Default for Config {
@@ -84,6 +88,7 @@ impl Default for Config {
             hj212: crate::hj212::Hj212Config::default(),
             pictures: crate::pictures::PicturesConfig::default(),
             firmware: crate::firmware::FirmwareConfig::default(),
+            cluster: crate::cluster::ClusterConfig::default(),
         }
     }
 }
@@ -500,6 +505,8 @@ impl Config {
         self.hj212.validate()?;
         self.pictures.validate()?;
         self.firmware.validate()?;
+        self.cluster
+            .validate(self.mqtt.broker == BrokerMode::External)?;
         crate::nodes::provision::board(&self.nodes.board).context("nodes.board")?;
         anyhow::ensure!(
             self.nodes.dashboard_url.is_empty()

@@ -7,6 +7,7 @@
 pub mod alerts;
 pub mod api;
 pub mod broker;
+pub mod cluster;
 pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;

@@ -85,6 +85,14 @@ pub struct Metrics {
     pub pictures_pruned: AtomicU64,
     /// Camera snapshots that failed (no answer, an error status, not a picture).
     pub camera_failures: AtomicU64,
+    /// Cluster: live members seen on the broker (-1: `cluster.enabled` is off).
+    pub cluster_members: AtomicI64,
+    /// Cluster: members' sessions held here (this member's own, and those taken over).
+    pub cluster_sessions: AtomicI64,
+    /// Cluster: terminals taken here, over the sessions held.
+    pub cluster_terminals: AtomicI64,
+    /// Cluster: sessions of gone members taken over.
+    pub cluster_takeovers: AtomicU64,
     /// The embedded broker's counters, when it runs.
     pub broker: std::sync::OnceLock<std::sync::Arc<weir_broker::Stats>>,
 }
@@ -130,6 +138,7 @@ impl Metrics {
         let m = Metrics::default();
         m.forward_lag.store(-1, Relaxed);
         m.hj212_lag.store(-1, Relaxed);
+        m.cluster_members.store(-1, Relaxed);
         m
     }
 
@@ -371,6 +380,33 @@ impl Metrics {
             "# HELP weir_forward_lag_readings Readings stored but not yet forwarded (-1: forwarding off).\n# TYPE weir_forward_lag_readings gauge\nweir_forward_lag_readings {}",
             self.forward_lag.load(Relaxed)
         );
+        let members = self.cluster_members.load(Relaxed);
+        if members >= 0 {
+            for (name, help, v) in [
+                (
+                    "weir_cluster_members",
+                    "Cluster members live on the broker, this one included.",
+                    members,
+                ),
+                (
+                    "weir_cluster_sessions",
+                    "Members' sessions held here: this member's own and those taken over.",
+                    self.cluster_sessions.load(Relaxed),
+                ),
+                (
+                    "weir_cluster_owned_terminals",
+                    "Terminals taken here, over the sessions held.",
+                    self.cluster_terminals.load(Relaxed),
+                ),
+            ] {
+                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+            }
+            let _ = writeln!(
+                out,
+                "# HELP weir_cluster_takeovers_total Sessions of gone members taken over.\n# TYPE weir_cluster_takeovers_total counter\nweir_cluster_takeovers_total {}",
+                self.cluster_takeovers.load(Relaxed)
+            );
+        }
         if let Some(b) = self.broker.get() {
             let s = b.snapshot();
             for (name, help, v) in [

@@ -53,24 +53,27 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
     let (live, _) = broadcast::channel(1024);
     let cancel = CancellationToken::new();
 
-    // The writer thread, fed by ingest.
+    // The writer thread, fed by ingest (in a cluster, one per member's session held: see
+    // `crate::cluster`).
+    let writer_settings = WriterSettings {
+        batch_max: config.store.batch_max_messages,
+        dead_letters_max: config.store.dead_letters_max,
+        raw_retention_days: config.store.raw_retention_days,
+        acks: config.store.ack_limits(),
+    };
     let (jobs_tx, jobs_rx) = mpsc::channel(8192);
     let (committed_tx, committed_rx) = mpsc::unbounded_channel();
-    let writer_conn = store
-        .connect()
-        .context("opening the store writer's connection")?;
-    let writer = writer::spawn(
-        writer_conn,
-        WriterSettings {
-            batch_max: config.store.batch_max_messages,
-            dead_letters_max: config.store.dead_letters_max,
-            raw_retention_days: config.store.raw_retention_days,
-            acks: config.store.ack_limits(),
-        },
-        jobs_rx,
-        committed_tx,
-    )
-    .context("starting the store writer thread")?;
+    let writer = if config.cluster.enabled {
+        None
+    } else {
+        let writer_conn = store
+            .connect()
+            .context("opening the store writer's connection")?;
+        Some(
+            writer::spawn(writer_conn, writer_settings, jobs_rx, committed_tx)
+                .context("starting the store writer thread")?,
+        )
+    };
 
     // The broker, and the gateway's session on it.
     let (session, (mqtt_addr, mqtts_addr), broker) = match config.mqtt.broker {
@@ -107,6 +110,17 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
             )
         }
     };
+    // In a cluster, this member's side connections (config publisher, firmware service) are
+    // named after it, so that members do not take each other's; its terminals' sessions are
+    // named by `crate::cluster`.
+    let session = if config.cluster.enabled {
+        Session {
+            client_id: format!("{}-{}", session.client_id, config.cluster.instance),
+            ..session
+        }
+    } else {
+        session
+    };
     let node_configs = crate::nodes::publisher::Changed::default();
     let config_publisher = tokio::spawn(crate::nodes::publisher::run(
         session.clone(),
@@ -122,14 +136,31 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
         cancel.child_token(),
     ));
     let ingest_cancel = CancellationToken::new();
-    let ingest = tokio::spawn(ingest::run(
-        session,
-        jobs_tx,
-        committed_rx,
-        metrics.clone(),
-        live.clone(),
-        ingest_cancel.clone(),
-    ));
+    let ingest = if config.cluster.enabled {
+        // Each member's MQTT session is `{mqtt.client_id}-{member}`.
+        let ctx = crate::cluster::Context {
+            config: config.cluster.clone(),
+            session: Session {
+                client_id: config.mqtt.client_id.clone(),
+                ..session
+            },
+            store: store.clone(),
+            writer: writer_settings,
+            metrics: metrics.clone(),
+            live: live.clone(),
+            http: config.http.listen.to_string(),
+        };
+        tokio::spawn(crate::cluster::run(ctx, ingest_cancel.clone()))
+    } else {
+        tokio::spawn(ingest::run(
+            session,
+            jobs_tx,
+            committed_rx,
+            metrics.clone(),
+            live.clone(),
+            ingest_cancel.clone(),
+        ))
+    };
 
     let retention = (config.store.raw_retention_days > 0).then(|| {
         tokio::spawn(weir_store::retention::run(
@@ -260,7 +291,9 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
         // Stop taking messages; commit and acknowledge what arrived; then the rest.
         ingest_cancel.cancel();
         let ingest_result = ingest.await.context("the ingest task failed")?;
-        let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+        if let Some(writer) = writer {
+            let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+        }
         let _ = config_publisher.await;
         let _ = firmware.await;
         if let Some(b) = broker {

@@ -88,6 +88,24 @@ pub async fn run(
         .into_iter()
         .map(|c| topic::filter_all(&session.prefix, c).map(|t| t.to_string()))
         .collect::<Result<_, _>>()?;
+    run_filtered(session, filters, jobs, committed, metrics, live, cancel).await
+}
+
+/// [`run`], subscribed to `filters` (at least one) instead of every terminal's telemetry and
+/// status: a gateway of a cluster takes only its share of the terminals (`crate::cluster`).
+pub async fn run_filtered(
+    session: Session,
+    filters: Vec<String>,
+    jobs: mpsc::Sender<Job<Token>>,
+    committed: mpsc::UnboundedReceiver<Committed<Token>>,
+    metrics: Arc<Metrics>,
+    live: broadcast::Sender<LiveEvent>,
+    cancel: CancellationToken,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !filters.is_empty(),
+        "ingest needs at least one topic filter"
+    );
     let link: Link = Arc::new(Mutex::new(None));
     let mut acker = tokio::spawn(acknowledge(
         link.clone(),
@@ -187,7 +205,7 @@ pub async fn run(
                     Ok(Packet::SubAck(ack)) => {
                         last_heard = tokio::time::Instant::now();
                         if ack.return_codes.iter().any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure)) {
-                            anyhow::bail!("the broker refused the gateway's subscriptions ({filters:?}): check its ACL");
+                            anyhow::bail!("the broker refused the gateway's subscriptions ({} filters, such as {:?}): check its ACL", filters.len(), &filters[..filters.len().min(4)]);
                         }
                     }
                     Ok(_) => last_heard = tokio::time::Instant::now(),

@@ -17,6 +17,9 @@ use tokio::net::TcpStream;
 
 use super::Session;
 
+/// Most topic filters in one SUBSCRIBE (about 40 KB of per-terminal filters).
+const SUBSCRIBE_FILTERS: usize = 1000;
+
 /// Largest packet accepted from the broker.
 const MAX_PACKET: usize = weir_contract::MAX_PAYLOAD + 1024;
 
@@ -116,14 +119,18 @@ pub async fn connect(s: &Session, filters: &[String]) -> anyhow::Result<(Reader,
         Packet::ConnAck(ack) => bail!("the broker refused the gateway's session: {:?}", ack.code),
         other => bail!("the broker answered CONNECT with {other:?}"),
     }
-    let mut sub = Subscribe::new_many(
-        filters
-            .iter()
-            .map(|f| rumqttc::SubscribeFilter::new(f.clone(), QoS::AtLeastOnce)),
-    );
-    sub.pkid = 1;
+    // At most SUBSCRIBE_FILTERS filters a packet: a cluster member subscribes per terminal, and
+    // brokers bound a packet's size (EMQX: 1 MB by default).
     let mut out = BytesMut::new();
-    sub.write(&mut out).context("encoding SUBSCRIBE")?;
+    for (i, chunk) in filters.chunks(SUBSCRIBE_FILTERS).enumerate() {
+        let mut sub = Subscribe::new_many(
+            chunk
+                .iter()
+                .map(|f| rumqttc::SubscribeFilter::new(f.clone(), QoS::AtLeastOnce)),
+        );
+        sub.pkid = u16::try_from(i % usize::from(u16::MAX)).unwrap_or(0) + 1;
+        sub.write(&mut out).context("encoding SUBSCRIBE")?;
+    }
     write.write_all(&out).await?;
     Ok((reader, write))
 }

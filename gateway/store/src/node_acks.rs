@@ -263,6 +263,20 @@ pub fn seed(conn: &Connection, terminal: &str, boot: u32, acked: u32) -> rusqlit
     Ok(n > 0)
 }
 
+/// Moves where a terminal's run stands for `boot` up to `acked`, or sets it if the gateway has
+/// no record of it; never moves it down. For a gateway taking its terminals back from another
+/// that held them meanwhile: the node's retained ack says what the other stored without a gap.
+pub fn advance(conn: &Connection, terminal: &str, boot: u32, acked: u32) -> rusqlite::Result<bool> {
+    let n = conn.execute(
+        "INSERT INTO node_acks (terminal, boot, acked)
+             SELECT key, ?2, ?3 FROM terminals WHERE id = ?1
+         ON CONFLICT (terminal, boot) DO UPDATE SET acked = excluded.acked
+             WHERE excluded.acked > node_acks.acked",
+        params![terminal, boot, acked],
+    )?;
+    Ok(n > 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -382,5 +396,11 @@ mod tests {
         assert!(seed(&conn, "HY-001", 4, 10).unwrap());
         assert!(!seed(&conn, "HY-001", 4, 99).unwrap());
         assert_eq!(t.receive(&conn, key, 4, 11, 0).unwrap(), (Some(11), None));
+        // Advancing moves a run up, never down, and sets one where none is.
+        assert!(advance(&conn, "HY-001", 5, 7).unwrap());
+        assert!(advance(&conn, "HY-001", 5, 9).unwrap());
+        assert!(!advance(&conn, "HY-001", 5, 8).unwrap());
+        let mut t = Tracker::new(LIMITS);
+        assert_eq!(t.receive(&conn, key, 5, 10, 0).unwrap(), (Some(10), None));
     }
 }
