@@ -637,6 +637,7 @@ where
     /// until a publication fails, or until the next sample is due.
     async fn publish_queued(&mut self) -> Result<(), Error<F::Error>> {
         let resend_wait = self.resend_wait();
+        let mut sent = 0u32;
         let Store { queue, msg_buf, .. } = &mut self.store;
         let mut it = queue.iter().await?;
         loop {
@@ -652,7 +653,10 @@ where
             if self.link.published_upto.is_some_and(|p| header.id() <= p) {
                 continue;
             }
-            if self.clock.now_ms() >= self.next_sample_ms {
+            // At least one message each time: a node whose sampling falls behind (a slow
+            // sensor, or a simulated one at many times real speed on a loaded machine) must
+            // not starve its uplink, or it would keep sampling and never send.
+            if sent > 0 && self.clock.now_ms() >= self.next_sample_ms {
                 break;
             }
             let payload = &entry[MESSAGE_HEADER_LEN..];
@@ -662,6 +666,7 @@ where
                 .await
             {
                 Ok(()) => {
+                    sent += 1;
                     self.link.published_upto = Some(header.id());
                     self.stats.published += 1;
                     if self.link.resend_at_ms.is_none() {

@@ -292,9 +292,17 @@ async fn drive(
         match polled {
             Ok(MqttEvent::Incoming(Packet::ConnAck(_))) => {
                 backoff = Duration::from_millis(100);
-                for topic in &subscriptions {
-                    let _ = client.try_subscribe(topic.as_str(), QoS::AtLeastOnce);
-                }
+                // Queued behind whatever the node published while the link was down: with
+                // the request queue full, a subscription tried without waiting was lost, and
+                // the node never heard an ack again.
+                let (client, subscriptions) = (client.clone(), subscriptions.clone());
+                tokio::spawn(async move {
+                    for topic in subscriptions {
+                        if client.subscribe(topic, QoS::AtLeastOnce).await.is_err() {
+                            break;
+                        }
+                    }
+                });
                 connected.store(true, Ordering::Relaxed);
                 let _ = tx.send(LinkEvent::Connected);
             }

@@ -60,6 +60,20 @@ async fn sigkill_of_the_gateway_at_random_moments_loses_and_doubles_nothing() {
     let config = fleet.config.clone();
     fleet.stop().await;
     let t = settle(&gw.http, &site.token, &config, PATIENCE).await;
+    if std::env::var("WEIR_LEDGER_DEBUG").is_ok() {
+        let m = reqwest::get(format!("{}/metrics", gw.http))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        for l in m
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.ends_with(" 0"))
+        {
+            eprintln!("metric: {l}");
+        }
+    }
     let mut ms: Vec<i64> = restarts.iter().map(|d| d.as_millis() as i64).collect();
     eprintln!(
         "ledger: {kills} SIGKILLs in {:.1} s; restart to listening: median {} ms, max {} ms; \
