@@ -143,6 +143,11 @@ pub struct Tracker {
     limits: Limits,
     /// Terminal key -> boot -> run, the newest `boots_kept` boots of each.
     runs: HashMap<i64, BTreeMap<u32, Run>>,
+    /// The terminals whose runs changed since the last commit: a commit visits only these,
+    /// not every terminal the gateway has heard from (a province has tens of thousands).
+    touched: std::collections::HashSet<i64>,
+    /// Messages held above gaps, over every run.
+    held: usize,
 }
 
 impl Tracker {
@@ -151,6 +156,8 @@ impl Tracker {
         Tracker {
             limits,
             runs: HashMap::new(),
+            touched: std::collections::HashSet::new(),
+            held: 0,
         }
     }
 
@@ -186,20 +193,24 @@ impl Tracker {
                 },
             );
             while boots.len() > self.limits.boots_kept {
-                boots.pop_first();
+                if let Some((_, dropped)) = boots.pop_first() {
+                    self.held -= dropped.held.len();
+                }
             }
         }
         let Some(run) = boots.get_mut(&boot) else {
             return Ok((Some(seq), None));
         };
-        let skipped = run
-            .receive(seq, now, &self.limits)
-            .map(|(from, to)| Skipped {
-                terminal: key,
-                boot,
-                from,
-                to,
-            });
+        self.touched.insert(key);
+        let before = run.held.len();
+        let skipped = run.receive(seq, now, &self.limits);
+        self.held = self.held + run.held.len() - before;
+        let skipped = skipped.map(|(from, to)| Skipped {
+            terminal: key,
+            boot,
+            from,
+            to,
+        });
         Ok((run.acked, skipped))
     }
 
@@ -212,7 +223,10 @@ impl Tracker {
         )?;
         let mut prune =
             conn.prepare_cached("DELETE FROM node_acks WHERE terminal = ?1 AND boot < ?2")?;
-        for (key, boots) in &mut self.runs {
+        for key in &self.touched {
+            let Some(boots) = self.runs.get_mut(key) else {
+                continue;
+            };
             let mut moved = false;
             for (boot, run) in boots.iter_mut() {
                 if let (true, Some(acked)) = (run.dirty, run.acked) {
@@ -231,23 +245,28 @@ impl Tracker {
 
     /// The transaction that [`Tracker::save`] wrote in committed: the runs are clean.
     pub fn saved(&mut self) {
-        for run in self.runs.values_mut().flat_map(|b| b.values_mut()) {
-            run.dirty = false;
+        for key in self.touched.drain() {
+            for run in self
+                .runs
+                .get_mut(&key)
+                .into_iter()
+                .flat_map(|b| b.values_mut())
+            {
+                run.dirty = false;
+            }
         }
     }
 
     /// The transaction failed: forget everything (it is read again from the table).
     pub fn forget(&mut self) {
         self.runs.clear();
+        self.touched.clear();
+        self.held = 0;
     }
 
     /// Messages held above gaps, for every terminal (a gauge).
     pub fn held(&self) -> usize {
-        self.runs
-            .values()
-            .flat_map(|b| b.values())
-            .map(|r| r.held.len())
-            .sum()
+        self.held
     }
 }
 
@@ -369,6 +388,7 @@ mod tests {
         for (boot, seq) in [(1, 0), (1, 1), (2, 0), (3, 0), (3, 1), (3, 3)] {
             t.receive(&tx, key, boot, seq, 0).unwrap();
         }
+        assert_eq!(t.held(), 1, "boot 3's seq 3, above the gap at 2");
         t.save(&tx).unwrap();
         tx.commit().unwrap();
         t.saved();
@@ -392,6 +412,7 @@ mod tests {
         // A boot older than every boot kept is acknowledged as it comes.
         assert_eq!(t.receive(&conn, key, 2, 1, 0).unwrap(), (Some(1), None));
         assert_eq!(t.receive(&conn, key, 1, 5, 0).unwrap(), (Some(5), None));
+        assert_eq!(t.held(), 0);
         // Seeding sets a run only where none is.
         assert!(seed(&conn, "HY-001", 4, 10).unwrap());
         assert!(!seed(&conn, "HY-001", 4, 99).unwrap());
