@@ -14,16 +14,19 @@
 //! 1. register the terminals in one transaction (one precomputed hash for all);
 //! 2. connect them all: first `--argon2-terminals`, whose hash has argon2's default
 //!    parameters (the cost of a first login, measured), then the rest, whose hash has the
-//!    smallest parameters (so that the run does not spend its time on what (1) measured);
-//! 3. steady state for `--steady-s` seconds: publish-to-ack latency, CPU, memory, commits;
+//!    smallest parameters (so that the run does not spend its time on what the first part measured);
+//! 3. `--idle-s` seconds all connected and silent (what the connections alone cost), then
+//!    steady state for `--steady-s` seconds: publish-to-ack latency, CPU, memory, commits;
 //! 4. for each `--storms` share: that share of the links goes silent at once (the sockets are
 //!    kept open and unread, as when a 4G cell drops: the gateway sees nothing until the node
-//!    comes back), each node waits `--outage-s` and then a random delay up to
-//!    `--reconnect-window-s` (a backoff with jitter), reconnects, takes its session over and
-//!    publishes what it queued meanwhile; measured until every one of them is acked again.
+//!    comes back; or closed, `--cut close`), each node waits `--outage-s` and then a random
+//!    delay up to `--reconnect-window-s` (a backoff with jitter), reconnects, takes its
+//!    session over and publishes what it queued meanwhile; measured until every one of them
+//!    is acked again.
 //!
 //! Needs one open file per client socket in this process and in the gateway (twice the
-//! terminals while cut links are held): run it under `prlimit --nofile=262144` (as root).
+//! terminals while cut links are held, once with `--cut close`): 55,000 terminals need
+//! `prlimit --nofile=111024` (raising the hard limit needs CAP_SYS_RESOURCE).
 //! Client sockets are bound to several 127.0.0.x source addresses, as loopback has about
 //! 28,000 ephemeral ports per address.
 
@@ -54,6 +57,9 @@ pub struct Args {
     /// Seconds between a terminal's messages.
     #[arg(long, default_value_t = 300)]
     interval_s: u64,
+    /// Seconds measured with every terminal connected and none publishing.
+    #[arg(long, default_value_t = 30)]
+    idle_s: u64,
     /// Seconds of steady state measured.
     #[arg(long, default_value_t = 180)]
     steady_s: u64,
@@ -77,6 +83,12 @@ pub struct Args {
     /// Client sockets per loopback source address.
     #[arg(long, default_value_t = 4000)]
     per_source_address: usize,
+    /// How an outage cuts a link: `silent` keeps the socket open and unread (a 4G cell
+    /// dropping: the gateway holds the dead link until the node's new connection takes its
+    /// session over; two open files per node on both sides), `close` closes it (the gateway
+    /// sees the link end at once).
+    #[arg(long, value_enum, default_value_t = Cut::Silent)]
+    cut: Cut,
     /// Longest wait for a phase (all connected, all recovered), seconds.
     #[arg(long, default_value_t = 900)]
     phase_timeout_s: u64,
@@ -101,6 +113,13 @@ const STEADY: u8 = 1;
 /// Storm `k` is phase `STORM + k`.
 const STORM: u8 = 2;
 
+/// How an outage cuts a link.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Cut {
+    Silent,
+    Close,
+}
+
 /// An outage: which generation, the share of links it cuts.
 #[derive(Clone, Copy, Debug, Default)]
 struct Outage {
@@ -117,6 +136,7 @@ struct Shared {
     terminals: usize,
     outage_s: u64,
     window_s: u64,
+    cut: Cut,
     /// Set when the steady state starts: the first publishes are due from then.
     start: watch::Receiver<Option<Instant>>,
     outage: watch::Receiver<Outage>,
@@ -171,8 +191,8 @@ impl Rng {
 
 /// Why a connection ended.
 enum End {
-    /// The link went silent in an outage: the socket is kept open, unread.
-    Cut(TcpStream),
+    /// The link went down in an outage: the socket, if kept open (silent), unread.
+    Cut(Option<TcpStream>),
     /// The connection closed or failed.
     Lost,
 }
@@ -368,7 +388,7 @@ impl Node {
             s.connected.fetch_sub(1, Relaxed);
             match end {
                 End::Cut(stream) => {
-                    held = Some(stream);
+                    held = stream;
                     let delay = s.outage_s as f64 + self.rng.unit() * s.window_s as f64;
                     self.wait(Instant::now() + Duration::from_secs_f64(delay))
                         .await;
@@ -443,7 +463,7 @@ impl Node {
                     let o = *self.outage.borrow_and_update();
                     if changed.is_ok() && s.cuts(o, self.idx) {
                         self.affected = true;
-                        return End::Cut(stream);
+                        return End::Cut((s.cut == Cut::Silent).then_some(stream));
                     }
                 }
             }
@@ -490,6 +510,46 @@ fn open_files_limit() -> u64 {
                 .and_then(|l| l.split_whitespace().nth(3)?.parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// The 1-minute load average.
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// Warnings and errors in the gateway's log, counted by message (fields and time left out).
+fn log_summary(path: &std::path::Path) -> Vec<(String, usize)> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
+    for line in text.lines() {
+        // Without the terminal's colour codes.
+        let mut plain = String::new();
+        let mut chars = line.chars();
+        while let Some(c) = chars.next() {
+            if c == '\u{1b}' {
+                for c in chars.by_ref() {
+                    if c == 'm' {
+                        break;
+                    }
+                }
+            } else {
+                plain.push(c);
+            }
+        }
+        if !(plain.contains(" WARN ") || plain.contains(" ERROR ")) {
+            continue;
+        }
+        let rest = plain.split_once(' ').map(|(_, r)| r).unwrap_or(&plain);
+        let key = match rest.split_once('=') {
+            Some((before, _)) => before.rsplit_once(' ').map(|(b, _)| b).unwrap_or(before),
+            None => rest,
+        };
+        *counts.entry(key.trim().to_owned()).or_default() += 1;
+    }
+    counts.into_iter().collect()
 }
 
 /// The gateway's /metrics as name -> value (unlabelled series only).
@@ -663,14 +723,19 @@ pub async fn main(args: Args) -> anyhow::Result<()> {
         "--terminals and --interval-s must be at least 1"
     );
     let argon2_n = args.argon2_terminals.min(n);
-    let need = 2 * n as u64 + 1024;
+    let need = match args.cut {
+        Cut::Silent => 2 * n as u64 + 1024,
+        Cut::Close => n as u64 + 1024,
+    };
     let have = open_files_limit();
     anyhow::ensure!(
         have >= need,
         "{n} terminals need about {need} open files in this process and in the gateway, the limit is {have}: \
-         run under `prlimit --nofile={need}:{need}` (as root, or raise the hard limit)"
+         run under `prlimit --nofile={need}:{need}` (as root, or raise the hard limit; with \
+         --cut close a node needs one)"
     );
     let weir = crate::measure::weir_binary()?;
+    let load_start = loadavg();
     let dir = crate::measure::TempDir::new("province")?;
     let data = dir.path().join("data");
 
@@ -720,7 +785,9 @@ pub async fn main(args: Args) -> anyhow::Result<()> {
         .env("WEIR_DATA_DIR", &data)
         .env("WEIR_MQTT__LISTEN", format!("127.0.0.1:{mqtt_port}"))
         .env("WEIR_HTTP__LISTEN", format!("127.0.0.1:{http_port}"))
-        .env("WEIR_LOG", "warn");
+        .env("WEIR_LOG", "warn")
+        .stdout(std::fs::File::create(dir.path().join("gateway.log"))?)
+        .stderr(std::fs::File::create(dir.path().join("gateway.err"))?);
     let mut limits = Vec::new();
     for (key, value) in PROVINCE_LIMITS {
         let v = match *value {
@@ -758,6 +825,7 @@ pub async fn main(args: Args) -> anyhow::Result<()> {
         terminals: n,
         outage_s: args.outage_s,
         window_s: args.reconnect_window_s,
+        cut: args.cut,
         start: start_rx,
         outage: outage_rx,
         connect_gate: Semaphore::new(args.connect_concurrency.max(1)),
@@ -848,6 +916,16 @@ pub async fn main(args: Args) -> anyhow::Result<()> {
     phases.push(argon2_phase);
     phases.push(rest);
 
+    // What the connections cost with nothing published.
+    let mark = probe.mark().await;
+    tokio::time::sleep(Duration::from_secs(args.idle_s)).await;
+    let idle = probe.phase("connected, idle", CONNECT, &mark).await;
+    println!(
+        "  connected, idle: gateway {:.1} % of a core",
+        idle.gateway_cpu_pct
+    );
+    phases.push(idle);
+
     // 4. Steady state.
     shared.phase.store(STEADY, Relaxed);
     let steady_start = Instant::now();
@@ -925,16 +1003,20 @@ pub async fn main(args: Args) -> anyhow::Result<()> {
         node.abort();
     }
     drop(gateway);
+    let warnings = log_summary(&dir.path().join("gateway.err"));
+    let load_end = loadavg();
 
     // 6. The summary.
-    let steady = &phases[2];
+    let steady = &phases[3];
     let machine_pct = steady.gateway_cpu_pct / 2.0;
     let msg_rate = n as f64 / args.interval_s as f64;
-    let ceiling = if machine_pct > 0.0 {
-        n as f64 * 100.0 / machine_pct
+    // What both cores would carry if the cost grew with the message rate alone.
+    let ceiling_rate = if machine_pct > 0.0 {
+        msg_rate * 100.0 / machine_pct
     } else {
         f64::NAN
     };
+    let ceiling = ceiling_rate * 300.0;
     let argon2 = &phases[0];
     let per_login_cpu_ms = argon2.gateway_cpu_s / argon2_n.max(1) as f64 * 1000.0;
     let logins_per_s = argon2_n as f64 / argon2.wall_s;
@@ -971,11 +1053,12 @@ pub async fn main(args: Args) -> anyhow::Result<()> {
         bench_rss as f64 / 1024.0
     );
     println!(
-        "steady: {:.0} msg/s offered ({:.0} acked/s), {:.1} messages per commit, gateway {:.1} % of the machine's 2 cores -> ceiling about {:.0} terminals at this schedule (CPU alone, linear)",
+        "steady: {:.0} msg/s offered ({:.0} acked/s), {:.1} messages per commit, gateway {:.1} % of the machine's 2 cores -> ceiling about {:.0} msg/s, i.e. {:.0} terminals at one message per 5 minutes (CPU alone, linear)",
         msg_rate,
         steady.acked as f64 / steady.wall_s,
         steady.metrics["weir_messages_received_total"] / commits.max(1.0),
         machine_pct,
+        ceiling_rate,
         ceiling
     );
     println!(
@@ -993,6 +1076,13 @@ pub async fn main(args: Args) -> anyhow::Result<()> {
             }
         );
     }
+    println!("load average (1 min) at the start {load_start}, at the end {load_end}");
+    if warnings.is_empty() {
+        println!("weir serve logged no warnings");
+    }
+    for (what, count) in &warnings {
+        println!("weir serve logged {count} times: {what}");
+    }
     println!(
         "client side: {} logins, {} refused CONNACKs, {} failed attempts, {} connections lost, {} published, {} published again, {} acked",
         shared.logins.load(Relaxed),
@@ -1006,7 +1096,11 @@ pub async fn main(args: Args) -> anyhow::Result<()> {
     let line = serde_json::json!({
         "terminals": n,
         "interval_s": args.interval_s,
+        "cut": format!("{:?}", args.cut),
         "register_s": register_s,
+        "load_start": load_start,
+        "load_end": load_end,
+        "gateway_warnings": warnings.iter().map(|(w, c)| serde_json::json!({"what": w, "count": c})).collect::<Vec<_>>(),
         "limits": limits,
         "gateway_idle_rss_mib": idle_rss as f64 / 1024.0,
         "gateway_connected_rss_mib": connected_rss as f64 / 1024.0,
@@ -1014,7 +1108,8 @@ pub async fn main(args: Args) -> anyhow::Result<()> {
         "argon2_logins_per_s": logins_per_s,
         "argon2_login_cpu_ms": per_login_cpu_ms,
         "steady_machine_cpu_pct": machine_pct,
-        "ceiling_terminals": ceiling,
+        "ceiling_msg_per_s": ceiling_rate,
+        "ceiling_terminals_at_5_min": ceiling,
         "storms": storms.iter().map(|(share, cut, back, ok)| serde_json::json!({"share_pct": share, "cut": cut, "all_reconnected_s": back, "recovered": ok})).collect::<Vec<_>>(),
         "phases": phases,
     });
