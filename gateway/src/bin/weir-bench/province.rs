@@ -1053,7 +1053,7 @@ pub async fn main(args: Args) -> anyhow::Result<()> {
         bench_rss as f64 / 1024.0
     );
     println!(
-        "steady: {:.0} msg/s offered ({:.0} acked/s), {:.1} messages per commit, gateway {:.1} % of the machine's 2 cores -> ceiling about {:.0} msg/s, i.e. {:.0} terminals at one message per 5 minutes (CPU alone, linear)",
+        "steady: {:.0} msg/s offered ({:.0} acked/s), {:.1} messages per commit, gateway {:.1} % of the machine's 2 cores -> ceiling about {:.0} msg/s, i.e. {:.0} terminals at one message per 5 minutes if a message cost the same with more terminals (it does not: see docs/performance.md)",
         msg_rate,
         steady.acked as f64 / steady.wall_s,
         steady.metrics["weir_messages_received_total"] / commits.max(1.0),
