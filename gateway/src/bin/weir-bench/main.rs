@@ -5,6 +5,7 @@
 //! target/release/weir-bench drain              # backlog of 1,000,000 messages, Mosquitto and embedded
 //! target/release/weir-bench latency            # 1,000 msg/s for 60 s: to subscriber, API, alert
 //! target/release/weir-bench footprint          # 38 terminals: an hour at 60x, then 5 min live
+//! target/release/weir-bench province           # 55,000 terminals, 183 msg/s, 4G outages
 //! ```
 //! Needs `mosquitto` and `mosquitto_sub` (Debian: mosquitto, mosquitto-clients). The figures
 //! and what they mean are in docs/performance.md.
@@ -13,6 +14,7 @@ mod drain;
 mod footprint;
 mod latency;
 mod measure;
+mod province;
 
 use clap::{Parser, Subcommand};
 
@@ -31,6 +33,8 @@ enum Command {
     Latency(latency::Args),
     /// Memory and CPU of weir serve with a county's fleet.
     Footprint(footprint::Args),
+    /// A province's terminals on one gateway: steady state and reconnect storms.
+    Province(province::Args),
 }
 
 #[tokio::main]
@@ -39,5 +43,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Drain(args) => drain::main(args).await,
         Command::Latency(args) => latency::main(args).await,
         Command::Footprint(args) => footprint::main(args).await,
+        Command::Province(args) => province::main(args).await,
     }
 }
