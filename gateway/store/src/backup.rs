@@ -264,26 +264,11 @@ pub fn check(path: &Path) -> Result<Checked, Error> {
         });
     }
     let conn = integrity(path)?;
-    let has_table: bool = conn
-        .query_row(
-            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations')",
-            [],
-            |r| r.get(0),
-        )
-        .map_err(sql(format!("reading {}", path.display())))?;
-    if !has_table {
-        return Err(Error::NotWeir(path.to_owned()));
-    }
-    let had: Vec<String> = conn
-        .prepare("SELECT name FROM schema_migrations")
-        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
-        .map_err(sql(format!("reading the migrations of {}", path.display())))?;
+    let had = crate::schema::recorded_migrations(&conn)
+        .map_err(sql(format!("reading the migrations of {}", path.display())))?
+        .ok_or_else(|| Error::NotWeir(path.to_owned()))?;
     let known = crate::schema::migrations();
-    let unknown: Vec<&str> = had
-        .iter()
-        .map(String::as_str)
-        .filter(|n| !known.iter().any(|(k, _)| k == n))
-        .collect();
+    let unknown = crate::schema::unknown_migrations(&had);
     if !unknown.is_empty() {
         return Err(Error::Newer {
             path: path.to_owned(),

@@ -159,8 +159,10 @@ impl Store {
         let mut conn = store
             .connect()
             .with_context(|| format!("opening the reading store at {}", path.display()))?;
-        let unknown = schema::unknown_migrations(&conn)
-            .with_context(|| format!("reading the schema of {}", path.display()))?;
+        let recorded = schema::recorded_migrations(&conn)
+            .with_context(|| format!("reading the schema of {}", path.display()))?
+            .unwrap_or_default();
+        let unknown = schema::unknown_migrations(&recorded);
         anyhow::ensure!(
             unknown.is_empty(),
             "{} was written by a newer Weir (migrations {} are unknown to this version): run that \

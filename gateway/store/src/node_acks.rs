@@ -270,18 +270,6 @@ impl Tracker {
     }
 }
 
-/// Sets where a terminal's run stands for `boot` unless the gateway already has a record of
-/// it: for a gateway taking a terminal over from another, which knows the node's last ack.
-pub fn seed(conn: &Connection, terminal: &str, boot: u32, acked: u32) -> rusqlite::Result<bool> {
-    let n = conn.execute(
-        "INSERT INTO node_acks (terminal, boot, acked)
-             SELECT key, ?2, ?3 FROM terminals WHERE id = ?1
-         ON CONFLICT (terminal, boot) DO NOTHING",
-        params![terminal, boot, acked],
-    )?;
-    Ok(n > 0)
-}
-
 /// Moves where a terminal's run stands for `boot` up to `acked`, or sets it if the gateway has
 /// no record of it; never moves it down. For a gateway taking its terminals back from another
 /// that held them meanwhile: the node's retained ack says what the other stored without a gap.
@@ -413,9 +401,9 @@ mod tests {
         assert_eq!(t.receive(&conn, key, 2, 1, 0).unwrap(), (Some(1), None));
         assert_eq!(t.receive(&conn, key, 1, 5, 0).unwrap(), (Some(5), None));
         assert_eq!(t.held(), 0);
-        // Seeding sets a run only where none is.
-        assert!(seed(&conn, "HY-001", 4, 10).unwrap());
-        assert!(!seed(&conn, "HY-001", 4, 99).unwrap());
+        // Advancing sets a run where none is, and never moves one down.
+        assert!(advance(&conn, "HY-001", 4, 10).unwrap());
+        assert!(!advance(&conn, "HY-001", 4, 9).unwrap());
         assert_eq!(t.receive(&conn, key, 4, 11, 0).unwrap(), (Some(11), None));
         // Advancing moves a run up, never down, and sets one where none is.
         assert!(advance(&conn, "HY-001", 5, 7).unwrap());

@@ -282,28 +282,31 @@ const PICTURES_0001: &str = "
     );
 ";
 
-/// Migrations the database records that this version does not know: it was written by a
-/// newer Weir, whose schema this version must not write to.
-pub fn unknown_migrations(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+/// The migrations the database records, or None if it has no record of migrations at all
+/// (a new file, or not Weir's).
+pub fn recorded_migrations(conn: &Connection) -> rusqlite::Result<Option<Vec<String>>> {
     let exists: bool = conn.query_row(
         "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations')",
         [],
         |r| r.get(0),
     )?;
     if !exists {
-        return Ok(Vec::new());
+        return Ok(None);
     }
-    let known: Vec<&str> = migrations().iter().map(|(n, _)| *n).collect();
     let mut stmt = conn.prepare("SELECT name FROM schema_migrations ORDER BY applied_at, name")?;
     let names = stmt.query_map([], |r| r.get::<_, String>(0))?;
-    let mut unknown = Vec::new();
-    for name in names {
-        let name = name?;
-        if !known.contains(&name.as_str()) {
-            unknown.push(name);
-        }
-    }
-    Ok(unknown)
+    names.collect::<rusqlite::Result<_>>().map(Some)
+}
+
+/// Of `recorded`, the migrations this version does not know: the database was written by a
+/// newer Weir, whose schema this version must not write to.
+pub fn unknown_migrations(recorded: &[String]) -> Vec<&str> {
+    let known = migrations();
+    recorded
+        .iter()
+        .map(String::as_str)
+        .filter(|n| !known.iter().any(|(k, _)| k == n))
+        .collect()
 }
 
 /// Brings the database to the newest schema.
