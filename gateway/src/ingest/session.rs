@@ -43,8 +43,26 @@ impl Reader {
             if self.half.read_buf(&mut self.buf).await? == 0 {
                 bail!("the broker closed the connection");
             }
+            quick_ack(&self.half);
         }
     }
+}
+
+/// Has the kernel acknowledge what the broker sent at once, not 40 ms later or with the next
+/// write. The gateway writes only when a batch is committed (its PUBACKs), so without this its
+/// TCP acknowledgements are delayed, and a broker that leaves Nagle's algorithm on (Mosquitto
+/// unless `set_tcp_nodelay true`) holds every small message back until the last one is
+/// acknowledged: the messages reached the gateway 7 ms (median) to 18 ms later than a
+/// subscriber that answers each at once (`weir-bench latency`, docs/performance.md). Linux
+/// turns quick acknowledgement off again by itself, so it is set after every read.
+fn quick_ack(half: &OwnedReadHalf) {
+    #[cfg(target_os = "linux")]
+    {
+        let tcp: &TcpStream = half.as_ref();
+        let _ = socket2::SockRef::from(tcp).set_tcp_quickack(true);
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = half;
 }
 
 /// Encodes packets for one write.

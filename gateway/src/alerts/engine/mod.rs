@@ -40,6 +40,9 @@ use weir_store::alerts::{self as store, NewAlert};
 use weir_store::Store;
 use weir_store::{cursors, incidents, readings};
 
+/// Most of the store's commits the engine evaluates and saves in one transaction of its own.
+const COMMITS_PER_TRANSACTION: usize = 64;
+
 /// A change for the live feed.
 #[derive(Clone, Debug)]
 pub enum AlertEvent {
@@ -323,19 +326,25 @@ impl Engine {
                     None => break,
                 },
                 ev = live.recv(), if live_open => match ev {
-                    Ok(LiveEvent::Committed { messages, readings, statuses }) => {
-                        let readings = readings
-                            .iter()
-                            .map(|r| (r.id, r.terminal.to_string(), r.reading))
-                            .collect();
-                        let messages: Vec<(String, u32, u32)> = messages
-                            .iter()
-                            .map(|(t, b, s)| (t.to_string(), *b, *s))
-                            .collect();
-                        let statuses: Vec<(String, NodeState)> = statuses
-                            .iter()
-                            .map(|(t, s)| (t.to_string(), s.state))
-                            .collect();
+                    Ok(first) => {
+                        // Every commit already waiting is taken with this one: one transaction
+                        // of the engine's for them all, not one each, so that under load the
+                        // engine does not queue for the write lock once per commit of the
+                        // store writer (docs/performance.md, "Latency").
+                        let mut readings = Vec::new();
+                        let mut messages: Vec<(String, u32, u32)> = Vec::new();
+                        let mut statuses: Vec<(String, NodeState)> = Vec::new();
+                        let mut next = Some(first);
+                        let mut taken = 0;
+                        while let Some(LiveEvent::Committed { messages: m, readings: r, statuses: st }) = next.take() {
+                            readings.extend(r.iter().map(|r| (r.id, r.terminal.to_string(), r.reading)));
+                            messages.extend(m.iter().map(|(t, b, s)| (t.to_string(), *b, *s)));
+                            statuses.extend(st.iter().map(|(t, s)| (t.to_string(), s.state)));
+                            taken += 1;
+                            if taken < COMMITS_PER_TRANSACTION {
+                                next = live.try_recv().ok();
+                            }
+                        }
                         self.on_batch(&messages, readings, &statuses).await
                     }
                     Err(broadcast::error::RecvError::Lagged(n)) => {
