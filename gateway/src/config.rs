@@ -260,9 +260,13 @@ pub struct MqttConfig {
     pub topic_prefix: String,
     /// Keep-alive of the gateway's MQTT session, seconds.
     pub keep_alive_s: u16,
-    /// Embedded broker: most unacknowledged QoS 1 messages in flight to one client. The
-    /// gateway acknowledges after commit, so this bounds its batches.
+    /// Embedded broker: most unacknowledged QoS 1 messages in flight to one client; further
+    /// messages wait in its session queue.
     pub max_inflight: u16,
+    /// Embedded broker: `max_inflight` for the gateway's own sessions. The gateway
+    /// acknowledges a store commit at once (up to `store.batch_max_messages`), so this bounds
+    /// its batches; two commits' worth lets one be written while the next arrives.
+    pub service_max_inflight: u16,
     /// Embedded broker: most messages queued for one session while its client is away; the
     /// oldest are dropped beyond it.
     pub max_queued: usize,
@@ -360,6 +364,7 @@ impl MqttConfig {
             listen: self.listen,
             max_packet_size: weir_contract::MAX_PAYLOAD + 1024,
             max_inflight: self.max_inflight,
+            service_max_inflight: self.service_max_inflight,
             max_queued: self.max_queued,
             max_queued_bytes: l.max_queued_bytes,
             max_publish_rate: l.max_publish_rate,
@@ -400,6 +405,7 @@ impl Default for MqttConfig {
             topic_prefix: weir_contract::topic::DEFAULT_PREFIX.into(),
             keep_alive_s: 30,
             max_inflight: 1000,
+            service_max_inflight: 4096,
             max_queued: 250_000,
             tls_listen: ([0, 0, 0, 0], 8883).into(),
             tls_cert: PathBuf::new(),

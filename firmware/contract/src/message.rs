@@ -78,10 +78,34 @@ impl Telemetry {
     /// identity (boot, seq) of a message it refuses, and acknowledge it: resending a refused
     /// message cannot help. Never store what this returns.
     pub fn decode_unvalidated(bytes: &[u8]) -> Result<Self, Error> {
-        Ok(match Encoding::detect(bytes)? {
-            Encoding::Json => wire::decode_json::<wire::JsonTelemetry>(bytes)?.try_into()?,
-            Encoding::Binary => wire::decode_binary::<wire::BinTelemetryIn>(bytes)?.try_into()?,
-        })
+        let mut t = Telemetry {
+            boot: 0,
+            seq: 0,
+            readings: heapless::Vec::new(),
+        };
+        t.read_unvalidated(bytes)?;
+        Ok(t)
+    }
+
+    /// [`Telemetry::decode_unvalidated`] into `self`.
+    fn read_unvalidated(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        match Encoding::detect(bytes)? {
+            Encoding::Json => {
+                *self = wire::decode_json::<wire::JsonTelemetry>(bytes)?.try_into()?;
+                Ok(())
+            }
+            Encoding::Binary => wire::decode_binary_telemetry(bytes, self),
+        }
+    }
+
+    /// [`Telemetry::decode_received`] into `self`, in place: for a receiver that decodes
+    /// message after message into one `Telemetry`. A `Telemetry` has room for
+    /// [`MAX_READINGS`] readings (6.7 KB), and returning it by value through the decoder's
+    /// layers cost more than decoding. After an error, `self` holds no message.
+    pub fn decode_received_into(&mut self, bytes: &[u8], now: Timestamp) -> Result<(), Error> {
+        self.read_unvalidated(bytes)?;
+        self.validate()?;
+        self.check_clock(now)
     }
 
     /// What a receiver does with a payload: decode, validate, and check the clock at `now`.

@@ -385,15 +385,99 @@ struct BinReading {
     samples: heapless::Vec<BinSample, { Quantity::COUNT }>,
 }
 
-/// As read: the layout of [`BinTelemetry`], field for field, with its sequences [`Capped`].
-/// A sequence over its limit is then refused by [`TryFrom`] naming the field, rather than
-/// inside postcard, whose errors cannot say where.
-#[derive(Deserialize)]
-pub(crate) struct BinTelemetryIn {
-    boot: u32,
-    seq: u32,
-    start: i64,
-    readings: Capped<BinReadingIn, MAX_READINGS>,
+/// Reads a binary telemetry message into a [`Telemetry`] in place, reading by reading: the
+/// layout of [`BinTelemetry`], field for field. A `Telemetry` holds room for
+/// [`MAX_READINGS`] readings (6.7 KB) and an intermediate form of the whole message more
+/// still; built and returned by value, they were copied several times per message, which took
+/// most of a receiver's decoding time.
+///
+/// Readings past the [`MAX_READINGS`]th are still read, so that the bytes after them stay in
+/// step, and refused after postcard has read the message, naming the field, as is a reading
+/// that does not convert: [`Conversion`] keeps what was found.
+struct TelemetrySeed<'a> {
+    out: &'a mut Telemetry,
+    found: &'a mut Conversion,
+}
+
+/// What converting the readings found, reported once postcard has read the whole message.
+#[derive(Default)]
+pub(crate) struct Conversion {
+    too_many: bool,
+    first_error: Option<Error>,
+}
+
+impl Conversion {
+    fn result(self) -> Result<(), Error> {
+        if self.too_many {
+            return Err(Error::new(Field::Top("readings"), Reason::TooManyReadings));
+        }
+        self.first_error.map_or(Ok(()), Err)
+    }
+}
+
+impl<'de> de::DeserializeSeed<'de> for TelemetrySeed<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_tuple(4, self)
+    }
+}
+
+impl<'de> Visitor<'de> for TelemetrySeed<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("a telemetry message")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let missing = |i| de::Error::invalid_length(i, &"boot, seq, start and readings");
+        self.out.boot = seq.next_element()?.ok_or_else(|| missing(0))?;
+        self.out.seq = seq.next_element()?.ok_or_else(|| missing(1))?;
+        let start: i64 = seq.next_element()?.ok_or_else(|| missing(2))?;
+        self.out.readings.clear();
+        seq.next_element_seed(ReadingsSeed {
+            out: &mut self.out.readings,
+            ts: start,
+            found: self.found,
+        })?
+        .ok_or_else(|| missing(3))
+    }
+}
+
+/// The readings of [`TelemetrySeed`]: each converted as it is read.
+struct ReadingsSeed<'a> {
+    out: &'a mut heapless::Vec<Reading, MAX_READINGS>,
+    /// The previous reading's time (the message's `start` before the first).
+    ts: i64,
+    found: &'a mut Conversion,
+}
+
+impl<'de> de::DeserializeSeed<'de> for ReadingsSeed<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ReadingsSeed<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("a sequence of readings")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
+        let mut index = 0usize;
+        while let Some(br) = seq.next_element::<BinReadingIn>()? {
+            if index >= MAX_READINGS {
+                self.found.too_many = true;
+            } else if self.found.first_error.is_none() {
+                match br.to_reading(index, &mut self.ts) {
+                    // Cannot overflow: index < MAX_READINGS.
+                    Ok(r) => drop(self.out.push(r)),
+                    Err(e) => self.found.first_error = Some(e),
+                }
+            }
+            index += 1;
+        }
+        Ok(())
+    }
 }
 
 /// The layout of [`BinReading`].
@@ -506,44 +590,51 @@ impl From<&Telemetry> for BinTelemetry {
     }
 }
 
-impl TryFrom<BinTelemetryIn> for Telemetry {
-    type Error = Error;
-    fn try_from(b: BinTelemetryIn) -> Result<Self, Error> {
-        if b.readings.extra.is_some() {
-            return Err(Error::new(Field::Top("readings"), Reason::TooManyReadings));
-        }
-        let mut readings = heapless::Vec::new();
-        let mut ts = b.start;
-        for (index, br) in b.readings.items.iter().enumerate() {
-            let at = |name| Field::Reading {
-                index: index as u16,
-                name,
-            };
-            ts = ts
-                .checked_add(i64::from(br.dt))
-                .ok_or(Error::new(at("ts"), Reason::BadTimestamp("out of range")))?;
-            let mut r = Reading::new(Timestamp::from_unix(ts));
-            // A reading has at most one sample per quantity, so a sample past the sixth
-            // repeats a quantity: it is refused below as the repeat it is, naming the quantity.
-            for s in br.samples.items.iter().chain(&br.samples.extra) {
-                let (q, sample) = s.split();
-                match r.get(q) {
-                    None => r.set(q, Some(sample)),
-                    Some(previous)
-                        if matches!(previous, Sample::Fault(_))
-                            != matches!(sample, Sample::Fault(_)) =>
-                    {
-                        return Err(Error::new(at(q.field()), Reason::ValueAndFault))
-                    }
-                    Some(_) => return Err(Error::new(at(q.field()), Reason::Repeated)),
+impl BinReadingIn {
+    /// The `index`th reading of a message, `dt` seconds after `ts` (then moved to it).
+    fn to_reading(&self, index: usize, ts: &mut i64) -> Result<Reading, Error> {
+        let at = |name| Field::Reading {
+            index: index as u16,
+            name,
+        };
+        *ts = ts
+            .checked_add(i64::from(self.dt))
+            .ok_or(Error::new(at("ts"), Reason::BadTimestamp("out of range")))?;
+        let mut r = Reading::new(Timestamp::from_unix(*ts));
+        // A reading has at most one sample per quantity, so a sample past the sixth
+        // repeats a quantity: it is refused below as the repeat it is, naming the quantity.
+        for s in self.samples.items.iter().chain(&self.samples.extra) {
+            let (q, sample) = s.split();
+            match r.get(q) {
+                None => r.set(q, Some(sample)),
+                Some(previous)
+                    if matches!(previous, Sample::Fault(_))
+                        != matches!(sample, Sample::Fault(_)) =>
+                {
+                    return Err(Error::new(at(q.field()), Reason::ValueAndFault))
                 }
+                Some(_) => return Err(Error::new(at(q.field()), Reason::Repeated)),
             }
-            let _ = readings.push(r);
         }
-        Ok(Telemetry {
-            boot: b.boot,
-            seq: b.seq,
-            readings,
-        })
+        Ok(r)
+    }
+}
+
+/// Decodes a binary telemetry payload (version byte first) into `out`, in place.
+pub(crate) fn decode_binary_telemetry(bytes: &[u8], out: &mut Telemetry) -> Result<(), Error> {
+    let mut found = Conversion::default();
+    let mut d = postcard::Deserializer::from_bytes(&bytes[1..]);
+    de::DeserializeSeed::deserialize(
+        TelemetrySeed {
+            out,
+            found: &mut found,
+        },
+        &mut d,
+    )
+    .map_err(|e| Error::message(Reason::Binary(e)))?;
+    match d.finalize() {
+        Ok([]) => found.result(),
+        Ok(rest) => Err(Error::message(Reason::TrailingBytes(rest.len()))),
+        Err(e) => Err(Error::message(Reason::Binary(e))),
     }
 }

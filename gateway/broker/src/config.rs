@@ -20,6 +20,13 @@ pub struct BrokerConfig {
     /// Most QoS 1 messages sent to one client and not yet acknowledged; further messages wait
     /// in its session queue. Default 100, at most 65535.
     pub max_inflight: u16,
+    /// [`max_inflight`](Self::max_inflight) for the service (the gateway's own sessions). The
+    /// gateway acknowledges a whole store commit at once (up to `store.batch_max_messages`,
+    /// 2000), so a window of two commits lets one be written while the next arrives; with 1000,
+    /// draining a backlog of a million messages ran at 55 % of `mosquitto_sub`'s rate
+    /// (`weir-bench drain`, docs/performance.md). What is in flight has left the session queue:
+    /// at most this many times `max_packet_size` bytes. Default 4096, at most 65535.
+    pub service_max_inflight: u16,
     /// Most messages waiting in one session's queue (online or offline); when it is full the
     /// oldest is dropped and counted. Default 250000.
     pub max_queued: usize,
@@ -133,6 +140,7 @@ impl Default for BrokerConfig {
             listen: SocketAddr::from((Ipv4Addr::UNSPECIFIED, 1883)),
             max_packet_size: 64 * 1024,
             max_inflight: 100,
+            service_max_inflight: 4096,
             max_queued: 250_000,
             max_queued_bytes: 64 * 1024 * 1024,
             max_publish_rate: 100,
@@ -212,6 +220,7 @@ impl BrokerConfig {
         }
         let non_zero = [
             ("max_inflight", self.max_inflight as usize),
+            ("service_max_inflight", self.service_max_inflight as usize),
             ("max_queued", self.max_queued),
             ("max_publish_rate", self.max_publish_rate as usize),
             ("max_publish_burst", self.max_publish_burst as usize),

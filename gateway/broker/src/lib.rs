@@ -34,6 +34,7 @@
 //! | `max_publish_bytes_per_s`, `max_publish_bytes_burst` (per identity) | 16 KiB/s, 8 MiB | `rate_limited_bytes` |
 //! | `max_queued`, `max_queued_bytes` (per session queue) | 250000, 64 MiB | `queued_dropped`, `queued_dropped_for_bytes`, `queued_bytes` |
 //! | `max_inflight` (unacknowledged QoS 1 per client) | 100 | |
+//! | `service_max_inflight` (the same, for the service's sessions) | 4096 | |
 //! | `max_packet_size` | 65536 | `protocol_errors` |
 //! | `max_keep_alive_s` | 3600 | |
 //!

@@ -82,6 +82,7 @@ pub(crate) struct Router {
     stats: Arc<Stats>,
     bounds: QueueBounds,
     max_inflight: usize,
+    service_max_inflight: usize,
     session_expiry: Duration,
     max_sessions_per_identity: usize,
 }
@@ -91,6 +92,7 @@ impl std::fmt::Debug for Router {
         f.debug_struct("Router")
             .field("bounds", &self.bounds)
             .field("max_inflight", &self.max_inflight)
+            .field("service_max_inflight", &self.service_max_inflight)
             .finish_non_exhaustive()
     }
 }
@@ -106,6 +108,7 @@ impl Router {
                 max_queued_bytes: config.max_queued_bytes,
             },
             max_inflight: config.max_inflight.into(),
+            service_max_inflight: config.service_max_inflight.into(),
             session_expiry: config.session_expiry(),
             max_sessions_per_identity: config.max_sessions_per_identity,
         }
@@ -499,7 +502,11 @@ impl Router {
         let mut guard = self.lock();
         let session = attached(&mut guard.sessions, sid, conn)?;
         let before = session.queued_bytes();
-        let filled = session.fill(buf, self.max_inflight, high_water);
+        let window = match session.identity {
+            Identity::Service { .. } => self.service_max_inflight,
+            _ => self.max_inflight,
+        };
+        let filled = session.fill(buf, window, high_water);
         let shrunk = before - session.queued_bytes();
         drop(guard);
         self.stats.messages_out(filled.written);

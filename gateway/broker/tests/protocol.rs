@@ -182,7 +182,8 @@ async fn a_packet_over_the_size_limit_disconnects_the_client() {
 #[tokio::test]
 async fn no_more_than_max_inflight_messages_are_sent_before_acks_come_back() {
     let b = TestBroker::start_with(BrokerConfig {
-        max_inflight: 3,
+        max_inflight: 1,
+        service_max_inflight: 3,
         ..BrokerConfig::default()
     })
     .await;
@@ -216,6 +217,39 @@ async fn no_more_than_max_inflight_messages_are_sent_before_acks_come_back() {
     let expected: Vec<String> = (0..10).map(|n| n.to_string()).collect();
     assert_eq!(order, expected, "in publish order");
     assert_eq!(b.stats().messages_out, 10);
+}
+
+/// A node gets `max_inflight` unacknowledged messages; the service (the gateway, which
+/// acknowledges a store commit at once) gets `service_max_inflight`.
+#[tokio::test]
+async fn a_node_gets_max_inflight_and_the_service_its_own_window() {
+    let b = TestBroker::start_with(BrokerConfig {
+        max_inflight: 2,
+        service_max_inflight: 5,
+        ..BrokerConfig::default()
+    })
+    .await;
+    let ack_topic = topic("HY-001", "ack");
+    let mut c = Connect::new("weir-node-HY-001");
+    c.set_login("HY-001", "pw-001");
+    let (mut node, _) = Raw::handshake(b.addr, c).await;
+    node.subscribe(&ack_topic, QoS::AtLeastOnce).await;
+    let (mut gateway, _) = b.raw_service("gw", true).await;
+    gateway.subscribe("weir/#", QoS::AtLeastOnce).await;
+    let mut sender = connect(b.service_options("sender")).await;
+    for n in 0..8 {
+        sender
+            .publish_acked(&ack_topic, format!("{n}").as_bytes(), false)
+            .await;
+    }
+    for _ in 0..2 {
+        node.recv_publish().await;
+    }
+    node.expect_silence().await;
+    for _ in 0..5 {
+        gateway.recv_publish().await;
+    }
+    gateway.expect_silence().await;
 }
 
 #[tokio::test]

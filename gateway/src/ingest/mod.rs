@@ -118,6 +118,12 @@ pub async fn run_filtered(
         tokio_util::task::AbortOnDropHandle::new(tokio::spawn(watch_the_store(metrics.clone())));
     let mut jobs = Some(jobs);
     let mut generation = 0u64;
+    // Every message is decoded into this one (see `Telemetry::decode_received_into`).
+    let mut scratch = Box::new(Telemetry {
+        boot: 0,
+        seq: 0,
+        readings: heapless::Vec::new(),
+    });
     let mut backoff = Duration::from_millis(200);
     let keep_alive = Duration::from_secs(u64::from(session.keep_alive_s.max(5)));
     'connect: loop {
@@ -196,7 +202,7 @@ pub async fn run_filtered(
                         last_heard = tokio::time::Instant::now();
                         let Some(tx) = &jobs else { continue };
                         metrics.messages_received.fetch_add(1, Relaxed);
-                        let job = classify(&session.prefix, p, generation, &metrics);
+                        let job = classify(&session.prefix, p, generation, &metrics, &mut scratch);
                         metrics.store_handed();
                         if tx.send(job).await.is_err() {
                             anyhow::bail!("the store writer stopped");
@@ -254,7 +260,13 @@ async fn watch_the_store(metrics: Arc<Metrics>) {
 }
 
 /// Decodes one incoming message into a job for the writer.
-fn classify(prefix: &str, p: Publish, generation: u64, metrics: &Metrics) -> Job<Token> {
+fn classify(
+    prefix: &str,
+    p: Publish,
+    generation: u64,
+    metrics: &Metrics,
+    scratch: &mut Telemetry,
+) -> Job<Token> {
     let pkid = (p.qos != QoS::AtMostOnce).then_some(p.pkid);
     let received_at = weir_store::now();
     let refuse = |p: Publish,
@@ -287,8 +299,9 @@ fn classify(prefix: &str, p: Publish, generation: u64, metrics: &Metrics) -> Job
     };
     match channel {
         Channel::Telemetry => {
-            match Telemetry::decode_received(&p.payload, Timestamp::from_unix(received_at)) {
-                Ok(telemetry) => {
+            match scratch.decode_received_into(&p.payload, Timestamp::from_unix(received_at)) {
+                Ok(()) => {
+                    let telemetry = &*scratch;
                     let encoding = Encoding::detect(&p.payload).unwrap_or(Encoding::Json);
                     let node_ack =
                         Some((terminal.clone(), telemetry.boot, telemetry.seq, encoding));
@@ -296,7 +309,7 @@ fn classify(prefix: &str, p: Publish, generation: u64, metrics: &Metrics) -> Job
                     Job {
                         item: Item::Telemetry {
                             terminal,
-                            telemetry: (&telemetry).into(),
+                            telemetry: telemetry.into(),
                             topic: p.topic,
                             raw,
                         },

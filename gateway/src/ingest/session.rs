@@ -40,13 +40,21 @@ impl Reader {
                 Err(e) => bail!("the broker sent a malformed packet: {e:?}"),
             }
             self.buf.reserve(64 * 1024);
-            if self.half.read_buf(&mut self.buf).await? == 0 {
+            let n = self.half.read_buf(&mut self.buf).await?;
+            if n == 0 {
                 bail!("the broker closed the connection");
             }
-            quick_ack(&self.half);
+            if n < QUICK_ACK_BELOW {
+                quick_ack(&self.half);
+            }
         }
     }
 }
+
+/// A read shorter than this is a broker with little to send: only then is it acknowledged
+/// at once (see [`quick_ack`]). Draining a backlog, reads are 64 KiB, the broker's writes are
+/// large and the extra acknowledgements would only cost both sides CPU.
+const QUICK_ACK_BELOW: usize = 16 * 1024;
 
 /// Has the kernel acknowledge what the broker sent at once, not 40 ms later or with the next
 /// write. The gateway writes only when a batch is committed (its PUBACKs), so without this its
@@ -54,7 +62,7 @@ impl Reader {
 /// unless `set_tcp_nodelay true`) holds every small message back until the last one is
 /// acknowledged: the messages reached the gateway 7 ms (median) to 18 ms later than a
 /// subscriber that answers each at once (`weir-bench latency`, docs/performance.md). Linux
-/// turns quick acknowledgement off again by itself, so it is set after every read.
+/// turns quick acknowledgement off again by itself, so it is set after every short read.
 fn quick_ack(half: &OwnedReadHalf) {
     #[cfg(target_os = "linux")]
     {

@@ -36,6 +36,10 @@ pub struct Args {
     /// Mosquitto's max_inflight_messages for both subscribers.
     #[arg(long, default_value_t = 1000)]
     inflight: u32,
+    /// The embedded broker's window for both subscribers: they log in as the service here, so
+    /// they get its `service_max_inflight` (the gateway's default, `mqtt.service_max_inflight`).
+    #[arg(long, default_value_t = 4096)]
+    service_inflight: u32,
     /// SQLite synchronous mode: full or normal.
     #[arg(long, default_value = "full")]
     synchronous: String,
@@ -177,6 +181,8 @@ async fn start_broker(
         let config = weir_broker::BrokerConfig {
             max_inflight: u16::try_from(args.inflight)
                 .context("--inflight must be at most 65535")?,
+            service_max_inflight: u16::try_from(args.service_inflight)
+                .context("--service-inflight must be at most 65535")?,
             max_queued: args.messages as usize + 1,
             max_queued_bytes: args.messages as usize * 1024,
             ..Default::default()
@@ -238,8 +244,8 @@ pub async fn main(args: Args) -> anyhow::Result<()> {
     }
     println!();
     println!(
-        "{} messages of {} readings from {} terminals, SQLite synchronous={}, max inflight {}",
-        args.messages, args.readings, args.terminals, args.synchronous, args.inflight
+        "{} messages of {} readings from {} terminals, SQLite synchronous={}, max inflight {} on Mosquitto, {} on the embedded broker (service sessions)",
+        args.messages, args.readings, args.terminals, args.synchronous, args.inflight, args.service_inflight
     );
     println!("| broker | mosquitto_sub -q 1 msg/s | gateway msg/s | gateway readings/s | ratio | CPU s plain (sub + broker) | CPU s gateway (+ broker) | peak RSS mosquitto_sub | peak RSS gateway | transactions |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
