@@ -37,6 +37,9 @@ pub struct Running {
 }
 
 /// Starts every part of the gateway.
+/// Committed transactions kept for receivers of the live events that have not read them yet.
+const LIVE_EVENTS_KEPT: usize = 64;
+
 pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
     let tz = jiff::tz::TimeZone::get(&config.site.timezone).with_context(|| {
         format!(
@@ -50,7 +53,11 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
         u64::from(config.store.ack_max_held),
         std::sync::atomic::Ordering::Relaxed,
     );
-    let (live, _) = broadcast::channel(1024);
+    // Committed transactions for the alert engine and the live feeds. One holds up to
+    // `store.batch_max_messages` messages' readings (about 1 MB at 2,000 messages of 4), and a
+    // receiver that falls behind keeps every event it has not read: 64 of them bound that to
+    // about 64 MB. The engine then catches up from the store; a live feed skips readings.
+    let (live, _) = broadcast::channel(LIVE_EVENTS_KEPT);
     let cancel = CancellationToken::new();
 
     // The writer thread, fed by ingest (in a cluster, one per member's session held: see
