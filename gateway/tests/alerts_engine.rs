@@ -89,6 +89,23 @@ impl Engine {
         }
     }
 
+    /// An engine whose feed keeps only `kept` events for it.
+    async fn start_keeping(config: Config, store: Arc<Store>, kept: usize) -> Engine {
+        let (live, rx) = broadcast::channel(kept);
+        let cancel = CancellationToken::new();
+        let alerts = alerts::start(config.alerts, store, rx, cancel.clone())
+            .await
+            .unwrap();
+        let notices = alerts.notices();
+        Engine {
+            alerts,
+            live,
+            cancel,
+            notices,
+            next_id: 1_000_000,
+        }
+    }
+
     async fn stop(self) {
         self.cancel.cancel();
         tokio::time::timeout(Duration::from_secs(30), self.alerts.stopped())
@@ -758,4 +775,55 @@ async fn a_rule_preview_counts_alerts_and_flaps_over_stored_history() {
         .unwrap()
         .unwrap_err();
     assert!(e.to_string().contains("turbidity_clear_ntu"), "{e}");
+}
+
+/// The feed keeps a bounded number of committed transactions for a reader that falls behind
+/// (the gateway keeps 64). An engine that missed some reads them from the store instead: the
+/// alarm their readings make is raised all the same.
+#[tokio::test(start_paused = true)]
+async fn an_engine_that_falls_behind_the_feed_reads_what_it_missed_from_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    register(&store, &ids(1), None);
+    let e = Engine::start_keeping(config(), store.clone(), 2).await;
+    // The writer commits 41 readings one at a time; the feed sends each, and the engine, not
+    // yet scheduled, sees only the last two of them.
+    let readings = alarm_readings("HY-001");
+    let (turbidity_col, flow_col) = (Quantity::Turbidity.field(), Quantity::Flow.field());
+    for (t, r) in &readings {
+        let id = store
+            .with(|c| {
+                let key: i64 =
+                    c.query_row("SELECT key FROM terminals WHERE id = ?1", [t], |row| {
+                        row.get(0)
+                    })?;
+                c.execute(
+                    &format!(
+                        "INSERT INTO readings (terminal, ts, {turbidity_col}, {flow_col}) \
+                         VALUES (?1, ?2, ?3, ?4)"
+                    ),
+                    rusqlite::params![key, r.ts.unix(), 25.0, 1.0],
+                )?;
+                Ok(c.last_insert_rowid())
+            })
+            .unwrap();
+        e.send(LiveEvent::Committed {
+            messages: Arc::new(Vec::new()),
+            readings: Arc::new(vec![StoredReading {
+                id,
+                terminal: TerminalId::new(t).unwrap(),
+                reading: *r,
+            }]),
+            statuses: Arc::new(Vec::new()),
+        });
+    }
+    let a = until(|| async {
+        let a = active(&store).await;
+        (!a.is_empty()).then_some(a)
+    })
+    .await;
+    assert_eq!(a.len(), 1, "{a:?}");
+    assert_eq!(a[0].rule, Rule::Turbidity);
+    assert_eq!(a[0].severity, Severity::Alarm);
+    e.stop().await;
 }

@@ -336,16 +336,37 @@ impl Engine {
                         let mut statuses: Vec<(String, NodeState)> = Vec::new();
                         let mut next = Some(first);
                         let mut taken = 0;
-                        while let Some(LiveEvent::Committed { messages: m, readings: r, statuses: st }) = next.take() {
-                            readings.extend(r.iter().map(|r| (r.id, r.terminal.to_string(), r.reading)));
+                        let mut lagged = None;
+                        while let Some(LiveEvent::Committed { messages: m, readings: r, statuses: st }) =
+                            next.take()
+                        {
+                            readings.extend(
+                                r.iter().map(|r| (r.id, r.terminal.to_string(), r.reading)),
+                            );
                             messages.extend(m.iter().map(|(t, b, s)| (t.to_string(), *b, *s)));
                             statuses.extend(st.iter().map(|(t, s)| (t.to_string(), s.state)));
                             taken += 1;
                             if taken < COMMITS_PER_TRANSACTION {
-                                next = live.try_recv().ok();
+                                match live.try_recv() {
+                                    Ok(ev) => next = Some(ev),
+                                    // Told once only: the receiver has moved past what it
+                                    // missed, so the store is read after this batch.
+                                    Err(broadcast::error::TryRecvError::Lagged(n)) => {
+                                        lagged = Some(n);
+                                    }
+                                    Err(_) => {}
+                                }
                             }
                         }
-                        self.on_batch(&messages, readings, &statuses).await
+                        let result = self.on_batch(&messages, readings, &statuses).await;
+                        match lagged {
+                            Some(n) => {
+                                tracing::warn!(missed = n, "the alert engine fell behind the live feed; reading the store");
+                                let caught_up = self.catch_up().await;
+                                result.and(caught_up)
+                            }
+                            None => result,
+                        }
                     }
                     Err(broadcast::error::RecvError::Lagged(n)) => {
                         tracing::warn!(missed = n, "the alert engine fell behind the live feed; reading the store");
