@@ -36,10 +36,10 @@ pub struct Running {
     pub done: JoinHandle<anyhow::Result<()>>,
 }
 
-/// Starts every part of the gateway.
 /// Committed transactions kept for receivers of the live events that have not read them yet.
 const LIVE_EVENTS_KEPT: usize = 64;
 
+/// Starts every part of the gateway.
 pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
     let tz = jiff::tz::TimeZone::get(&config.site.timezone).with_context(|| {
         format!(

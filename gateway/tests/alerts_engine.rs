@@ -74,19 +74,7 @@ fn config() -> Config {
 
 impl Engine {
     async fn start(config: Config, store: Arc<Store>) -> Engine {
-        let (live, rx) = broadcast::channel(1024);
-        let cancel = CancellationToken::new();
-        let alerts = alerts::start(config.alerts, store, rx, cancel.clone())
-            .await
-            .unwrap();
-        let notices = alerts.notices();
-        Engine {
-            alerts,
-            live,
-            cancel,
-            notices,
-            next_id: 1_000_000,
-        }
+        Engine::start_keeping(config, store, 1024).await
     }
 
     /// An engine whose feed keeps only `kept` events for it.

@@ -23,7 +23,7 @@ pub trait Message: Sized {
 /// `(boot, seq)` identifies the message: `boot` counts the node's restarts and `seq` numbers
 /// its messages within one boot, from 0. Resending a message with the same identity is
 /// always safe; the gateway stores it once.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Telemetry {
     /// The node's boot counter.
     pub boot: u32,
@@ -78,11 +78,7 @@ impl Telemetry {
     /// identity (boot, seq) of a message it refuses, and acknowledge it: resending a refused
     /// message cannot help. Never store what this returns.
     pub fn decode_unvalidated(bytes: &[u8]) -> Result<Self, Error> {
-        let mut t = Telemetry {
-            boot: 0,
-            seq: 0,
-            readings: heapless::Vec::new(),
-        };
+        let mut t = Telemetry::default();
         t.read_unvalidated(bytes)?;
         Ok(t)
     }
@@ -110,8 +106,8 @@ impl Telemetry {
 
     /// What a receiver does with a payload: decode, validate, and check the clock at `now`.
     pub fn decode_received(bytes: &[u8], now: Timestamp) -> Result<Self, Error> {
-        let t = Self::decode(bytes)?;
-        t.check_clock(now)?;
+        let mut t = Telemetry::default();
+        t.decode_received_into(bytes, now)?;
         Ok(t)
     }
 }

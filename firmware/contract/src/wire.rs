@@ -401,7 +401,7 @@ struct TelemetrySeed<'a> {
 
 /// What converting the readings found, reported once postcard has read the whole message.
 #[derive(Default)]
-pub(crate) struct Conversion {
+struct Conversion {
     too_many: bool,
     first_error: Option<Error>,
 }

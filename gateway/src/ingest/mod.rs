@@ -119,11 +119,7 @@ pub async fn run_filtered(
     let mut jobs = Some(jobs);
     let mut generation = 0u64;
     // Every message is decoded into this one (see `Telemetry::decode_received_into`).
-    let mut scratch = Box::new(Telemetry {
-        boot: 0,
-        seq: 0,
-        readings: heapless::Vec::new(),
-    });
+    let mut scratch = Box::<Telemetry>::default();
     let mut backoff = Duration::from_millis(200);
     let keep_alive = Duration::from_secs(u64::from(session.keep_alive_s.max(5)));
     'connect: loop {

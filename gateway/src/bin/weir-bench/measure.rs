@@ -9,13 +9,23 @@ pub fn free_port() -> anyhow::Result<u16> {
 
 /// This process's peak resident memory since the last [`reset_peak_rss`], KiB.
 pub fn peak_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
+    proc_field("/proc/self/status", "VmHWM:", 1)
+}
+
+/// The `column`th word (from 0) of the line of `/proc` file `path` that starts with `key`, as
+/// a number; 0 if the file, the line or the number is not there.
+pub fn proc_field(path: &str, key: &str, column: usize) -> u64 {
+    field_of(
+        &std::fs::read_to_string(path).unwrap_or_default(),
+        key,
+        column,
+    )
+}
+
+fn field_of(text: &str, key: &str, column: usize) -> u64 {
+    text.lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l.split_whitespace().nth(column)?.parse().ok())
         .unwrap_or(0)
 }
 
@@ -67,14 +77,10 @@ pub fn process_cpu_seconds(pid: u32) -> f64 {
 /// Resident memory of process `pid` now and at its peak, KiB (from /proc; 0 if unreadable).
 pub fn process_rss_kib(pid: u32) -> (u64, u64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
+    (
+        field_of(&status, "VmRSS:", 1),
+        field_of(&status, "VmHWM:", 1),
+    )
 }
 
 /// Starts Mosquitto on a free loopback port with `extra` configuration lines, and waits until

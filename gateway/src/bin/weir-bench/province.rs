@@ -502,14 +502,7 @@ impl Node {
 
 /// Open files allowed to this process (soft limit), from /proc.
 fn open_files_limit() -> u64 {
-    std::fs::read_to_string("/proc/self/limits")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Max open files"))
-                .and_then(|l| l.split_whitespace().nth(3)?.parse().ok())
-        })
-        .unwrap_or(0)
+    crate::measure::proc_field("/proc/self/limits", "Max open files", 3)
 }
 
 /// The 1-minute load average.
